@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="memoria-pytorch",
+    version="2.0.0",
+    description="Memoria: a human-inspired memory architecture for neural networks (ICML 2024)",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["memoria", "memoria.*"]),
+    install_requires=["torch>=2.1"],
+    extras_require={
+        "dev": ["pytest>=8", "hypothesis>=6.100", "black>=24", "isort>=5.13"],
+        "experiment": [],
+        "benchmark": ["matplotlib>=3.8"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
