@@ -1,0 +1,382 @@
+"""Memoria: the orchestrator that a model calls once per step."""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .engram import Engrams, EngramType
+from .history import HistoryManager
+from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
+from .similarity import Similarity
+from .utils import gather_rows, super_unique
+
+MODES = ("reference", "paper")
+Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]
+
+
+class Memoria:
+    """Human-inspired memory: working, short-term and long-term engrams linked by Hebbian counts.
+
+    One step of a model is ``add_working_memory(x)``, ``remind()``, ``adjust_lifespan_and_memories(indices,
+    delta)``; see README.md for the tutorial and SPEC.md for the algorithm.
+
+    Args:
+        num_reminded_stm: STM engrams recalled per step and row.
+        stm_capacity: the most STM engrams a row keeps; the oldest beyond it become LTM.
+        ltm_search_depth: steps of each LTM graph walk.
+        initial_lifespan: lifespan of a new engram.
+        num_final_ltms: LTM engrams returned per step and row.
+        track_age: keep :attr:`Engrams.age`.
+        track_id: keep :attr:`Engrams.engram_ids` (forced on by ``keep_history``).
+        keep_history: record every step in one :class:`HistoryManager` per batch row (:attr:`histories`).
+        device: where engrams live; by default the device of the first input.
+        similarity: "gaussian" (default, the paper's kernel ranked in log space), "l2", "cosine", or a callable
+            ``f(working [B, W, D], keys [B, S, D]) -> [B, W, S]``.
+        mode: "reference" (default) reproduces memoria-pytorch 1.0.0 engram for engram, quirks included;
+            "paper" runs the algorithm as the paper describes it (README, "Reference quirks").
+        max_ltm_per_row: optional bound on LTM engrams per row; the lowest-lifespan ones (oldest among equals)
+            are deleted beyond it. None (default) keeps every LTM.
+    """
+
+    def __init__(
+        self,
+        num_reminded_stm: int,
+        stm_capacity: int,
+        ltm_search_depth: int,
+        initial_lifespan: float,
+        num_final_ltms: int,
+        track_age: bool = False,
+        track_id: bool = False,
+        keep_history: bool = False,
+        device: Optional[Union[str, torch.device]] = None,
+        similarity: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = "gaussian",
+        mode: str = "reference",
+        max_ltm_per_row: Optional[int] = None,
+    ) -> None:
+        _check_count("num_reminded_stm", num_reminded_stm, minimum=0)
+        _check_count("stm_capacity", stm_capacity, minimum=1)
+        _check_count("ltm_search_depth", ltm_search_depth, minimum=0)
+        _check_count("num_final_ltms", num_final_ltms, minimum=0)
+        if isinstance(initial_lifespan, bool) or not isinstance(initial_lifespan, (int, float)):
+            raise TypeError(f"initial_lifespan must be a number, got {type(initial_lifespan).__name__}")
+        if not initial_lifespan > 0 or initial_lifespan == float("inf"):
+            raise ValueError(f"initial_lifespan must be a positive finite number, got {initial_lifespan}")
+        if max_ltm_per_row is not None:
+            _check_count("max_ltm_per_row", max_ltm_per_row, minimum=1)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+        self.num_reminded_stm = num_reminded_stm
+        self.stm_capacity = stm_capacity
+        self.ltm_search_depth = ltm_search_depth
+        self.initial_lifespan = initial_lifespan
+        self.num_final_ltms = num_final_ltms
+        self.track_age = track_age
+        self.track_id = track_id or keep_history
+        self.keep_history = keep_history
+        self.similarity = Similarity(similarity)
+        self.mode = mode
+        self.max_ltm_per_row = max_ltm_per_row
+        self.device = torch.device(device) if device is not None else None
+
+        self.engrams: Optional[Engrams] = None
+        self.histories: List[HistoryManager] = []
+        self._output_device: Optional[torch.device] = None
+        self._output_dtype = torch.float32
+
+    @property
+    def paper(self) -> bool:
+        return self.mode == "paper"
+
+    # ------------------------------------------------------------------------------------------ the step
+    @torch.no_grad()
+    def add_working_memory(self, data: torch.Tensor) -> None:
+        """Store this step's working memory as W new WORKING engrams per row.
+
+        Args:
+            data: floating tensor shaped [BatchSize, WorkingLength, HiddenDim]; it is detached and kept as float32
+                on the memory's device. Results of :meth:`remind` come back on its device and in its dtype.
+        """
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(
+                f"data must be a torch.Tensor shaped [BatchSize, WorkingLength, HiddenDim], got {type(data)}"
+            )
+        if data.dim() != 3:
+            raise ValueError(
+                f"data must be shaped [BatchSize, WorkingLength, HiddenDim], got shape {tuple(data.shape)}"
+            )
+        if not data.is_floating_point():
+            raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
+        B, W, D = data.shape
+        if self.engrams is not None and self.engrams.length > 0:
+            if B != self.engrams.batch_size:
+                raise ValueError(
+                    f"data batch size {B} differs from the {self.engrams.batch_size} rows memory holds; "
+                    "call reset_memory() first"
+                )
+            if D != self.engrams.hidden_dim:
+                raise ValueError(
+                    f"data hidden size {D} differs from the memory's {self.engrams.hidden_dim}; call reset_memory() first"
+                )
+        if not bool(torch.isfinite(data).all()):
+            raise ValueError("data contains NaN or inf")
+
+        if self.engrams is None or self.engrams.length == 0:
+            device = self.device or (self.engrams.device if self.engrams is not None else data.device)
+            self.engrams = Engrams(B, D, device, track_age=self.track_age, track_id=self.track_id)
+            if self.keep_history and len(self.histories) != B:
+                self.histories = [HistoryManager() for _ in range(B)]
+        self._output_device = data.device
+        self._output_dtype = data.dtype
+        self.engrams.add_working(
+            data.detach().to(device=self.engrams.device, dtype=torch.float32), self.initial_lifespan
+        )
+
+    @torch.no_grad()
+    def remind(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Recall the STM and LTM engrams that this step's working memory reminds, and fire them together.
+
+        Returns:
+            memories: their data shaped [BatchSize, RemindedLength, HiddenDim] (zeros where the index is -1), on the
+                latest input's device and in its dtype.
+            indices: long tensor shaped [BatchSize, RemindedLength] of engram positions, -1 where a row has fewer.
+        """
+        engrams = self._require_engrams("remind")
+        working_positions = engrams.positions(EngramType.WORKING)  # [B, W]
+        working = gather_rows(engrams.data, working_positions, 0.0)  # [B, W, D]
+
+        with torch.profiler.record_function("memoria.recall_stm"):
+            recalled_stm = recall_shortterm(engrams, working, self.similarity, self.num_reminded_stm, self.paper)
+        with torch.profiler.record_function("memoria.seed_ltm"):
+            seeds = seed_longterm(engrams, recalled_stm, self.paper)
+        with torch.profiler.record_function("memoria.walk_ltm"):
+            found = walk_longterm(engrams, seeds, self.ltm_search_depth, self.paper)
+        with torch.profiler.record_function("memoria.select_ltm"):
+            recalled_ltm = select_longterm(engrams, working, found, self.similarity, self.num_final_ltms, self.paper)
+
+        reminded = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
+        reminded = _drop_padding(super_unique(reminded)) if self.paper else super_unique(reminded)
+        with torch.profiler.record_function("memoria.fire"):
+            engrams.fire_together(torch.cat([working_positions, reminded], dim=1))
+        if self.keep_history:
+            self._record_firing(reminded)
+        memories = gather_rows(engrams.data, reminded, 0.0)
+        return self._to_output(memories), reminded.to(self._output_device)
+
+    @torch.no_grad()
+    def adjust_lifespan_and_memories(self, indices: torch.Tensor, lifespan_delta: torch.Tensor) -> None:
+        """Reward reminded engrams, age everything, promote and forget.
+
+        Adds each delta to its engram's lifespan (repeated indices add up, -1 is ignored); every engram loses 1
+        lifespan; WORKING engrams become SHORTTERM; a row's oldest STM engrams beyond ``stm_capacity`` become
+        LONGTERM; engrams whose lifespan is <= 0 are deleted.
+
+        Args:
+            indices: integer tensor shaped [BatchSize, RemindedLength] (from :meth:`remind`), -1 for none.
+            lifespan_delta: real tensor of the same shape.
+        """
+        engrams = self._require_engrams("adjust_lifespan_and_memories")
+        indices, lifespan_delta = self._check_adjust_inputs(engrams, indices, lifespan_delta)
+        n = engrams.length
+        with torch.profiler.record_function("memoria.adjust"):
+            gain = torch.zeros(engrams.batch_size, n + 1, device=engrams.device)
+            gain.scatter_add_(1, torch.where(indices < 0, n, indices), lifespan_delta.to(gain.dtype))
+            live = engrams.engrams_types != EngramType.NULL.value  # [B, N]
+            engrams.lifespan.add_(gain[:, :n]).sub_(live.float())
+            if engrams.age is not None:
+                engrams.age.add_(live.int())
+
+            types = engrams.engrams_types
+            types.masked_fill_(types == EngramType.WORKING.value, EngramType.SHORTTERM.value)
+            shortterm = types == EngramType.SHORTTERM.value
+            excess = shortterm.sum(1, keepdim=True) - self.stm_capacity  # [B, 1]
+            promote = shortterm & (shortterm.cumsum(1) <= excess)
+            types.masked_fill_(promote, EngramType.LONGTERM.value)
+
+            keep = live & (engrams.lifespan > 0)
+            if self.max_ltm_per_row is not None:
+                keep &= ~self._ltm_over_bound(engrams, keep)
+            if self.keep_history:
+                self._record_adjust(keep, live, gain[:, :n])
+            engrams.compact(keep)
+
+    # ------------------------------------------------------------------------------------------ state
+    def reset_memory(self, rows: Optional[Rows] = None) -> None:
+        """Forget engrams: all of them, or only those of the chosen batch rows.
+
+        Args:
+            rows: None for everything; else a bool mask shaped [BatchSize] or a sequence/tensor of row indices.
+                Other rows stay bit-identical.
+        """
+        if rows is None:
+            if self.engrams is not None:
+                self.engrams = Engrams(
+                    self.engrams.batch_size,
+                    self.engrams.hidden_dim,
+                    self.engrams.device,
+                    track_age=self.track_age,
+                    track_id=self.track_id,
+                )
+                self.engrams.length = 0
+            self.histories = [HistoryManager() for _ in self.histories]
+            return
+        if self.engrams is None:
+            return
+        mask = self._rows_mask(rows, self.engrams.batch_size)
+        if self.keep_history:
+            for row in mask.nonzero().flatten().tolist():
+                self.histories[row] = HistoryManager()
+        self.engrams.clear_rows(mask.to(self.engrams.device))
+
+    def to(self, device: Union[str, torch.device]) -> "Memoria":
+        """Move the engrams (and future storage) to ``device``; returns self."""
+        self.device = torch.device(device)
+        if self.engrams is not None:
+            self.engrams.to(self.device)
+        return self
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to restore this memory exactly: engrams, counters and settings (tensors on CPU)."""
+        state: Dict[str, Any] = {"settings": self._settings(), "output_dtype": str(self._output_dtype)}
+        if self.engrams is not None:
+            e = self.engrams
+            state["engrams"] = {
+                "batch_size": e.batch_size,
+                "hidden_dim": e.hidden_dim,
+                "next_id": e.next_id,
+                "data": e.data.cpu().clone(),
+                "lifespan": e.lifespan.cpu().clone(),
+                "engrams_types": e.engrams_types.cpu().clone(),
+                "induce_counts": e.induce_counts.cpu().clone(),
+                "age": None if e.age is None else e.age.cpu().clone(),
+                "engram_ids": None if e.engram_ids is None else e.engram_ids.cpu().clone(),
+            }
+        if self.keep_history:
+            state["histories"] = [h.to_dict() for h in self.histories]
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (onto this memory's device, or the CPU when none is set)."""
+        settings = state["settings"]
+        mine = self._settings()
+        different = {k: (settings.get(k), v) for k, v in mine.items() if settings.get(k) != v}
+        if different:
+            raise ValueError(f"state_dict was saved with other settings (saved, current): {different}")
+        self._output_dtype = getattr(torch, state["output_dtype"].replace("torch.", ""))
+        self.engrams = None
+        saved = state.get("engrams")
+        if saved is not None:
+            device = self.device or torch.device("cpu")
+            e = Engrams(saved["batch_size"], saved["hidden_dim"], device, self.track_age, self.track_id)
+            n = saved["lifespan"].size(1)
+            e._reserve(n)
+            e.length = n
+            e.next_id = saved["next_id"]
+            e.data.copy_(saved["data"])
+            e.lifespan.copy_(saved["lifespan"])
+            e.engrams_types.copy_(saved["engrams_types"])
+            e.induce_counts.copy_(saved["induce_counts"])
+            if e.age is not None:
+                e.age.copy_(saved["age"])
+            if e.engram_ids is not None:
+                e.engram_ids.copy_(saved["engram_ids"])
+            self.engrams = e
+        if self.keep_history:
+            self.histories = [HistoryManager.from_dict(h) for h in state.get("histories", [])]
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _settings(self) -> Dict[str, Any]:
+        return {
+            "num_reminded_stm": self.num_reminded_stm,
+            "stm_capacity": self.stm_capacity,
+            "ltm_search_depth": self.ltm_search_depth,
+            "initial_lifespan": self.initial_lifespan,
+            "num_final_ltms": self.num_final_ltms,
+            "track_age": self.track_age,
+            "track_id": self.track_id,
+            "keep_history": self.keep_history,
+            "mode": self.mode,
+            "max_ltm_per_row": self.max_ltm_per_row,
+        }
+
+    def _require_engrams(self, caller: str) -> Engrams:
+        if self.engrams is None:
+            raise RuntimeError(f"{caller}() needs engrams: call add_working_memory() first")
+        return self.engrams
+
+    def _to_output(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(device=self._output_device, dtype=self._output_dtype)
+
+    @staticmethod
+    def _rows_mask(rows: Rows, batch_size: int) -> torch.Tensor:
+        rows = torch.as_tensor(rows).cpu()
+        if rows.dtype == torch.bool:
+            if rows.shape != (batch_size,):
+                raise ValueError(f"rows as a bool mask must be shaped [{batch_size}], got {tuple(rows.shape)}")
+            return rows
+        if rows.is_floating_point() or rows.dim() != 1:
+            raise ValueError(f"rows must be a bool mask [{batch_size}] or a 1-d list of row indices, got {rows}")
+        if rows.numel() and (rows.min() < 0 or rows.max() >= batch_size):
+            raise ValueError(f"rows must be row indices in [0, {batch_size}), got {rows.tolist()}")
+        return torch.zeros(batch_size, dtype=torch.bool).index_fill_(0, rows.long(), True)
+
+    @staticmethod
+    def _check_adjust_inputs(
+        engrams: Engrams, indices: torch.Tensor, lifespan_delta: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(indices, torch.Tensor) or not isinstance(lifespan_delta, torch.Tensor):
+            raise TypeError("indices and lifespan_delta must be torch.Tensors shaped [BatchSize, RemindedLength]")
+        if indices.dim() != 2 or indices.size(0) != engrams.batch_size:
+            raise ValueError(
+                f"indices must be shaped [BatchSize={engrams.batch_size}, RemindedLength], got {tuple(indices.shape)}"
+            )
+        if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
+            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+        if lifespan_delta.shape != indices.shape:
+            raise ValueError(
+                f"lifespan_delta must be shaped like indices {tuple(indices.shape)}, got {tuple(lifespan_delta.shape)}"
+            )
+        if lifespan_delta.dtype == torch.bool or lifespan_delta.is_complex():
+            raise TypeError(f"lifespan_delta must be a real tensor, got dtype {lifespan_delta.dtype}")
+        indices = indices.to(engrams.device, torch.long)
+        lifespan_delta = lifespan_delta.to(engrams.device)
+        if indices.numel():
+            low, high = int(indices.min()), int(indices.max())
+            if low < -1 or high >= engrams.length:
+                raise ValueError(f"indices must lie in [-1, {engrams.length}) (-1 = none), got range [{low}, {high}]")
+        if lifespan_delta.is_floating_point() and not bool(torch.isfinite(lifespan_delta).all()):
+            raise ValueError("lifespan_delta contains NaN or inf")
+        return indices, lifespan_delta
+
+    def _ltm_over_bound(self, engrams: Engrams, keep: torch.Tensor) -> torch.Tensor:
+        """LTM engrams beyond ``max_ltm_per_row`` (lowest lifespan first, oldest first among equals): [B, N] bool."""
+        longterm = keep & (engrams.engrams_types == EngramType.LONGTERM.value)
+        key = engrams.lifespan.masked_fill(~longterm, float("inf"))
+        order = torch.sort(key, dim=1, stable=True).indices  # lowest lifespan first, oldest first among equals
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(order.size(1), device=order.device).expand_as(order)
+        )
+        excess = (longterm.sum(1, keepdim=True) - self.max_ltm_per_row).clamp(min=0)
+        return longterm & (rank < excess)
+
+    def _record_firing(self, reminded: torch.Tensor) -> None:
+        pass
+
+    def _record_adjust(self, keep: torch.Tensor, live: torch.Tensor, gain: torch.Tensor) -> None:
+        pass
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _drop_padding(indices: torch.Tensor) -> torch.Tensor:
+    """Move -1 entries of each row to the end and trim columns that hold only -1: [BatchSize, K']."""
+    valid = indices >= 0
+    order = torch.sort(valid.to(torch.uint8), dim=1, descending=True, stable=True).indices
+    indices = indices.gather(1, order)
+    width = int(valid.sum(1).max()) if indices.numel() else 0
+    return indices[:, :width]
