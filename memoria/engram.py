@@ -152,14 +152,9 @@ class Engrams:
         self._data[:, new] = data
         self._lifespan[:, new] = lifespan
         self._types[:, new] = EngramType.WORKING.value
-        live = torch.cat(
-            [self._types[:, :n] != EngramType.NULL.value, self._types.new_ones(1, 1).bool().expand(self.batch_size, W)],
-            dim=1,
-        )  # [B, N + W]
-        # counts of the new engrams: 0 with live engrams, -1 with padding
-        block = torch.where(live, 0, -1).to(torch.int32)  # [B, N + W]
-        self._counts[:, new, : n + W] = block[:, None, :]
-        self._counts[:, : n + W, new] = block[:, :, None]
+        # new engrams start with zero counts with every slot, padding included (as in the reference)
+        self._counts[:, new, : n + W] = 0
+        self._counts[:, : n + W, new] = 0
         if self._age is not None:
             self._age[:, new] = 0
         if self._ids is not None:

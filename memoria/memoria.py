@@ -181,8 +181,10 @@ class Memoria:
         with torch.profiler.record_function("memoria.adjust"):
             gain = torch.zeros(engrams.batch_size, n + 1, device=engrams.device)
             gain.scatter_add_(1, torch.where(indices < 0, n, indices), lifespan_delta.to(gain.dtype))
+            # the reference ages padding too, and keeps a padding slot that a quirk rewarded (README, quirks)
             live = engrams.engrams_types != EngramType.NULL.value  # [B, N]
-            engrams.lifespan.add_(gain[:, :n]).sub_(live.float())
+            ages = live if self.paper else torch.ones_like(live)
+            engrams.lifespan.add_(gain[:, :n]).sub_(ages.float())
             if engrams.age is not None:
                 engrams.age.add_(live.int())
 
@@ -193,7 +195,7 @@ class Memoria:
             promote = shortterm & (shortterm.cumsum(1) <= excess)
             types.masked_fill_(promote, EngramType.LONGTERM.value)
 
-            keep = live & (engrams.lifespan > 0)
+            keep = ages & (engrams.lifespan > 0)
             if self.max_ltm_per_row is not None:
                 keep &= ~self._ltm_over_bound(engrams, keep)
             if self.keep_history:

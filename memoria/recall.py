@@ -67,7 +67,7 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     source = torch.where(recalled_stm < 0, n - 1, recalled_stm)  # [B, S]
     counts = engrams.induce_counts.gather(1, source[:, :, None].expand(-1, -1, n))  # [B, S, N]
     noise = torch.rand(counts.shape, dtype=torch.float16, device=counts.device)
-    scores = (counts + noise).masked_fill(~longterm[:, None, :], float("-inf"))  # [B, S, N]
+    scores = (counts.float() + noise.float()).masked_fill(~longterm[:, None, :], float("-inf"))  # [B, S, N]
     best, seeds = scores.max(dim=2)
     picked = longterm.gather(1, seeds)
     if paper:
