@@ -1,6 +1,240 @@
-"""Engram history (placeholder, filled in below)."""
+"""Engram history: what every engram of one batch row was, did and linked to, step by step.
+
+Enable it with ``Memoria(..., keep_history=True)``; ``memoria.histories[row]`` is that row's
+:class:`HistoryManager`. Histories save to gzip-compressed JSON (never pickle) and load back exactly.
+"""
+
+import gzip
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+EngramTypeName = Literal["WORKING", "SHORTTERM", "LONGTERM"]
 
 
+@dataclass(frozen=True)
+class EngramConnection:
+    """A directed Hebbian edge: how likely ``target`` fires when ``source`` fires.
+
+    Attributes:
+        weight: conditional firing probability, cofire_count / fire count of ``source``.
+        cofire_count: how often the two fired together.
+    """
+
+    source_id: int
+    target_id: int
+    weight: float
+    cofire_count: int
+
+
+@dataclass(frozen=True)
+class EngramInfo:
+    """One engram at the end of a step."""
+
+    id: int
+    type: EngramTypeName
+    lifespan: float
+    age: Optional[int]
+    fire_count: int
+    outgoings: Tuple[EngramConnection, ...]
+    incoming: Tuple[EngramConnection, ...]
+
+
+@dataclass(frozen=True)
+class EngramsInfo:
+    """All engrams of a row at the end of a step, with the edges between them."""
+
+    engrams: Dict[int, EngramInfo]
+    edges: Dict[Tuple[int, int], EngramConnection]
+    working: Tuple[int, ...]
+    shortterm: Tuple[int, ...]
+    longterm: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Firing:
+    """An engram fired at ``timestep`` and gained ``lifespan_gain`` from it."""
+
+    timestep: int
+    engram_id: int
+    lifespan_gain: float
+
+
+@dataclass(frozen=True)
+class EngramHistory:
+    """Everything recorded about one engram (see :meth:`HistoryManager.inspect`)."""
+
+    id: int
+    creation_timestep: int
+    deletion_timestep: Optional[int]
+    duration: Optional[int]
+    firing_times: List[int]
+    firings: List[Firing]
+    summaries: List[EngramsInfo]
+
+
+@dataclass
 class HistoryManager:
-    def __init__(self) -> None:
-        pass
+    """The recorded history of one batch row.
+
+    Attributes:
+        timestep: steps completed (a step ends with ``adjust_lifespan_and_memories``).
+        summaries: one :class:`EngramsInfo` per completed step.
+        engram_creation_times / engram_deletion_times: engram id -> timestep.
+        engram_firings: engram id -> its firings.
+        firings_per_time: the firings of each step.
+    """
+
+    timestep: int = 0
+    summaries: List[EngramsInfo] = field(default_factory=list)
+    engram_creation_times: Dict[int, int] = field(default_factory=dict)
+    engram_deletion_times: Dict[int, int] = field(default_factory=dict)
+    engram_firings: Dict[int, List[Firing]] = field(default_factory=dict)
+    firings_per_time: List[List[Firing]] = field(default_factory=list)
+
+    @property
+    def engram_ids(self) -> List[int]:
+        return sorted(self.engram_creation_times)
+
+    @property
+    def alive_engram_ids(self) -> List[int]:
+        return [i for i in self.engram_ids if i not in self.engram_deletion_times]
+
+    @property
+    def deleted_engram_ids(self) -> List[int]:
+        return sorted(self.engram_deletion_times)
+
+    def engram_durations(self) -> Dict[int, int]:
+        """Engram id -> steps it lived, for deleted engrams."""
+        return {i: t - self.engram_creation_times[i] for i, t in self.engram_deletion_times.items()}
+
+    # ----------------------------------------------------------------------------------------- recording
+    def add_created(self, engram_ids: List[int]) -> None:
+        for engram_id in engram_ids:
+            self.engram_creation_times[engram_id] = self.timestep
+
+    def add_step(self, firings: List[Firing], deleted_ids: List[int], summary: EngramsInfo) -> None:
+        """Close a step: its firings, the engrams deleted at its end, and the state after it."""
+        self.firings_per_time.append(firings)
+        for firing in firings:
+            self.engram_firings.setdefault(firing.engram_id, []).append(firing)
+        for engram_id in deleted_ids:
+            self.engram_deletion_times[engram_id] = self.timestep + 1
+        self.summaries.append(summary)
+        self.timestep += 1
+
+    def add_summary(self, summary: EngramsInfo) -> None:
+        """Append a summary as a step without firings or deletions."""
+        self.add_step([], [], summary)
+
+    # ----------------------------------------------------------------------------------------- reading
+    def inspect(self, engram_id: int) -> EngramHistory:
+        """Everything recorded about one engram.
+
+        Raises:
+            KeyError: the id was never created in this row.
+        """
+        if engram_id not in self.engram_creation_times:
+            raise KeyError(f"engram id {engram_id} was never created in this history")
+        created = self.engram_creation_times[engram_id]
+        deleted = self.engram_deletion_times.get(engram_id)
+        firings = list(self.engram_firings.get(engram_id, []))
+        return EngramHistory(
+            id=engram_id,
+            creation_timestep=created,
+            deletion_timestep=deleted,
+            duration=None if deleted is None else deleted - created,
+            firing_times=[f.timestep for f in firings],
+            firings=firings,
+            summaries=[s for s in self.summaries if engram_id in s.engrams],
+        )
+
+    # ----------------------------------------------------------------------------------------- storage
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict (tuple keys become "source,target" strings)."""
+        return {
+            "timestep": self.timestep,
+            "summaries": [_summary_to_dict(s) for s in self.summaries],
+            "engram_creation_times": {str(k): v for k, v in self.engram_creation_times.items()},
+            "engram_deletion_times": {str(k): v for k, v in self.engram_deletion_times.items()},
+            "firings_per_time": [[asdict(f) for f in step] for step in self.firings_per_time],
+        }
+
+    @classmethod
+    def from_dict(cls, state: Dict[str, Any]) -> "HistoryManager":
+        history = cls(timestep=state["timestep"])
+        history.summaries = [_summary_from_dict(s) for s in state["summaries"]]
+        history.engram_creation_times = {int(k): v for k, v in state["engram_creation_times"].items()}
+        history.engram_deletion_times = {int(k): v for k, v in state["engram_deletion_times"].items()}
+        history.firings_per_time = [[Firing(**f) for f in step] for step in state["firings_per_time"]]
+        for step in history.firings_per_time:
+            for firing in step:
+                history.engram_firings.setdefault(firing.engram_id, []).append(firing)
+        return history
+
+    def save(self, path: str) -> None:
+        """Write gzip-compressed JSON."""
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f)
+
+    @classmethod
+    def load(cls, path: str) -> "HistoryManager":
+        """Read a history written by :meth:`save`."""
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+def _connection_to_list(c: EngramConnection) -> List[Any]:
+    return [c.source_id, c.target_id, c.weight, c.cofire_count]
+
+
+def _summary_to_dict(summary: EngramsInfo) -> Dict[str, Any]:
+    return {
+        "engrams": [
+            {
+                "id": e.id,
+                "type": e.type,
+                "lifespan": e.lifespan,
+                "age": e.age,
+                "fire_count": e.fire_count,
+            }
+            for e in summary.engrams.values()
+        ],
+        "edges": [_connection_to_list(c) for c in summary.edges.values()],
+        "working": list(summary.working),
+        "shortterm": list(summary.shortterm),
+        "longterm": list(summary.longterm),
+    }
+
+
+def _summary_from_dict(state: Dict[str, Any]) -> EngramsInfo:
+    edges = {(s, t): EngramConnection(s, t, w, c) for s, t, w, c in state["edges"]}
+    return build_summary(state["engrams"], edges, state["working"], state["shortterm"], state["longterm"])
+
+
+def build_summary(
+    engrams: List[Dict[str, Any]],
+    edges: Dict[Tuple[int, int], EngramConnection],
+    working: List[int],
+    shortterm: List[int],
+    longterm: List[int],
+) -> EngramsInfo:
+    """Assemble an :class:`EngramsInfo` from per-engram fields and the edge list."""
+    outgoing: Dict[int, List[EngramConnection]] = {}
+    incoming: Dict[int, List[EngramConnection]] = {}
+    for edge in edges.values():
+        outgoing.setdefault(edge.source_id, []).append(edge)
+        incoming.setdefault(edge.target_id, []).append(edge)
+    infos = {
+        e["id"]: EngramInfo(
+            id=e["id"],
+            type=e["type"],
+            lifespan=e["lifespan"],
+            age=e["age"],
+            fire_count=e["fire_count"],
+            outgoings=tuple(outgoing.get(e["id"], ())),
+            incoming=tuple(incoming.get(e["id"], ())),
+        )
+        for e in engrams
+    }
+    return EngramsInfo(infos, edges, tuple(working), tuple(shortterm), tuple(longterm))

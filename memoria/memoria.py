@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .engram import Engrams, EngramType
-from .history import HistoryManager
+from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Similarity
 from .utils import gather_rows, super_unique
@@ -83,6 +83,7 @@ class Memoria:
         self.histories: List[HistoryManager] = []
         self._output_device: Optional[torch.device] = None
         self._output_dtype = torch.float32
+        self._fired: Optional[torch.Tensor] = None
 
     @property
     def paper(self) -> bool:
@@ -131,6 +132,10 @@ class Memoria:
         self.engrams.add_working(
             data.detach().to(device=self.engrams.device, dtype=torch.float32), self.initial_lifespan
         )
+        if self.keep_history:
+            new_ids = self.engrams.engram_ids[:, -W:].tolist()
+            for history, ids in zip(self.histories, new_ids):
+                history.add_created(ids)
 
     @torch.no_grad()
     def remind(self) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +164,7 @@ class Memoria:
         with torch.profiler.record_function("memoria.fire"):
             engrams.fire_together(torch.cat([working_positions, reminded], dim=1))
         if self.keep_history:
-            self._record_firing(reminded)
+            self._fired = torch.cat([working_positions, reminded], dim=1)
         memories = gather_rows(engrams.data, reminded, 0.0)
         return self._to_output(memories), reminded.to(self._output_device)
 
@@ -199,8 +204,10 @@ class Memoria:
             if self.max_ltm_per_row is not None:
                 keep &= ~self._ltm_over_bound(engrams, keep)
             if self.keep_history:
-                self._record_adjust(keep, live, gain[:, :n])
+                firings, deleted = self._firings_and_deletions(keep, gain[:, :n])
             engrams.compact(keep)
+        if self.keep_history:
+            self._record_step(firings, deleted)
 
     # ------------------------------------------------------------------------------------------ state
     def reset_memory(self, rows: Optional[Rows] = None) -> None:
@@ -361,11 +368,58 @@ class Memoria:
         excess = (longterm.sum(1, keepdim=True) - self.max_ltm_per_row).clamp(min=0)
         return longterm & (rank < excess)
 
-    def _record_firing(self, reminded: torch.Tensor) -> None:
-        pass
+    def _firings_and_deletions(
+        self, keep: torch.Tensor, gain: torch.Tensor
+    ) -> Tuple[List[List[Firing]], List[List[int]]]:
+        """Per row: the engrams that fired this step with their lifespan gain, and the ids deleted now."""
+        ids = self.engrams.engram_ids.cpu()
+        gain = gain.cpu()
+        fired, self._fired = self._fired, None
+        firings: List[List[Firing]] = []
+        deleted: List[List[int]] = []
+        for row, history in enumerate(self.histories):
+            positions = [] if fired is None else sorted({p for p in fired[row].tolist() if p >= 0})
+            firings.append(
+                [Firing(history.timestep, int(ids[row, p]), float(gain[row, p])) for p in positions if ids[row, p] >= 0]
+            )
+            gone = (~keep[row].cpu()) & (ids[row] >= 0)
+            deleted.append(ids[row][gone].tolist())
+        return firings, deleted
 
-    def _record_adjust(self, keep: torch.Tensor, live: torch.Tensor, gain: torch.Tensor) -> None:
-        pass
+    def _record_step(self, firings: List[List[Firing]], deleted: List[List[int]]) -> None:
+        """Close the step in every row's history with a summary of the engrams after it."""
+        e = self.engrams
+        ids, types, lifespan, counts = (
+            e.engram_ids.cpu(),
+            e.engrams_types.cpu(),
+            e.lifespan.cpu(),
+            e.induce_counts.cpu(),
+        )
+        age = None if e.age is None else e.age.cpu()
+        for row, history in enumerate(self.histories):
+            live = [p for p in range(e.length) if types[row, p] != EngramType.NULL.value and ids[row, p] >= 0]
+            fields = [
+                {
+                    "id": int(ids[row, p]),
+                    "type": EngramType(int(types[row, p])).name,
+                    "lifespan": float(lifespan[row, p]),
+                    "age": None if age is None else int(age[row, p]),
+                    "fire_count": int(counts[row, p, p]),
+                }
+                for p in live
+            ]
+            edges = {}
+            for i in live:
+                for j in live:
+                    together, fired = int(counts[row, i, j]), int(counts[row, i, i])
+                    if i != j and together > 0 and fired > 0:
+                        key = (int(ids[row, i]), int(ids[row, j]))
+                        edges[key] = EngramConnection(key[0], key[1], together / fired, together)
+            by_type = {
+                name: [f["id"] for f in fields if f["type"] == name] for name in ("WORKING", "SHORTTERM", "LONGTERM")
+            }
+            summary = build_summary(fields, edges, by_type["WORKING"], by_type["SHORTTERM"], by_type["LONGTERM"])
+            history.add_step(firings[row], deleted[row], summary)
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
