@@ -1,0 +1,95 @@
+"""Differential tests: our default mode against memoria-pytorch 1.0.0, compared after every step.
+
+The reference's kernel is passed as the similarity callable, so that the only difference left is our design:
+any mismatch in reminded indices, lifespans, types, counts or data is a behavioural difference.
+"""
+
+import pytest
+import torch
+
+from memoria import Memoria
+
+from tests.helpers import reference_kernel
+
+# (batch, working, hidden, num_reminded_stm, stm_capacity, depth, lifespan, num_final_ltms, delta scale, steps)
+SCENARIOS = [
+    (1, 4, 4, 2, 8, 2, 3, 2, 3.0, 50),
+    (2, 8, 64, 4, 16, 5, 3, 4, 5.0, 50),
+    (3, 3, 8, 8, 22, 2, 2, 5, 2.0, 50),
+    (4, 4, 9, 3, 14, 2, 2, 4, 4.0, 50),
+    (4, 4, 6, 7, 5, 1, 3, 8, 6.0, 60),
+    (4, 2, 15, 1, 5, 1, 4, 7, 3.0, 60),
+    (2, 5, 10, 1, 14, 3, 3, 8, 1.0, 50),
+    (1, 8, 32, 6, 6, 4, 2, 6, 8.0, 50),
+    (3, 6, 16, 2, 3, 0, 5, 3, 2.0, 50),
+    (2, 1, 4, 1, 2, 3, 1, 1, 3.0, 60),
+    (4, 7, 8, 4, 23, 4, 3, 6, 5.0, 50),
+    (2, 16, 48, 12, 24, 10, 2, 12, 8.0, 50),
+    (3, 4, 5, 5, 10, 6, 4, 2, 2.0, 60),
+    (1, 2, 64, 3, 4, 2, 3, 5, 6.0, 80),
+    (4, 3, 12, 2, 8, 5, 2, 3, 1.0, 50),
+    (2, 6, 20, 8, 12, 1, 3, 8, 4.0, 50),
+    (3, 5, 7, 3, 9, 7, 1, 4, 7.0, 60),
+    (1, 10, 24, 10, 30, 3, 2, 10, 3.0, 50),
+    (4, 8, 40, 4, 16, 2, 3, 4, 5.0, 50),
+    (2, 3, 4, 2, 6, 8, 3, 6, 8.0, 80),
+    (3, 12, 32, 6, 18, 3, 2, 9, 6.0, 50),
+    (2, 4, 16, 16, 20, 2, 4, 16, 2.0, 50),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"scenario{i}" for i in range(len(SCENARIOS))])
+def test_same_engram_state_as_reference_every_step(reference, scenario):
+    B, W, D, num_stm, capacity, depth, lifespan, num_ltm, scale, steps = scenario
+    settings = dict(
+        num_reminded_stm=num_stm,
+        stm_capacity=capacity,
+        ltm_search_depth=depth,
+        initial_lifespan=lifespan,
+        num_final_ltms=num_ltm,
+    )
+    ref = reference.Memoria(**settings)
+    ours = Memoria(**settings, similarity=reference_kernel)
+    inputs = torch.Generator().manual_seed(hash(scenario) % 2**31)
+    torch.manual_seed(len(SCENARIOS) + steps)
+    for step in range(steps):
+        data = torch.rand(B, W, D, generator=inputs)
+        rng = torch.get_rng_state()
+        ref.add_working_memory(data)
+        ref_memories, ref_indices = ref.remind()
+        ref_rng = torch.get_rng_state()
+        torch.set_rng_state(rng)
+        ours.add_working_memory(data)
+        memories, indices = ours.remind()
+        assert torch.equal(torch.get_rng_state(), ref_rng), f"step {step}: different draws from the generator"
+        assert torch.equal(indices, ref_indices), f"step {step}: reminded indices"
+        assert torch.equal(memories, ref_memories), f"step {step}: reminded data"
+
+        delta = (torch.rand(indices.shape, generator=inputs) * scale).round()
+        ref.adjust_lifespan_and_memories(ref_indices, delta)
+        ours.adjust_lifespan_and_memories(indices, delta)
+        for field in ("engrams_types", "lifespan", "induce_counts", "data"):
+            expected, actual = getattr(ref.engrams, field), getattr(ours.engrams, field)
+            assert actual.shape == expected.shape, f"step {step}: {field} shape"
+            assert torch.equal(actual, expected), f"step {step}: {field}"
+        assert len(ours.engrams) == len(ref.engrams)
+
+
+def test_default_log_space_kernel_matches_reference_on_unit_scale_data(reference):
+    """Where the reference's kernel does not underflow, the default log-space kernel gives the same engrams."""
+    settings = dict(num_reminded_stm=4, stm_capacity=12, ltm_search_depth=3, initial_lifespan=3, num_final_ltms=4)
+    ref, ours = reference.Memoria(**settings), Memoria(**settings)
+    torch.manual_seed(7)
+    for _ in range(40):
+        data = torch.rand(2, 6, 16)
+        rng = torch.get_rng_state()
+        ref.add_working_memory(data)
+        _, ref_indices = ref.remind()
+        torch.set_rng_state(rng)
+        ours.add_working_memory(data)
+        _, indices = ours.remind()
+        assert torch.equal(indices, ref_indices)
+        delta = torch.randint_like(indices, 0, 4).float()
+        ref.adjust_lifespan_and_memories(ref_indices, delta)
+        ours.adjust_lifespan_and_memories(indices, delta)
+    assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts)
