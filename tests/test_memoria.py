@@ -1,0 +1,263 @@
+"""Behaviour of Memoria beyond the reference: modes, state, resets, devices, validation, dtypes, bounds."""
+
+import pytest
+import torch
+
+from memoria import EngramType, Memoria
+from tests.conftest import cuda
+
+SETTINGS = dict(num_reminded_stm=3, stm_capacity=6, ltm_search_depth=3, initial_lifespan=3, num_final_ltms=3)
+
+
+def run(memoria: Memoria, steps: int, batch: int = 3, width: int = 4, hidden: int = 8, seed: int = 0) -> Memoria:
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        memoria.add_working_memory(torch.rand(batch, width, hidden, generator=g))
+        _, indices = memoria.remind()
+        memoria.adjust_lifespan_and_memories(indices, (torch.rand(indices.shape, generator=g) * 4).round())
+    return memoria
+
+
+def snapshot(memoria: Memoria) -> dict:
+    e = memoria.engrams
+    return {k: getattr(e, k).clone() for k in ("data", "lifespan", "engrams_types", "induce_counts")}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ------------------------------------------------------------------------------------------------ paper mode
+def test_reference_mode_reminds_phantom_engram_zero_before_any_ltm_exists():
+    memoria = run(Memoria(**SETTINGS), 1)
+    memoria.add_working_memory(torch.rand(3, 4, 8))
+    _, indices = memoria.remind()
+    assert not (memoria.engrams.engrams_types == EngramType.LONGTERM.value).any()
+    assert (indices == 0).any(dim=1).all()
+
+
+def test_paper_mode_reminds_only_stm_before_any_ltm_exists():
+    memoria = run(Memoria(**SETTINGS, mode="paper"), 1)
+    memoria.add_working_memory(torch.rand(3, 4, 8))
+    _, indices = memoria.remind()
+    types = memoria.engrams.engrams_types.gather(1, indices.clamp(min=0))
+    assert ((types == EngramType.SHORTTERM.value) | (indices < 0)).all()
+    assert (indices >= 0).sum(1).tolist() == [3, 3, 3]
+
+
+def test_paper_mode_walks_start_only_from_ltms_linked_to_reminded_stms():
+    from memoria.recall import seed_longterm
+
+    memoria = run(Memoria(**SETTINGS, mode="paper"), 12)
+    engrams = memoria.engrams
+    stm = engrams.positions(EngramType.SHORTTERM)
+    recalled = torch.full_like(stm, -1)
+    recalled[:, -1] = stm[:, -1]  # recall only the newest STM of each row
+    seeds = seed_longterm(engrams, recalled, paper=True)
+    for row in range(engrams.batch_size):
+        for seed in seeds[row][seeds[row] >= 0].tolist():
+            assert engrams.engrams_types[row, seed] == EngramType.LONGTERM.value
+            assert engrams.induce_counts[row, recalled[row, -1], seed] > 0
+        # a -1 entry of the STM list seeds nothing in paper mode
+    none = seed_longterm(engrams, torch.full_like(stm, -1), paper=True)
+    assert (none < 0).all()
+
+
+def test_paper_mode_reminded_engrams_are_real_stm_or_ltm():
+    memoria = run(Memoria(**SETTINGS, mode="paper"), 15)
+    memoria.add_working_memory(torch.rand(3, 4, 8))
+    _, indices = memoria.remind()
+    types = memoria.engrams.engrams_types.gather(1, indices.clamp(min=0))
+    valid = indices >= 0
+    assert ((types[valid] == EngramType.SHORTTERM.value) | (types[valid] == EngramType.LONGTERM.value)).all()
+
+
+# ------------------------------------------------------------------------------------------------ state
+def test_state_dict_round_trip_is_exact_and_continues_identically():
+    memoria = run(Memoria(**SETTINGS, track_age=True, track_id=True), 10)
+    restored = Memoria(**SETTINGS, track_age=True, track_id=True)
+    restored.load_state_dict(memoria.state_dict())
+    assert_same(snapshot(memoria), snapshot(restored))
+    assert torch.equal(memoria.engrams.age, restored.engrams.age)
+    assert torch.equal(memoria.engrams.engram_ids, restored.engrams.engram_ids)
+    run(memoria, 5, seed=3)
+    run(restored, 5, seed=3)
+    assert_same(snapshot(memoria), snapshot(restored))
+    assert torch.equal(memoria.engrams.engram_ids, restored.engrams.engram_ids)
+
+
+def test_load_state_dict_rejects_other_settings_and_leaves_memory_alone():
+    memoria = run(Memoria(**SETTINGS), 4)
+    before = snapshot(memoria)
+    other = Memoria(**{**SETTINGS, "stm_capacity": 7})
+    with pytest.raises(ValueError, match="stm_capacity"):
+        memoria.load_state_dict(other.state_dict())
+    assert_same(before, snapshot(memoria))
+
+
+def test_reset_of_chosen_rows_leaves_other_rows_bit_identical():
+    memoria = run(Memoria(**SETTINGS), 10)
+    control = run(Memoria(**SETTINGS), 10)
+    memoria.reset_memory(rows=[1])
+    e, c = memoria.engrams, control.engrams
+    assert not (e.engrams_types[1] != EngramType.NULL.value).any()
+    for row in (0, 2):
+        live_e = e.engrams_types[row] != 0
+        live_c = c.engrams_types[row] != 0
+        assert torch.equal(e.data[row][live_e], c.data[row][live_c])
+        assert torch.equal(e.lifespan[row][live_e], c.lifespan[row][live_c])
+        assert torch.equal(e.induce_counts[row][live_e][:, live_e], c.induce_counts[row][live_c][:, live_c])
+
+
+def test_reset_rows_by_bool_mask_and_full_reset():
+    memoria = run(Memoria(**SETTINGS), 6)
+    memoria.reset_memory(torch.tensor([True, False, True]))
+    types = memoria.engrams.engrams_types
+    assert (types[0] == 0).all() and (types[2] == 0).all() and (types[1] != 0).any()
+    memoria.reset_memory()
+    assert len(memoria.engrams) == 0
+    with pytest.raises(ValueError, match="rows"):
+        memoria.reset_memory(rows=[5])
+
+
+def test_reset_frees_batch_and_hidden_size():
+    memoria = run(Memoria(**SETTINGS), 2)
+    memoria.reset_memory()
+    memoria.add_working_memory(torch.rand(5, 2, 16))
+    assert memoria.engrams.data.shape == (5, 2, 16)
+
+
+# ------------------------------------------------------------------------------------------------ devices, dtypes
+def test_results_come_back_in_the_latest_input_dtype():
+    memoria = run(Memoria(**SETTINGS), 3)
+    memoria.add_working_memory(torch.rand(3, 4, 8, dtype=torch.bfloat16))
+    memories, indices = memoria.remind()
+    assert memories.dtype == torch.bfloat16 and indices.dtype == torch.int64
+    assert memoria.engrams.data.dtype == torch.float32
+
+
+def test_memory_device_is_explicit_and_results_follow_the_input(tmp_path):
+    memoria = run(Memoria(**SETTINGS, device="cpu"), 3)
+    assert memoria.engrams.device == torch.device("cpu")
+    memoria.to("cpu")
+    assert memoria.engrams.device == torch.device("cpu")
+
+
+@cuda
+def test_cuda_memory_with_cpu_inputs_returns_cpu_results():
+    memoria = Memoria(**SETTINGS, device="cuda")
+    run(memoria, 5)
+    assert memoria.engrams.device.type == "cuda"
+    memoria.add_working_memory(torch.rand(3, 4, 8))
+    memories, indices = memoria.remind()
+    assert memories.device.type == "cpu" and indices.device.type == "cpu"
+
+
+@cuda
+def test_cuda_and_cpu_give_the_same_engrams():
+    cpu = run(Memoria(**SETTINGS), 8)
+    gpu = Memoria(**SETTINGS, device="cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    assert_same(snapshot(cpu), {k: v.cpu() for k, v in snapshot(gpu).items()})
+
+
+# ------------------------------------------------------------------------------------------------ validation
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"stm_capacity": 0}, ValueError, "stm_capacity"),
+        ({"num_reminded_stm": -1}, ValueError, "num_reminded_stm"),
+        ({"num_final_ltms": -2}, ValueError, "num_final_ltms"),
+        ({"ltm_search_depth": -1}, ValueError, "ltm_search_depth"),
+        ({"initial_lifespan": 0}, ValueError, "initial_lifespan"),
+        ({"num_reminded_stm": 0.5}, TypeError, "num_reminded_stm"),
+        ({"mode": "fast"}, ValueError, "mode"),
+        ({"similarity": "dot"}, ValueError, "similarity"),
+        ({"max_ltm_per_row": 0}, ValueError, "max_ltm_per_row"),
+    ],
+)
+def test_constructor_validation(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        Memoria(**{**SETTINGS, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "data, error, words",
+    [
+        (torch.rand(3, 8), ValueError, "BatchSize, WorkingLength, HiddenDim"),
+        (torch.ones(3, 4, 8, dtype=torch.long), TypeError, "floating"),
+        (torch.rand(2, 4, 8), ValueError, "batch size"),
+        (torch.rand(3, 4, 9), ValueError, "hidden size"),
+        (torch.full((3, 4, 8), float("nan")), ValueError, "NaN"),
+        (torch.full((3, 4, 8), float("inf")), ValueError, "inf"),
+    ],
+)
+def test_bad_working_memory_is_rejected_before_anything_changes(data, error, words):
+    memoria = run(Memoria(**SETTINGS), 3)
+    before = snapshot(memoria)
+    with pytest.raises(error, match=words):
+        memoria.add_working_memory(data)
+    assert_same(before, snapshot(memoria))
+
+
+def test_bad_adjust_inputs_are_rejected_before_anything_changes():
+    memoria = run(Memoria(**SETTINGS), 3)
+    memoria.add_working_memory(torch.rand(3, 4, 8))
+    _, indices = memoria.remind()
+    before = snapshot(memoria)
+    n = memoria.engrams.length
+    cases = [
+        (indices, torch.ones(3, indices.size(1) + 1), ValueError, "shaped like indices"),
+        (indices.float(), torch.ones(indices.shape), TypeError, "integer"),
+        (torch.full_like(indices, n), torch.ones(indices.shape), ValueError, r"\[-1, "),
+        (torch.full_like(indices, -2), torch.ones(indices.shape), ValueError, r"\[-1, "),
+        (indices, torch.full(indices.shape, float("nan")), ValueError, "NaN"),
+        (indices[:2], torch.ones(2, indices.size(1)), ValueError, "BatchSize"),
+    ]
+    for bad_indices, bad_delta, error, words in cases:
+        with pytest.raises(error, match=words):
+            memoria.adjust_lifespan_and_memories(bad_indices, bad_delta)
+        assert_same(before, snapshot(memoria))
+
+
+def test_remind_before_any_input_explains_itself():
+    with pytest.raises(RuntimeError, match="add_working_memory"):
+        Memoria(**SETTINGS).remind()
+
+
+# ------------------------------------------------------------------------------------------------ bound, similarity
+def test_ltm_bound_keeps_at_most_the_bound_evicting_lowest_lifespan():
+    bounded = run(Memoria(**{**SETTINGS, "stm_capacity": 2}, max_ltm_per_row=4), 20)
+    ltm = bounded.engrams.engrams_types == EngramType.LONGTERM.value
+    assert (ltm.sum(1) <= 4).all()
+    unbounded = run(Memoria(**{**SETTINGS, "stm_capacity": 2}), 20)
+    assert ((unbounded.engrams.engrams_types == EngramType.LONGTERM.value).sum(1) > 4).any()
+
+
+def test_recall_on_layernorm_scale_vectors_returns_the_truly_nearest_stm(reference):
+    """Width-768 LayerNorm outputs: exp(-d^2) underflows to 0 in the reference, which then recalls index order."""
+    torch.manual_seed(0)
+    settings = dict(num_reminded_stm=5, stm_capacity=100, ltm_search_depth=0, initial_lifespan=10, num_final_ltms=0)
+    stored = torch.nn.functional.layer_norm(torch.randn(1, 40, 768), (768,))
+    query = torch.nn.functional.layer_norm(stored[:, 25:26] + 0.6 * torch.randn(1, 1, 768), (768,))
+    ours, ref = Memoria(**settings), reference.Memoria(**settings)
+    for memoria in (ours, ref):
+        memoria.add_working_memory(stored)
+        memoria.remind()
+        memoria.adjust_lifespan_and_memories(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 0))
+        memoria.add_working_memory(query)
+    distances = ((stored[0] - query[0]) ** 2).sum(-1)  # brute force
+    nearest = set(distances.topk(5, largest=False).indices.tolist())
+    _, indices = ours.remind()
+    assert set(indices[0][indices[0] >= 0].tolist()) - {0} <= nearest | {0}
+    assert nearest <= set(indices[0].tolist())
+    _, ref_indices = ref.remind()
+    assert set(ref_indices[0][ref_indices[0] >= 0].tolist()) != nearest  # the reference's underflow
+
+
+@pytest.mark.parametrize("similarity", ["gaussian", "l2", "cosine"])
+def test_named_similarities_run_a_full_loop(similarity):
+    memoria = run(Memoria(**SETTINGS, similarity=similarity), 8)
+    assert memoria.engrams.length > 0
