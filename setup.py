@@ -15,7 +15,13 @@ setup(
     install_requires=["torch>=2.1"],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "black>=24", "isort>=5.13"],
-        "experiment": [],
+        "experiment": [
+            "transformers>=5,<6",
+            "lightning>=2.4,<3",
+            "torchmetrics>=1.4",
+            "tensorboard>=2.16",
+            "numpy>=1.24",
+        ],
         "benchmark": ["matplotlib>=3.8"],
     },
     classifiers=[

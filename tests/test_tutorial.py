@@ -47,7 +47,9 @@ def test_tutorial_step_7_structure_and_oracle_agreement(reference):
     """Step 7's printed numbers came from an older torch; check its structure and agreement with 1.0.0."""
     torch.manual_seed(42)
     ours = Memoria(num_reminded_stm=4, stm_capacity=16, ltm_search_depth=5, initial_lifespan=3, num_final_ltms=4)
-    ref = reference.Memoria(num_reminded_stm=4, stm_capacity=16, ltm_search_depth=5, initial_lifespan=3, num_final_ltms=4)
+    ref = reference.Memoria(
+        num_reminded_stm=4, stm_capacity=16, ltm_search_depth=5, initial_lifespan=3, num_final_ltms=4
+    )
     for step in range(12):
         data = torch.rand(2, 8, 64)
         state = torch.get_rng_state()

@@ -28,8 +28,17 @@ def install_reference(version: str = "1.0.0") -> Path:
     if not (target / "memoria" / "__init__.py").exists():
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-             f"memoria-pytorch=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(target),
+                f"memoria-pytorch=={version}",
+            ],
             check=True,
         )
     return target
