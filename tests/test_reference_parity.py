@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from memoria import Memoria
-
 from tests.helpers import reference_kernel
 
 # (batch, working, hidden, num_reminded_stm, stm_capacity, depth, lifespan, num_final_ltms, delta scale, steps)

@@ -1,0 +1,3 @@
+"""torch Datasets over generated data."""
+
+from .sorting import IGNORE_INDEX, SortingDataset

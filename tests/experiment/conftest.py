@@ -1,0 +1,71 @@
+"""Tiny configurations shared by the experiment tests."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiment.longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
+from experiment.longseq_formers.model import GPT2WithMemoriaConfig
+
+TINY_GPT2 = {
+    "n_layer": 2,
+    "n_embd": 32,
+    "n_head": 2,
+    "n_inner": 64,
+    "n_positions": 16,
+    "vocab_size": 9,
+    "embd_pdrop": 0.0,
+    "attn_pdrop": 0.0,
+    "resid_pdrop": 0.0,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "use_cache": False,
+}
+TINY_MEMORIA = {
+    "memoria_num_memories": 4,
+    "memoria_stm_capacity": 8,
+    "memoria_num_reminded_stm": 4,
+    "memoria_num_reminded_ltm": 4,
+    "memoria_ltm_search_depth": 2,
+    "memoria_initial_lifespan": 3,
+    "memoria_lifespan_extend_scale": 8.0,
+}
+
+
+@pytest.fixture
+def tiny_gpt2_fields() -> dict:
+    """GPT-2 fields of a tiny model: 2 layers of width 32, 16 positions, 9 token ids, no dropout."""
+    return dict(TINY_GPT2)
+
+
+@pytest.fixture
+def tiny_memoria_config():
+    """Makes a tiny Memoria Transformer configuration, with the given fields replaced."""
+
+    def make(**overrides) -> GPT2WithMemoriaConfig:
+        return GPT2WithMemoriaConfig(**{**TINY_GPT2, **TINY_MEMORIA, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def tiny_config_files(tmp_path: Path) -> dict:
+    """JSON model configurations of a tiny Memoria Transformer and a tiny baseline, as train_sorting reads them."""
+    files = {
+        "memoria": {"model_type": "gpt2_with_memoria", **TINY_GPT2, **TINY_MEMORIA},
+        "baseline": {"model_type": "gpt2", **TINY_GPT2},
+    }
+    paths = {}
+    for name, fields in files.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(fields))
+    return paths
+
+
+@pytest.fixture
+def tiny_data_file(tmp_path: Path) -> Path:
+    """A sorting-data file of 24 symbols from 8 (model vocabulary 9), 16 train / 8 dev / 8 test examples."""
+    path = tmp_path / "sort.pt"
+    save_sorting_data(generate_sorting_data(24, 8, 16, 8, 8, seed=0), path)
+    return path
