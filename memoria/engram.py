@@ -123,6 +123,41 @@ class Engrams:
     def engram_ids(self) -> Optional[torch.Tensor]:
         return None if self._ids is None else self._ids[:, : self.length]
 
+    def data_at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Engram vectors at some positions, zeros where the position is -1.
+
+        Args:
+            positions: long tensor shaped [BatchSize, K].
+
+        Returns:
+            float32 tensor shaped [BatchSize, K, HiddenDim].
+        """
+        B, K = positions.shape
+        flat = torch.arange(B, device=positions.device)[:, None] * self.capacity + positions.clamp(min=0)  # [B, K]
+        out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
+        out[(positions < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
+        return out
+
+    def counts_at(self, rows: torch.Tensor, columns: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Hebbian counts of some engrams with all or some others, read in one gather.
+
+        Args:
+            rows: long tensor shaped [BatchSize, K] of positions (>= 0).
+            columns: None for all N engrams, or a long tensor shaped [BatchSize, C] of positions; -1 reads
+                position 0 (mask it yourself).
+
+        Returns:
+            int32 tensor shaped [BatchSize, K, N] or [BatchSize, K, C].
+        """
+        C = self.capacity
+        if columns is None:
+            flat = torch.arange(self.batch_size, device=rows.device)[:, None] * C + rows  # [B, K]
+            live_columns = self._counts.view(-1, C)[:, : self.length]  # [B * C, N] strided view
+            return live_columns.index_select(0, flat.flatten()).view(self.batch_size, rows.size(1), self.length)
+        base = torch.arange(self.batch_size, device=rows.device)[:, None, None] * (C * C)
+        linear = base + rows[:, :, None] * C + columns.clamp(min=0)[:, None, :]  # [B, K, C]
+        return self._counts.view(-1).take(linear)
+
     def __len__(self) -> int:
         return self.batch_size * self.length
 
@@ -196,11 +231,17 @@ class Engrams:
             return
         source = front_padded_positions(keep)  # [B, N'] old position of each new slot, -1 for padding
         n = source.size(1)
-        self._data[:, :n] = gather_rows(self.data, source, 0.0)
+        self._data[:, :n] = self.data_at(source)
         self._lifespan[:, :n] = gather_rows(self.lifespan, source, -1.0)
         self._types[:, :n] = gather_rows(self.engrams_types, source, EngramType.NULL.value)
-        rows = gather_rows(self.induce_counts, source, -1)  # [B, N', N]
-        self._counts[:, :n, :n] = gather_rows(rows.transpose(1, 2), source, -1).transpose(1, 2)
+        padding = source < 0
+        kept = source.clamp(min=0)
+        rows = self.counts_at(kept)  # [B, N', N] whole rows, copied by index_select
+        counts = rows.gather(2, kept[:, None, :].expand(-1, n, -1))  # [B, N', N']
+        batch, slot = padding.nonzero(as_tuple=True)  # padding is a few slots: write them by index
+        counts[batch, slot] = -1
+        counts[batch, :, slot] = -1
+        self._counts[:, :n, :n] = counts
         if self._age is not None:
             self._age[:, :n] = gather_rows(self.age, source, -1)
         if self._ids is not None:

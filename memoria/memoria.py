@@ -148,7 +148,7 @@ class Memoria:
         """
         engrams = self._require_engrams("remind")
         working_positions = engrams.positions(EngramType.WORKING)  # [B, W]
-        working = gather_rows(engrams.data, working_positions, 0.0)  # [B, W, D]
+        working = engrams.data_at(working_positions)  # [B, W, D]
 
         with torch.profiler.record_function("memoria.recall_stm"):
             recalled_stm = recall_shortterm(engrams, working, self.similarity, self.num_reminded_stm, self.paper)
@@ -165,7 +165,7 @@ class Memoria:
             engrams.fire_together(torch.cat([working_positions, reminded], dim=1))
         if self.keep_history:
             self._fired = torch.cat([working_positions, reminded], dim=1)
-        memories = gather_rows(engrams.data, reminded, 0.0)
+        memories = engrams.data_at(reminded)
         return self._to_output(memories), reminded.to(self._output_device)
 
     @torch.no_grad()

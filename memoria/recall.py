@@ -17,7 +17,7 @@ import torch
 
 from .engram import Engrams, EngramType
 from .similarity import Similarity
-from .utils import front_padded_positions, gather_rows, super_unique
+from .utils import front_padded_positions, gather_rows, super_unique, unique_from_presence
 
 
 def recall_shortterm(
@@ -39,7 +39,7 @@ def recall_shortterm(
     stm = engrams.positions(EngramType.SHORTTERM)  # [B, S]
     if stm.size(1) == 0:
         return stm
-    scores = similarity.pooled(working, gather_rows(engrams.data, stm, 0.0), reduce="mean")  # [B, S]
+    scores = similarity.pooled(working, engrams.data_at(stm), reduce="mean")  # [B, S]
     if paper:
         scores = scores.masked_fill(stm < 0, float("-inf"))
     chosen = scores.topk(min(num_reminded, stm.size(1)), dim=1).indices  # [B, k]
@@ -51,7 +51,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     """For every recalled STM entry, the LTM engram it fired with most often (ties broken uniformly at random).
 
     Random tie-breaking draws one float16 uniform tensor shaped [BatchSize, S, N] from torch's generator of the
-    store's device, as the reference does, so that ``torch.manual_seed`` reproduces reference runs.
+    store's device, as the reference does, so that ``torch.manual_seed`` reproduces reference runs; only its LTM
+    columns are read.
 
     Args:
         engrams: the store.
@@ -60,20 +61,20 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
             skipped, as are STMs with no link to any LTM.
 
     Returns:
-        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded.
+        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode: in
+        :func:`super_unique` order, where -1 also stands for "an entry found no LTM").
     """
     n = engrams.length
-    longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
+    noise = torch.rand(recalled_stm.shape + (n,), dtype=torch.float16, device=recalled_stm.device)  # [B, S, N]
+    longterm = engrams.positions(EngramType.LONGTERM)  # [B, L]
     source = torch.where(recalled_stm < 0, n - 1, recalled_stm)  # [B, S]
-    counts = engrams.induce_counts.gather(1, source[:, :, None].expand(-1, -1, n))  # [B, S, N]
-    noise = torch.rand(counts.shape, dtype=torch.float16, device=counts.device)
-    scores = (counts.float() + noise.float()).masked_fill(~longterm[:, None, :], float("-inf"))  # [B, S, N]
-    best, seeds = scores.max(dim=2)
-    picked = longterm.gather(1, seeds)
+    counts = engrams.counts_at(source, longterm)  # [B, S, L]
+    noise = noise.gather(2, longterm.clamp(min=0)[:, None, :].expand_as(counts))
+    scores = (counts.float() + noise.float()).masked_fill_((longterm < 0)[:, None, :], float("-inf"))
+    best, column = scores.max(dim=2) if longterm.size(1) else (scores.new_full(source.shape, float("-inf")),) * 2
+    seeds = longterm.gather(1, column.long()) if longterm.size(1) else torch.full_like(source, -1)  # [B, S]
     if paper:
-        picked &= (recalled_stm >= 0) & (best >= 1)
-    seeds = torch.where(picked, seeds, -1)
-    if paper:
+        seeds = seeds.masked_fill((recalled_stm < 0) | (best < 1), -1)
         return _unique_positions(seeds, n)
     return super_unique(seeds)
 
@@ -82,13 +83,16 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
     """Greedy walks over the LTM Hebbian graph, ``depth`` steps from every seed.
 
     Each step moves every walker to the not-yet-visited LTM engram with the highest count from where it
-    stands (the lowest position among equals). All walks of a row share one visited set.
+    stands (the lowest position among equals). All walks of a row share one visited set. Walkers standing on the
+    same engram take the same step, so the walk advances a frontier of distinct engrams and gathers only their
+    count rows, and it stops as soon as no walker can move.
 
     Reference mode reproduces 1.0.0: walks run in the row's LTM-local numbering (the position among LTM engrams,
-    front-padded to the longest row), a walker with nowhere left to go stands on -1, which reads the row's last
-    LTM, and the local numbers are returned as they are, to be read as engram positions by
-    :func:`select_longterm` (so engram 0 is reminded while no LTM exists). Paper mode returns engram positions
-    of the LTM engrams reached through links of positive count.
+    front-padded to the longest row), a row with fewer seeds than the longest starts an extra walker on -1, a
+    walker with nowhere left to go stands on -1, and -1 reads (and marks visited) the row's last LTM. The local
+    numbers are returned as they are, to be read as engram positions by :func:`select_longterm` (so engram 0 is
+    reminded while no LTM exists). Paper mode returns the positions of the LTM engrams reached through links of
+    positive count.
 
     Args:
         engrams: the store.
@@ -98,56 +102,63 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
     Returns:
         long tensor shaped [BatchSize, F], -1 padded.
     """
-    n = engrams.length
-    B = engrams.batch_size
+    n, B = engrams.length, engrams.batch_size
     longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
     num_ltm = longterm.sum(1)  # [B]
-    if paper:
-        return _walk_paper(engrams, seeds, depth, longterm)
     L = int(num_ltm.max()) if B else 0
-    if L == 0:
+    if not paper and L == 0:
         return torch.zeros(B, seeds.size(1) * (depth + 1), dtype=torch.long, device=seeds.device)
 
-    # local number of each LTM engram: rank among the row's LTMs after front padding to L
-    local_of = longterm.cumsum(1) - 1 + (L - num_ltm)[:, None]  # [B, N] (meaningful where longterm)
-    last_ltm = torch.where(num_ltm > 0, n - 1 - longterm.flip(1).int().argmax(1), -1)  # [B] position of local L-1
+    frontier = _positions_mask(seeds, n) & longterm  # [B, N] engrams walkers stand on
+    found = frontier.clone()
+    found_nothing = torch.zeros(B, dtype=torch.bool, device=seeds.device)  # reference: -1 is in the found list
+    last_ltm = n - 1 - longterm.flip(1).int().argmax(1)  # [B] the row's newest LTM (local number L - 1)
+    has_ltm = num_ltm > 0
+    if not paper:
+        num_seeds = frontier.sum(1)
+        if int(num_seeds.max()) == 0:
+            return seeds.new_empty(B, 0)
+        found_nothing = num_seeds < num_seeds.max()  # front padding of the local seed list: a walker on -1
+        frontier = _stand_on_last_ltm(frontier, found_nothing & has_ltm, last_ltm)
+    visited = frontier.clone()
 
-    is_seed = torch.zeros(B, n + 1, dtype=torch.bool, device=seeds.device)
-    is_seed.scatter_(1, torch.where(seeds < 0, n, seeds), True)
-    current = front_padded_positions(is_seed[:, :n] & longterm)  # [B, I'] positions, -1 padded
-
-    visited = torch.zeros(B, n + 1, dtype=torch.bool, device=seeds.device)  # column n absorbs padding
-    found = []
-    for step in range(depth + 1):
-        standing = torch.where(current < 0, last_ltm[:, None], current)  # [B, I']: -1 reads local L-1
-        visited.scatter_(1, torch.where(standing < 0, n, standing), True)
-        found.append(torch.where(current < 0, -1, local_of.gather(1, current.clamp(min=0))))
-        if step == depth:
-            break
-        rows = engrams.induce_counts.gather(1, standing.clamp(min=0)[:, :, None].expand(-1, -1, n))  # [B, I', N]
-        open_ = longterm & ~visited[:, :n]
-        rows = rows.masked_fill(~open_[:, None, :] | (standing < 0)[:, :, None], -1)
-        best, nxt = rows.max(dim=2)
-        current = torch.where(best >= 0, nxt, -1)
-    return super_unique(torch.cat(found, dim=1))
-
-
-def _walk_paper(engrams: Engrams, seeds: torch.Tensor, depth: int, longterm: torch.Tensor) -> torch.Tensor:
-    n = engrams.length
-    B = engrams.batch_size
-    visited = torch.zeros(B, n + 1, dtype=torch.bool, device=seeds.device)
-    current = seeds
-    found = [seeds]
-    visited.scatter_(1, torch.where(current < 0, n, current), True)
     for _ in range(depth):
-        rows = engrams.induce_counts.gather(1, current.clamp(min=0)[:, :, None].expand(-1, -1, n))  # [B, I, N]
-        open_ = longterm & ~visited[:, :n]
-        rows = rows.masked_fill(~open_[:, None, :] | (current < 0)[:, :, None], 0)
+        standing = front_padded_positions(frontier)  # [B, K]
+        if standing.size(1) == 0:
+            break
+        rows = engrams.counts_at(standing.clamp(min=0))  # [B, K, N]
+        rows = rows.masked_fill_(~(longterm & ~visited)[:, None, :] | (standing < 0)[:, :, None], -1)
         best, nxt = rows.max(dim=2)
-        current = torch.where(best > 0, nxt, -1)
-        visited.scatter_(1, torch.where(current < 0, n, current), True)
-        found.append(current)
-    return _unique_positions(torch.cat(found, dim=1), n)
+        moved = best >= (1 if paper else 0)
+        stuck = ((standing >= 0) & ~moved).any(1)  # [B] some walker has nowhere to go
+        frontier = _positions_mask(torch.where(moved, nxt, -1), n)
+        found |= frontier
+        visited |= frontier
+        if not paper:
+            found_nothing |= stuck
+            frontier = _stand_on_last_ltm(frontier, stuck & has_ltm, last_ltm)
+            visited |= frontier
+        if not bool(moved.any()):
+            break
+
+    if paper:
+        return front_padded_positions(found).flip(1)
+    local_of = longterm.cumsum(1) - 1 + (L - num_ltm)[:, None]  # [B, N] LTM-local numbers
+    present = torch.zeros(B, L + 1, dtype=torch.bool, device=seeds.device)  # column 0 is the value -1
+    present[:, 0] = found_nothing
+    present.scatter_(1, torch.where(found, local_of + 1, 0), found | found_nothing[:, None])
+    return unique_from_presence(present, -1)
+
+
+def _stand_on_last_ltm(frontier: torch.Tensor, rows: torch.Tensor, last_ltm: torch.Tensor) -> torch.Tensor:
+    """Reference: a walker on -1 reads the row's last LTM; add that engram to the frontier of the chosen rows."""
+    return frontier.scatter(1, last_ltm[:, None], rows[:, None] | frontier.gather(1, last_ltm[:, None]))
+
+
+def _positions_mask(indices: torch.Tensor, n: int) -> torch.Tensor:
+    """Bool mask shaped [BatchSize, N] of the non-negative positions in ``indices`` [BatchSize, K]."""
+    mask = torch.zeros(indices.size(0), n + 1, dtype=torch.bool, device=indices.device)
+    return mask.scatter_(1, torch.where(indices < 0, n, indices), True)[:, :n]
 
 
 def select_longterm(
@@ -166,7 +177,7 @@ def select_longterm(
     """
     if found.size(1) == 0:
         return found
-    scores = similarity.pooled(working, gather_rows(engrams.data, found, 0.0), reduce="sum")  # [B, F]
+    scores = similarity.pooled(working, engrams.data_at(found), reduce="sum")  # [B, F]
     if paper:
         scores = scores.masked_fill(found < 0, float("-inf"))
     best = scores.topk(min(num_final, found.size(1)), dim=1).indices

@@ -28,11 +28,30 @@ def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
     if t.numel() == 0:
         return t.clone()
     low = t.min()
-    size = int(t.max() - low) + 1
-    present = torch.zeros(t.size(0), size, device=t.device).scatter_(1, t - low, 1.0)  # [B, ValueRange]
-    num_unique = int(present.count_nonzero(dim=1).max())
-    value, position = present.topk(num_unique, dim=1)
-    return torch.where(value > 0, position + low, torch.full_like(position, -1))
+    present = torch.zeros(t.size(0), int(t.max() - low) + 1, dtype=torch.bool, device=t.device)
+    present.scatter_(1, t - low, True)  # [B, ValueRange]
+    return unique_from_presence(present, int(low))
+
+
+def unique_from_presence(present: torch.Tensor, low: int) -> torch.Tensor:
+    """:func:`super_unique` of any rows holding the values marked in ``present``.
+
+    Args:
+        present: bool tensor shaped [BatchSize, ValueRange]; column c marks the value ``low + c``.
+        low: the value of column 0.
+
+    Returns:
+        long tensor shaped [BatchSize, NumUnique], in :func:`super_unique`'s order, -1 padded.
+    """
+    columns = present.any(dim=0).nonzero().flatten()
+    if columns.numel() == 0:
+        return torch.full((present.size(0), 0), -1, dtype=torch.long, device=present.device)
+    first, last = int(columns[0]), int(columns[-1])
+    # the order depends on the mask's extent [min, max] over the batch, so trim to it
+    mask = present[:, first : last + 1].float()
+    num_unique = int(present.sum(1).max())
+    value, position = mask.topk(num_unique, dim=1)
+    return torch.where(value > 0, position + (low + first), torch.full_like(position, -1))
 
 
 def front_padded_positions(mask: torch.Tensor) -> torch.Tensor:
