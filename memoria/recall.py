@@ -66,17 +66,39 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     """
     n = engrams.length
     noise = torch.rand(recalled_stm.shape + (n,), dtype=torch.float16, device=recalled_stm.device)  # [B, S, N]
-    longterm = engrams.positions(EngramType.LONGTERM)  # [B, L]
-    source = torch.where(recalled_stm < 0, n - 1, recalled_stm)  # [B, S]
-    counts = engrams.counts_at(source, longterm)  # [B, S, L]
-    noise = noise.gather(2, longterm.clamp(min=0)[:, None, :].expand_as(counts))
-    scores = (counts.float() + noise.float()).masked_fill_((longterm < 0)[:, None, :], float("-inf"))
-    best, column = scores.max(dim=2) if longterm.size(1) else (scores.new_full(source.shape, float("-inf")),) * 2
-    seeds = longterm.gather(1, column.long()) if longterm.size(1) else torch.full_like(source, -1)  # [B, S]
+    longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
+    ltm_positions = engrams.positions(EngramType.LONGTERM)  # [B, L]
+    seeds = torch.full_like(recalled_stm, -1)
+    if ltm_positions.size(1) == 0 or recalled_stm.size(1) == 0:
+        return _unique_positions(seeds, n) if paper else super_unique(seeds)
+
+    scored = recalled_stm >= 0  # entries whose score needs their counts
+    if not paper:
+        # reference: -1 entries read the last engram's counts; while it has none with any LTM (it is working
+        # memory that has not fired yet) their score is the noise alone, taken over LTM columns in one pass
+        if bool((engrams.induce_counts[:, n - 1] * longterm).any()):
+            scored = torch.ones_like(scored)
+        else:
+            # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
+            bits = noise.view(torch.int16).masked_fill(~longterm[:, None, :], -1)
+            seeds = bits.argmax(dim=2)  # [B, S]
+
+    entries = front_padded_positions(scored)  # [B, E] indices into the STM list
+    sources = recalled_stm.gather(1, entries.clamp(min=0))
+    sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
+    counts = engrams.counts_at(sources, ltm_positions)  # [B, E, L]
+    entry_noise = noise.gather(1, entries.clamp(min=0)[:, :, None].expand(-1, -1, n))  # [B, E, N]
+    entry_noise = entry_noise.gather(2, ltm_positions.clamp(min=0)[:, None, :].expand_as(counts))  # [B, E, L]
+    scores = (counts.float() + entry_noise.float()).masked_fill_((ltm_positions < 0)[:, None, :], float("-inf"))
+    best, column = scores.max(dim=2)
+    entry_seeds = ltm_positions.gather(1, column)  # [B, E]
     if paper:
-        seeds = seeds.masked_fill((recalled_stm < 0) | (best < 1), -1)
-        return _unique_positions(seeds, n)
-    return super_unique(seeds)
+        entry_seeds = entry_seeds.masked_fill(best < 1, -1)  # linked STMs only
+    # write each entry's seed into its slot of the STM list (column S absorbs padding entries)
+    seeds = torch.cat([seeds, seeds.new_full((seeds.size(0), 1), -1)], dim=1)
+    seeds = seeds.scatter(1, torch.where(entries < 0, recalled_stm.size(1), entries), entry_seeds)[:, :-1]
+    seeds = torch.where(longterm.gather(1, seeds.clamp(min=0)) & (seeds >= 0), seeds, -1)
+    return _unique_positions(seeds, n) if paper else super_unique(seeds)
 
 
 def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool) -> torch.Tensor:
