@@ -20,18 +20,28 @@ class EngramType(Enum):
 class Engrams:
     """Engrams of a batch, in creation order per row, front-padded with NULL engrams to a common length N.
 
-    Storage grows by amortised doubling: the public fields are views of the first N slots of capacity-sized
-    buffers, so appending working memory never re-allocates the [B, N, N] counts, and deletion compacts rows in
-    place of the live region.
+    Public fields are indexed by *position*: the engram's rank in its row after front padding, which is what
+    ``remind`` returns and ``adjust_lifespan_and_memories`` takes. Padding has type NULL, lifespan -1, data 0 and
+    Hebbian count -1 with everything (0 with working memory, which starts at 0 with every slot), as in the
+    reference implementation.
 
-    Padding (and deleted) engrams have type NULL, lifespan -1, data 0 and Hebbian counts -1 with everything,
-    as in the reference implementation.
+    Storage is built so that a step costs little:
 
-    Attributes (all views shaped [BatchSize, N, ...], N = :attr:`length`):
+    - per-position fields (data, lifespan, types, age, ids) live in buffers that grow by amortised doubling and
+      are compacted when engrams die, which moves O(B N D) numbers;
+    - Hebbian counts live in a separate *slot* space that does not move when engrams die: an engram keeps its
+      slot for life, new engrams take slots at a shared frontier, dead slots become holes, and the slot space is
+      compacted (and grown) only when the frontier reaches its end, so the O(B N^2) move is amortised over many
+      steps. Slots increase with position for every engram that can be LONGTERM, so "the lowest position among
+      equals" is "the lowest slot among equals". ``slot_of`` maps positions to slots; -1 marks padding that has no
+      slot (its counts are implied).
+
+    Attributes (views shaped [BatchSize, N, ...], N = :attr:`length`):
         data: [B, N, D] float32 vectors, detached from autograd.
         lifespan: [B, N] float32 steps left to live.
         engrams_types: [B, N] uint8 :class:`EngramType` values.
-        induce_counts: [B, N, N] int32 Hebbian counts; the diagonal is each engram's fire count.
+        induce_counts: [B, N, N] int32 Hebbian counts (a fresh tensor assembled from the slot space; the
+            diagonal is each engram's fire count).
         age: [B, N] int32 steps since creation (None unless ``track_age``).
         engram_ids: [B, N] int64 unique ids (None unless ``track_id``).
     """
@@ -50,7 +60,10 @@ class Engrams:
         self.track_id = track_id
         self.length = 0
         self.next_id = 0
-        self._allocate(0, torch.device(device) if device is not None else torch.device("cpu"))
+        self.slot_end = 0
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        self._allocate(0, device)
+        self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int32, device=device)
 
     # ----------------------------------------------------------------------------------------------- storage
     def _allocate(self, capacity: int, device: torch.device) -> None:
@@ -58,40 +71,58 @@ class Engrams:
         self._data = torch.zeros(B, capacity, D, device=device)
         self._lifespan = torch.full((B, capacity), -1.0, device=device)
         self._types = torch.zeros(B, capacity, dtype=torch.uint8, device=device)
-        self._counts = torch.full((B, capacity, capacity), -1, dtype=torch.int32, device=device)
+        self._slot = torch.full((B, capacity), -1, dtype=torch.long, device=device)
         self._age = torch.full((B, capacity), -1, dtype=torch.int32, device=device) if self.track_age else None
         self._ids = torch.full((B, capacity), -1, dtype=torch.long, device=device) if self.track_id else None
 
     @property
     def capacity(self) -> int:
-        """Slots allocated per row (>= :attr:`length`)."""
+        """Positions allocated per row (>= :attr:`length`)."""
         return self._types.size(1)
+
+    @property
+    def slot_capacity(self) -> int:
+        """Count slots allocated per row (>= :attr:`slot_end`)."""
+        return self._counts.size(1)
 
     @property
     def device(self) -> torch.device:
         return self._types.device
 
     def _reserve(self, length: int) -> None:
-        """Grow the buffers (doubling) so that ``length`` engrams fit per row."""
+        """Grow the per-position buffers (doubling) so that ``length`` engrams fit per row."""
         if length <= self.capacity:
             return
-        old = self._buffers()
+        old = self._position_buffers()
         n = self.length
         self._allocate(max(length, 2 * self.capacity, 16), self.device)
         for name, buffer in old.items():
-            new = getattr(self, name)
-            if name == "_counts":
-                new[:, :n, :n] = buffer[:, :n, :n]
-            else:
-                new[:, :n] = buffer[:, :n]
+            getattr(self, name)[:, :n] = buffer[:, :n]
 
-    def _buffers(self) -> Dict[str, torch.Tensor]:
-        buffers = {"_data": self._data, "_lifespan": self._lifespan, "_types": self._types, "_counts": self._counts}
+    def _position_buffers(self) -> Dict[str, torch.Tensor]:
+        buffers = {"_data": self._data, "_lifespan": self._lifespan, "_types": self._types, "_slot": self._slot}
         if self._age is not None:
             buffers["_age"] = self._age
         if self._ids is not None:
             buffers["_ids"] = self._ids
         return buffers
+
+    def _reserve_slots(self, count: int) -> None:
+        """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
+
+        Compaction gives every position, padding included, the slot equal to its position, so it is the one
+        place where the [B, N, N] counts are moved; it happens once per (capacity - N) / W steps.
+        """
+        if self.slot_end + count <= self.slot_capacity:
+            return
+        n = self.length
+        counts = self.induce_counts  # [B, N, N] in position order, padding made explicit
+        capacity = max(self.slot_capacity, (3 * (n + count)) // 2 + 16)
+        if capacity > self.slot_capacity:
+            self._counts = torch.empty(self.batch_size, capacity, capacity, dtype=torch.int32, device=self.device)
+        self._counts[:, :n, :n] = counts
+        self._slot[:, :n] = torch.arange(n, device=self.device)
+        self.slot_end = n
 
     # ------------------------------------------------------------------------------------------------ views
     @property
@@ -107,13 +138,9 @@ class Engrams:
         return self._types[:, : self.length]
 
     @property
-    def induce_counts(self) -> torch.Tensor:
-        return self._counts[:, : self.length, : self.length]
-
-    @property
-    def fire_count(self) -> torch.Tensor:
-        """How often each engram fired, shaped [BatchSize, N] (the diagonal of the counts)."""
-        return self.induce_counts.diagonal(dim1=1, dim2=2)
+    def slot_of(self) -> torch.Tensor:
+        """The count slot of each position, shaped [BatchSize, N]; -1 for padding without one."""
+        return self._slot[:, : self.length]
 
     @property
     def age(self) -> Optional[torch.Tensor]:
@@ -123,40 +150,19 @@ class Engrams:
     def engram_ids(self) -> Optional[torch.Tensor]:
         return None if self._ids is None else self._ids[:, : self.length]
 
-    def data_at(self, positions: torch.Tensor) -> torch.Tensor:
-        """Engram vectors at some positions, zeros where the position is -1.
+    @property
+    def induce_counts(self) -> torch.Tensor:
+        """Hebbian counts shaped [BatchSize, N, N] in position order (assembled on each access)."""
+        positions = torch.arange(self.length, device=self.device).expand(self.batch_size, -1)
+        return self.counts_at(positions, positions)
 
-        Args:
-            positions: long tensor shaped [BatchSize, K].
-
-        Returns:
-            float32 tensor shaped [BatchSize, K, HiddenDim].
-        """
-        B, K = positions.shape
-        flat = torch.arange(B, device=positions.device)[:, None] * self.capacity + positions.clamp(min=0)  # [B, K]
-        out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
-        out[(positions < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
-        return out
-
-    def counts_at(self, rows: torch.Tensor, columns: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Hebbian counts of some engrams with all or some others, read in one gather.
-
-        Args:
-            rows: long tensor shaped [BatchSize, K] of positions (>= 0).
-            columns: None for all N engrams, or a long tensor shaped [BatchSize, C] of positions; -1 reads
-                position 0 (mask it yourself).
-
-        Returns:
-            int32 tensor shaped [BatchSize, K, N] or [BatchSize, K, C].
-        """
-        C = self.capacity
-        if columns is None:
-            flat = torch.arange(self.batch_size, device=rows.device)[:, None] * C + rows  # [B, K]
-            live_columns = self._counts.view(-1, C)[:, : self.length]  # [B * C, N] strided view
-            return live_columns.index_select(0, flat.flatten()).view(self.batch_size, rows.size(1), self.length)
-        base = torch.arange(self.batch_size, device=rows.device)[:, None, None] * (C * C)
-        linear = base + rows[:, :, None] * C + columns.clamp(min=0)[:, None, :]  # [B, K, C]
-        return self._counts.view(-1).take(linear)
+    @property
+    def fire_count(self) -> torch.Tensor:
+        """How often each engram fired, shaped [BatchSize, N] (the diagonal of the counts)."""
+        slots = self.slot_of
+        diagonal = self._counts.diagonal(dim1=1, dim2=2)[:, : self.slot_end]
+        fired = diagonal.gather(1, slots.clamp(min=0)) if self.slot_end else torch.zeros_like(slots, dtype=torch.int32)
+        return fired.masked_fill(slots < 0, -1)
 
     def __len__(self) -> int:
         return self.batch_size * self.length
@@ -173,6 +179,70 @@ class Engrams:
         """Positions of one type's engrams per row in creation order, front-padded with -1: [BatchSize, K]."""
         return front_padded_positions(self.mask(engram_type))
 
+    def data_at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Engram vectors at some positions, zeros where the position is -1.
+
+        Args:
+            positions: long tensor shaped [BatchSize, K].
+
+        Returns:
+            float32 tensor shaped [BatchSize, K, HiddenDim].
+        """
+        B, K = positions.shape
+        flat = torch.arange(B, device=positions.device)[:, None] * self.capacity + positions.clamp(min=0)  # [B, K]
+        out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
+        out[(positions < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
+        return out
+
+    def counts_at(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Hebbian counts between some engrams, read from the slot space in one gather.
+
+        Args:
+            rows: long tensor shaped [BatchSize, K] of positions (-1 reads as position 0: mask it yourself).
+            columns: long tensor shaped [BatchSize, C] of positions (likewise).
+
+        Returns:
+            int32 tensor shaped [BatchSize, K, C]; padding without a slot reads -1, or 0 with working memory.
+        """
+        row_slots = self.slot_of.gather(1, rows.clamp(min=0))  # [B, K]
+        column_slots = self.slot_of.gather(1, columns.clamp(min=0))  # [B, C]
+        S = self.slot_capacity
+        base = torch.arange(self.batch_size, device=rows.device)[:, None, None] * (S * S)
+        linear = base + row_slots.clamp(min=0)[:, :, None] * S + column_slots.clamp(min=0)[:, None, :]
+        counts = self._counts.view(-1).take(linear) if S else torch.zeros(linear.shape, dtype=torch.int32)
+        row_padding, column_padding = row_slots < 0, column_slots < 0
+        if bool(row_padding.any()) or bool(column_padding.any()):
+            working = self.mask(EngramType.WORKING)
+            row_working = working.gather(1, rows.clamp(min=0))
+            column_working = working.gather(1, columns.clamp(min=0))
+            implied = row_padding[:, :, None] | column_padding[:, None, :]
+            counts = counts.masked_fill(implied, -1)
+            counts.masked_fill_(
+                (row_padding[:, :, None] & column_working[:, None, :])
+                | (row_working[:, :, None] & column_padding[:, None, :]),
+                0,
+            )
+        return counts
+
+    def slot_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Whole count rows of some engrams in slot order, copied row by row: [BatchSize, K, slot_end].
+
+        Args:
+            rows: long tensor shaped [BatchSize, K] of positions that have slots (-1 reads slot 0).
+        """
+        S = self.slot_capacity
+        slots = self.slot_of.gather(1, rows.clamp(min=0)).clamp(min=0)
+        flat = torch.arange(self.batch_size, device=rows.device)[:, None] * S + slots  # [B, K]
+        used = self._counts.view(-1, S)[:, : self.slot_end]  # [B * S, slot_end] strided view
+        return used.index_select(0, flat.flatten()).view(self.batch_size, rows.size(1), self.slot_end)
+
+    def position_of_slot(self) -> torch.Tensor:
+        """Inverse of :attr:`slot_of`: the position holding each slot, -1 for holes. Shaped [BatchSize, slot_end]."""
+        slots = self.slot_of
+        positions = torch.arange(self.length, device=self.device).expand_as(slots)
+        inverse = torch.full((self.batch_size, self.slot_end + 1), -1, dtype=torch.long, device=self.device)
+        return inverse.scatter_(1, torch.where(slots < 0, self.slot_end, slots), positions)[:, : self.slot_end]
+
     # ------------------------------------------------------------------------------------------- mutations
     def add_working(self, data: torch.Tensor, lifespan: float) -> None:
         """Append W WORKING engrams to every row.
@@ -183,13 +253,17 @@ class Engrams:
         """
         n, W = self.length, data.size(1)
         self._reserve(n + W)
+        self._reserve_slots(W)
         new = slice(n, n + W)
         self._data[:, new] = data
         self._lifespan[:, new] = lifespan
         self._types[:, new] = EngramType.WORKING.value
+        self._slot[:, new] = torch.arange(self.slot_end, self.slot_end + W, device=self.device)
         # new engrams start with zero counts with every slot, padding included (as in the reference)
-        self._counts[:, new, : n + W] = 0
-        self._counts[:, : n + W, new] = 0
+        new_slots = slice(self.slot_end, self.slot_end + W)
+        self._counts[:, new_slots, : self.slot_end + W] = 0
+        self._counts[:, : self.slot_end + W, new_slots] = 0
+        self.slot_end += W
         if self._age is not None:
             self._age[:, new] = 0
         if self._ids is not None:
@@ -199,8 +273,36 @@ class Engrams:
             self.next_id += self.batch_size * W
         self.length = n + W
 
+    def give_slots(self, positions: torch.Tensor) -> None:
+        """Give slots to padding positions that are about to hold counts of their own (they fire or survive).
+
+        Their counts start as the implied ones: -1 with everything, 0 with working memory.
+
+        Args:
+            positions: bool tensor shaped [BatchSize, N]; positions that already have a slot are left alone.
+        """
+        needed = positions & (self.slot_of < 0)
+        per_row = needed.sum(1)
+        count = int(per_row.max()) if needed.numel() else 0
+        if count == 0:
+            return
+        self._reserve_slots(count)
+        if not bool((needed & (self.slot_of < 0)).any()):  # the compaction gave every position a slot
+            return
+        start, end = self.slot_end, self.slot_end + count
+        rank = needed.cumsum(1) - 1  # [B, N]: the k-th such position of a row takes slot start + k
+        self._slot[:, : self.length] = torch.where(needed, start + rank, self.slot_of)
+        working = torch.zeros(self.batch_size, end + 1, dtype=torch.bool, device=self.device)
+        working_slots = self.slot_of.masked_fill(~self.mask(EngramType.WORKING), end)
+        working = working.scatter_(1, working_slots, True)[:, :end]  # [B, end] slots of working memory
+        self._counts[:, start:end, :end] = -1
+        self._counts[:, :end, start:end] = -1
+        self._counts[:, start:end, :end].masked_fill_(working[:, None, :], 0)
+        self._counts[:, :end, start:end].masked_fill_(working[:, :, None], 0)
+        self.slot_end = end
+
     def fire_together(self, indices: torch.Tensor) -> None:
-        """Hebbian firing: counts[i, j] += 1 for every pair of distinct firing engrams of a row, i == j included.
+        """Hebbian firing: counts[i, j] += 1 for every pair of firing engrams of a row, i == j included.
 
         Args:
             indices: long tensor shaped [BatchSize, K] of positions; -1 is ignored and an index that appears
@@ -211,12 +313,14 @@ class Engrams:
             return
         firing = torch.zeros(self.batch_size, n + 1, dtype=torch.bool, device=self.device)
         firing.scatter_(1, torch.where(indices < 0, n, indices), True)
-        fired = front_padded_positions(firing[:, :n])  # [B, K'] unique positions, -1 padded
-        valid = fired >= 0
+        firing = firing[:, :n]
+        self.give_slots(firing)
+        fired = self.slot_of.gather(1, front_padded_positions(firing).clamp(min=0))  # [B, K'] slots
+        valid = front_padded_positions(firing) >= 0
         pairs = valid[:, :, None] & valid[:, None, :]  # [B, K', K']
-        C = self.capacity
-        rows = torch.arange(self.batch_size, device=self.device)[:, None, None] * (C * C)
-        linear = rows + fired.clamp(min=0)[:, :, None] * C + fired.clamp(min=0)[:, None, :]  # [B, K', K']
+        S = self.slot_capacity
+        base = torch.arange(self.batch_size, device=self.device)[:, None, None] * (S * S)
+        linear = base + fired[:, :, None] * S + fired[:, None, :]  # [B, K', K']
         self._counts.view(-1).index_add_(
             0, linear[pairs], torch.ones((), dtype=torch.int32, device=self.device).expand(int(pairs.sum()))
         )
@@ -224,24 +328,20 @@ class Engrams:
     def compact(self, keep: torch.Tensor) -> None:
         """Delete the engrams not kept and re-pad rows at the front to the new common length.
 
+        Only per-position fields move; the slots of deleted engrams become holes in the count space.
+
         Args:
             keep: bool tensor shaped [BatchSize, N]; padding entries must be False.
         """
         if bool(keep.all()):
             return
+        self.give_slots(keep)  # kept padding (rewarded by a reference quirk) keeps its counts from now on
         source = front_padded_positions(keep)  # [B, N'] old position of each new slot, -1 for padding
         n = source.size(1)
         self._data[:, :n] = self.data_at(source)
         self._lifespan[:, :n] = gather_rows(self.lifespan, source, -1.0)
         self._types[:, :n] = gather_rows(self.engrams_types, source, EngramType.NULL.value)
-        padding = source < 0
-        kept = source.clamp(min=0)
-        rows = self.counts_at(kept)  # [B, N', N] whole rows, copied by index_select
-        counts = rows.gather(2, kept[:, None, :].expand(-1, n, -1))  # [B, N', N']
-        batch, slot = padding.nonzero(as_tuple=True)  # padding is a few slots: write them by index
-        counts[batch, slot] = -1
-        counts[batch, :, slot] = -1
-        self._counts[:, :n, :n] = counts
+        self._slot[:, :n] = gather_rows(self.slot_of, source, -1)
         if self._age is not None:
             self._age[:, :n] = gather_rows(self.age, source, -1)
         if self._ids is not None:
@@ -256,8 +356,23 @@ class Engrams:
         """
         self.compact((self.engrams_types != EngramType.NULL.value) & ~rows[:, None])
 
+    def load(self, data: torch.Tensor, lifespan: torch.Tensor, types: torch.Tensor, counts: torch.Tensor) -> None:
+        """Replace the contents (data [B, N, D], lifespan [B, N], types [B, N], counts [B, N, N])."""
+        n = lifespan.size(1)
+        self.length = 0
+        self._reserve(n)
+        self._counts = torch.empty(self.batch_size, n, n, dtype=torch.int32, device=self.device)
+        self.length = n
+        self.data.copy_(data)
+        self.lifespan.copy_(lifespan)
+        self.engrams_types.copy_(types)
+        self._counts.copy_(counts)
+        self.slot_of.copy_(torch.arange(n, device=self.device))
+        self.slot_end = n
+
     def to(self, device: torch.device) -> "Engrams":
         """Move every buffer to ``device`` (in place) and return self."""
-        for name, buffer in self._buffers().items():
+        for name, buffer in self._position_buffers().items():
             setattr(self, name, buffer.to(device))
+        self._counts = self._counts.to(device)
         return self

@@ -193,6 +193,8 @@ class Memoria:
             if engrams.age is not None:
                 engrams.age.add_(live.int())
 
+            # padding that a quirk rewarded survives: it takes its implied counts (0 with working memory) now
+            engrams.give_slots(ages & (engrams.lifespan > 0))
             types = engrams.engrams_types
             types.masked_fill_(types == EngramType.WORKING.value, EngramType.SHORTTERM.value)
             shortterm = types == EngramType.SHORTTERM.value
@@ -277,14 +279,8 @@ class Memoria:
         if saved is not None:
             device = self.device or torch.device("cpu")
             e = Engrams(saved["batch_size"], saved["hidden_dim"], device, self.track_age, self.track_id)
-            n = saved["lifespan"].size(1)
-            e._reserve(n)
-            e.length = n
+            e.load(saved["data"], saved["lifespan"], saved["engrams_types"], saved["induce_counts"])
             e.next_id = saved["next_id"]
-            e.data.copy_(saved["data"])
-            e.lifespan.copy_(saved["lifespan"])
-            e.engrams_types.copy_(saved["engrams_types"])
-            e.induce_counts.copy_(saved["induce_counts"])
             if e.age is not None:
                 e.age.copy_(saved["age"])
             if e.engram_ids is not None:

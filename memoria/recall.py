@@ -76,7 +76,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     if not paper:
         # reference: -1 entries read the last engram's counts; while it has none with any LTM (it is working
         # memory that has not fired yet) their score is the noise alone, taken over LTM columns in one pass
-        if bool((engrams.induce_counts[:, n - 1] * longterm).any()):
+        last = torch.full_like(recalled_stm[:, :1], n - 1)
+        if bool((engrams.counts_at(last, ltm_positions) > 0).any()):
             scored = torch.ones_like(scored)
         else:
             # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
@@ -143,14 +144,17 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         found_nothing = num_seeds < num_seeds.max()  # front padding of the local seed list: a walker on -1
         frontier = _stand_on_last_ltm(frontier, found_nothing & has_ltm, last_ltm)
     visited = frontier.clone()
+    position_of_slot = engrams.position_of_slot()  # [B, slot_end]
 
     for _ in range(depth):
         standing = front_padded_positions(frontier)  # [B, K]
         if standing.size(1) == 0:
             break
-        rows = engrams.counts_at(standing.clamp(min=0))  # [B, K, N]
-        rows = rows.masked_fill_(~(longterm & ~visited)[:, None, :] | (standing < 0)[:, :, None], -1)
-        best, nxt = rows.max(dim=2)
+        rows = engrams.slot_rows(standing)  # [B, K, slot_end]: count rows in slot order
+        rows.masked_fill_(~_slot_mask(engrams, longterm & ~visited)[:, None, :], -1)
+        best, slot = rows.max(dim=2)  # the lowest slot among equals is the lowest position among LTMs
+        best.masked_fill_(standing < 0, -1)
+        nxt = position_of_slot.gather(1, slot)
         moved = best >= (1 if paper else 0)
         stuck = ((standing >= 0) & ~moved).any(1)  # [B] some walker has nowhere to go
         frontier = _positions_mask(torch.where(moved, nxt, -1), n)
@@ -175,6 +179,13 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
 def _stand_on_last_ltm(frontier: torch.Tensor, rows: torch.Tensor, last_ltm: torch.Tensor) -> torch.Tensor:
     """Reference: a walker on -1 reads the row's last LTM; add that engram to the frontier of the chosen rows."""
     return frontier.scatter(1, last_ltm[:, None], rows[:, None] | frontier.gather(1, last_ltm[:, None]))
+
+
+def _slot_mask(engrams: Engrams, mask: torch.Tensor) -> torch.Tensor:
+    """A [BatchSize, N] position mask carried to the slot space: [BatchSize, slot_end]."""
+    end = engrams.slot_end
+    slots = torch.where(mask & (engrams.slot_of >= 0), engrams.slot_of, end)
+    return torch.zeros(mask.size(0), end + 1, dtype=torch.bool, device=mask.device).scatter_(1, slots, True)[:, :end]
 
 
 def _positions_mask(indices: torch.Tensor, n: int) -> torch.Tensor:
