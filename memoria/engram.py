@@ -72,6 +72,7 @@ class Engrams:
         self._lifespan = torch.full((B, capacity), -1.0, device=device)
         self._types = torch.zeros(B, capacity, dtype=torch.uint8, device=device)
         self._slot = torch.full((B, capacity), -1, dtype=torch.long, device=device)
+        self._sqnorm = torch.zeros(B, capacity, device=device)
         self._age = torch.full((B, capacity), -1, dtype=torch.int32, device=device) if self.track_age else None
         self._ids = torch.full((B, capacity), -1, dtype=torch.long, device=device) if self.track_id else None
 
@@ -100,7 +101,13 @@ class Engrams:
             getattr(self, name)[:, :n] = buffer[:, :n]
 
     def _position_buffers(self) -> Dict[str, torch.Tensor]:
-        buffers = {"_data": self._data, "_lifespan": self._lifespan, "_types": self._types, "_slot": self._slot}
+        buffers = {
+            "_data": self._data,
+            "_lifespan": self._lifespan,
+            "_types": self._types,
+            "_slot": self._slot,
+            "_sqnorm": self._sqnorm,
+        }
         if self._age is not None:
             buffers["_age"] = self._age
         if self._ids is not None:
@@ -136,6 +143,11 @@ class Engrams:
     @property
     def engrams_types(self) -> torch.Tensor:
         return self._types[:, : self.length]
+
+    @property
+    def sqnorm(self) -> torch.Tensor:
+        """Squared norms of the vectors, shaped [BatchSize, N] (kept so that distances need no pass over data)."""
+        return self._sqnorm[:, : self.length]
 
     @property
     def slot_of(self) -> torch.Tensor:
@@ -256,6 +268,7 @@ class Engrams:
         self._reserve_slots(W)
         new = slice(n, n + W)
         self._data[:, new] = data
+        self._sqnorm[:, new] = data.pow(2).sum(-1)
         self._lifespan[:, new] = lifespan
         self._types[:, new] = EngramType.WORKING.value
         self._slot[:, new] = torch.arange(self.slot_end, self.slot_end + W, device=self.device)
@@ -339,6 +352,7 @@ class Engrams:
         source = front_padded_positions(keep)  # [B, N'] old position of each new slot, -1 for padding
         n = source.size(1)
         self._data[:, :n] = self.data_at(source)
+        self._sqnorm[:, :n] = gather_rows(self.sqnorm, source, 0.0)
         self._lifespan[:, :n] = gather_rows(self.lifespan, source, -1.0)
         self._types[:, :n] = gather_rows(self.engrams_types, source, EngramType.NULL.value)
         self._slot[:, :n] = gather_rows(self.slot_of, source, -1)
@@ -364,6 +378,7 @@ class Engrams:
         self._counts = torch.empty(self.batch_size, n, n, dtype=torch.int32, device=self.device)
         self.length = n
         self.data.copy_(data)
+        self.sqnorm.copy_(self.data.pow(2).sum(-1))
         self.lifespan.copy_(lifespan)
         self.engrams_types.copy_(types)
         self._counts.copy_(counts)

@@ -7,7 +7,7 @@ import torch
 from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
-from .similarity import Similarity
+from .similarity import Closeness, Similarity
 from .utils import gather_rows, super_unique
 
 MODES = ("reference", "paper")
@@ -150,14 +150,15 @@ class Memoria:
         working_positions = engrams.positions(EngramType.WORKING)  # [B, W]
         working = engrams.data_at(working_positions)  # [B, W, D]
 
+        closeness = Closeness(self.similarity, working, engrams.data, engrams.sqnorm)
         with torch.profiler.record_function("memoria.recall_stm"):
-            recalled_stm = recall_shortterm(engrams, working, self.similarity, self.num_reminded_stm, self.paper)
+            recalled_stm = recall_shortterm(engrams, closeness, self.num_reminded_stm, self.paper)
         with torch.profiler.record_function("memoria.seed_ltm"):
             seeds = seed_longterm(engrams, recalled_stm, self.paper)
         with torch.profiler.record_function("memoria.walk_ltm"):
             found = walk_longterm(engrams, seeds, self.ltm_search_depth, self.paper)
         with torch.profiler.record_function("memoria.select_ltm"):
-            recalled_ltm = select_longterm(engrams, working, found, self.similarity, self.num_final_ltms, self.paper)
+            recalled_ltm = select_longterm(engrams, closeness, found, self.num_final_ltms, self.paper)
 
         reminded = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
         reminded = _drop_padding(super_unique(reminded)) if self.paper else super_unique(reminded)

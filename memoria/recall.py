@@ -16,19 +16,16 @@ the count rows of the engrams it stands on.
 import torch
 
 from .engram import Engrams, EngramType
-from .similarity import Similarity
+from .similarity import Closeness
 from .utils import front_padded_positions, gather_rows, super_unique, unique_from_presence
 
 
-def recall_shortterm(
-    engrams: Engrams, working: torch.Tensor, similarity: Similarity, num_reminded: int, paper: bool
-) -> torch.Tensor:
+def recall_shortterm(engrams: Engrams, closeness: Closeness, num_reminded: int, paper: bool) -> torch.Tensor:
     """Score STM engrams against working memory and keep the top ``num_reminded`` per row.
 
     Args:
         engrams: the store.
-        working: this step's working memory shaped [BatchSize, WorkingLength, HiddenDim].
-        similarity: the kernel.
+        closeness: every engram's similarity to this step's working memory.
         num_reminded: how many STM engrams to recall per row.
         paper: exclude padding from the ranking (the reference ranks padding as zero vectors).
 
@@ -39,7 +36,7 @@ def recall_shortterm(
     stm = engrams.positions(EngramType.SHORTTERM)  # [B, S]
     if stm.size(1) == 0:
         return stm
-    scores = similarity.pooled(working, engrams.data_at(stm), reduce="mean")  # [B, S]
+    scores = closeness.at(stm, reduce="mean")  # [B, S]
     if paper:
         scores = scores.masked_fill(stm < 0, float("-inf"))
     chosen = scores.topk(min(num_reminded, stm.size(1)), dim=1).indices  # [B, k]
@@ -195,13 +192,13 @@ def _positions_mask(indices: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def select_longterm(
-    engrams: Engrams, working: torch.Tensor, found: torch.Tensor, similarity: Similarity, num_final: int, paper: bool
+    engrams: Engrams, closeness: Closeness, found: torch.Tensor, num_final: int, paper: bool
 ) -> torch.Tensor:
     """Keep the ``num_final`` engrams found by the walks that are closest to working memory.
 
     Args:
         engrams: the store.
-        working: [BatchSize, WorkingLength, HiddenDim].
+        closeness: every engram's similarity to this step's working memory.
         found: [BatchSize, F] positions from :func:`walk_longterm`. In reference mode -1 entries compete as zero
             vectors (and may be selected, more than once); in paper mode they never are.
 
@@ -210,7 +207,7 @@ def select_longterm(
     """
     if found.size(1) == 0:
         return found
-    scores = similarity.pooled(working, engrams.data_at(found), reduce="sum")  # [B, F]
+    scores = closeness.at(found, reduce="sum")  # [B, F]
     if paper:
         scores = scores.masked_fill(found < 0, float("-inf"))
     best = scores.topk(min(num_final, found.size(1)), dim=1).indices

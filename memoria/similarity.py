@@ -5,48 +5,52 @@ higher means closer. Recall reduces them over W (see :func:`reduce_scores`). Dis
 products (||w||^2 + ||k||^2 - 2 w.k), never by a broadcast [B, W, S, D] difference.
 """
 
-from typing import Callable, Union
+from typing import Callable, Dict, Optional, Union
 
 import torch
 
 Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def squared_distance(working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def squared_distance(
+    working: torch.Tensor, keys: torch.Tensor, key_sqnorm: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Squared euclidean distances.
 
     Args:
         working: shaped [BatchSize, WorkingLength, HiddenDim].
-        keys: shaped [BatchSize, KeyLength, HiddenDim].
+        keys: shaped [BatchSize, KeyLength, HiddenDim] (any strides).
+        key_sqnorm: the keys' squared norms shaped [BatchSize, KeyLength], if known.
 
     Returns:
         shaped [BatchSize, WorkingLength, KeyLength], clamped at 0 against rounding.
     """
-    cross = torch.baddbmm(
-        keys.pow(2).sum(-1).unsqueeze(1), working, keys.transpose(1, 2), alpha=-2.0
-    )  # [B, W, S] = ||k||^2 - 2 w.k
-    return (cross + working.pow(2).sum(-1, keepdim=True)).clamp_(min=0)
+    if key_sqnorm is None:
+        key_sqnorm = keys.pow(2).sum(-1)
+    distance = torch.baddbmm(key_sqnorm.unsqueeze(1), working, keys.transpose(1, 2), alpha=-2.0)  # [B, W, S]
+    return distance.add_(working.pow(2).sum(-1, keepdim=True)).clamp_(min=0)
 
 
-def gaussian(working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def gaussian(working: torch.Tensor, keys: torch.Tensor, key_sqnorm: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The paper's Gaussian kernel exp(-||w - k||^2), returned in log space: -||w - k||^2.
 
     The log form ranks exactly like the kernel while staying finite where exp underflows (squared distances
-    beyond ~100, which LayerNorm-scale hidden states always reach). Recall averages it with log-mean-exp.
+    beyond ~100, which LayerNorm-scale hidden states always reach). Recall pools it with log-sum-exp.
     """
-    return -squared_distance(working, keys)
+    return squared_distance(working, keys, key_sqnorm).neg_()
 
 
-def l2(working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """Negative squared euclidean distance (what memoria-pytorch 1.1.0 ranks by), averaged arithmetically."""
-    return -squared_distance(working, keys)
+def l2(working: torch.Tensor, keys: torch.Tensor, key_sqnorm: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Negative squared euclidean distance (what memoria-pytorch 1.1.0 ranks by), pooled arithmetically."""
+    return squared_distance(working, keys, key_sqnorm).neg_()
 
 
-def cosine(working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def cosine(working: torch.Tensor, keys: torch.Tensor, key_sqnorm: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Cosine similarity; zero vectors (padding) score 0."""
-    working = torch.nn.functional.normalize(working, dim=-1)
-    keys = torch.nn.functional.normalize(keys, dim=-1)
-    return torch.bmm(working, keys.transpose(1, 2))
+    if key_sqnorm is None:
+        key_sqnorm = keys.pow(2).sum(-1)
+    dots = torch.bmm(torch.nn.functional.normalize(working, dim=-1), keys.transpose(1, 2))  # [B, W, S]
+    return dots.div_(key_sqnorm.sqrt().clamp(min=1e-12).unsqueeze(1))
 
 
 KERNELS = {"gaussian": gaussian, "l2": l2, "cosine": cosine}
@@ -67,17 +71,21 @@ class Similarity:
                 raise ValueError(f"similarity must be one of {sorted(KERNELS)} or a callable, got {kernel!r}")
             self.name = kernel
             self.kernel = KERNELS[kernel]
+            self.named = True
             self.log_space = kernel == "gaussian"
         elif callable(kernel):
             self.name = getattr(kernel, "__name__", type(kernel).__name__)
             self.kernel = kernel
+            self.named = False
             self.log_space = False
         else:
             raise TypeError(f"similarity must be a kernel name or a callable, got {type(kernel).__name__}")
 
-    def scores(self, working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Pairwise scores shaped [BatchSize, WorkingLength, KeyLength]."""
-        scores = self.kernel(working, keys)
+    def scores(
+        self, working: torch.Tensor, keys: torch.Tensor, key_sqnorm: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Pairwise scores shaped [BatchSize, WorkingLength, KeyLength] (``key_sqnorm`` for named kernels only)."""
+        scores = self.kernel(working, keys, key_sqnorm) if self.named else self.kernel(working, keys)
         if scores.shape != working.shape[:2] + keys.shape[1:2]:
             raise ValueError(
                 f"similarity {self.name} returned shape {tuple(scores.shape)}, expected "
@@ -92,10 +100,58 @@ class Similarity:
             reduce: "mean" (STM recall) or "sum" (final LTM selection), as the reference pools them. Log-space
                 kernels are pooled by log-sum-exp, which ranks exactly like the mean or sum of the kernel itself.
         """
-        scores = self.scores(working, keys)
+        return self.pool(self.scores(working, keys), reduce)
+
+    def pool(self, scores: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Pool pairwise scores [BatchSize, WorkingLength, KeyLength] over working memory: [BatchSize, KeyLength]."""
         if self.log_space:
             return torch.logsumexp(scores, dim=1)
         return scores.mean(dim=1) if reduce == "mean" else scores.sum(dim=1)
 
     def __repr__(self) -> str:
         return f"Similarity({self.name})"
+
+
+class Closeness:
+    """How close stored engrams are to this step's working memory, pooled over it, computed once per step.
+
+    With a named kernel, one matrix product scores every engram position at once (recall and final selection
+    then only read columns of it); a user callable is called on the engrams asked for, with their vectors.
+    Position -1 scores as a zero vector, as padding does.
+
+    Args:
+        similarity: the kernel.
+        working: shaped [BatchSize, WorkingLength, HiddenDim].
+        data: every engram's vector, shaped [BatchSize, N, HiddenDim] (a strided view is fine).
+        sqnorm: their squared norms, shaped [BatchSize, N].
+    """
+
+    def __init__(self, similarity: Similarity, working: torch.Tensor, data: torch.Tensor, sqnorm: torch.Tensor) -> None:
+        self.similarity = similarity
+        self.working = working
+        self.data = data
+        self.sqnorm = sqnorm
+        self._all: Dict[str, torch.Tensor] = {}
+        self._zero: Dict[str, torch.Tensor] = {}
+
+    def at(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Pooled scores of the engrams at ``positions`` [BatchSize, K]: shaped [BatchSize, K].
+
+        Args:
+            reduce: "mean" or "sum" over working memory (see :meth:`Similarity.pooled`).
+        """
+        if not self.similarity.named:
+            keys = _gather_vectors(self.data, positions)
+            return self.similarity.pooled(self.working, keys, reduce=reduce)
+        if reduce not in self._all:
+            pair = self.similarity.scores(self.working, self.data, self.sqnorm)  # [B, W, N]
+            self._all[reduce] = self.similarity.pool(pair, reduce)
+            zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
+            self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)  # [B, 1]
+        scores = self._all[reduce].gather(1, positions.clamp(min=0))
+        return torch.where(positions < 0, self._zero[reduce], scores)
+
+
+def _gather_vectors(data: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    vectors = data.gather(1, positions.clamp(min=0)[:, :, None].expand(-1, -1, data.size(2)))
+    return vectors.masked_fill((positions < 0)[:, :, None], 0.0)
