@@ -105,7 +105,7 @@ class Similarity:
     def pool(self, scores: torch.Tensor, reduce: str) -> torch.Tensor:
         """Pool pairwise scores [BatchSize, WorkingLength, KeyLength] over working memory: [BatchSize, KeyLength]."""
         if self.log_space:
-            return torch.logsumexp(scores, dim=1)
+            return _logsumexp(scores, dim=1)
         return scores.mean(dim=1) if reduce == "mean" else scores.sum(dim=1)
 
     def __repr__(self) -> str:
@@ -131,6 +131,7 @@ class Closeness:
         self.working = working
         self.data = data
         self.sqnorm = sqnorm
+        self._pair: Optional[torch.Tensor] = None
         self._all: Dict[str, torch.Tensor] = {}
         self._zero: Dict[str, torch.Tensor] = {}
 
@@ -143,13 +144,28 @@ class Closeness:
         if not self.similarity.named:
             keys = _gather_vectors(self.data, positions)
             return self.similarity.pooled(self.working, keys, reduce=reduce)
+        if self.similarity.log_space:
+            reduce = "mean"  # log-sum-exp pools both ways
         if reduce not in self._all:
-            pair = self.similarity.scores(self.working, self.data, self.sqnorm)  # [B, W, N]
-            self._all[reduce] = self.similarity.pool(pair, reduce)
+            if self._pair is None:
+                self._pair = self.similarity.scores(self.working, self.data, self.sqnorm)  # [B, W, N]
+            self._all[reduce] = self.similarity.pool(self._pair, reduce)
             zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
             self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)  # [B, 1]
         scores = self._all[reduce].gather(1, positions.clamp(min=0))
         return torch.where(positions < 0, self._zero[reduce], scores)
+
+
+def _logsumexp(scores: torch.Tensor, dim: int) -> torch.Tensor:
+    """log(sum(exp(scores))) along ``dim``, stable, and without denormal exponentials.
+
+    Terms more than 87 below the largest are raised to exp(-87) ~ 1.6e-38 instead of becoming denormal (which
+    CPUs compute slowly); the sum is >= 1, so in float32 the result is the same.
+    """
+    top = scores.amax(dim=dim, keepdim=True)
+    top = top.masked_fill(~torch.isfinite(top), 0.0)
+    total = (scores - top).clamp_(min=-87.0).exp_().sum(dim=dim)
+    return total.log_().add_(top.squeeze(dim))
 
 
 def _gather_vectors(data: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
