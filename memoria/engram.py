@@ -64,15 +64,15 @@ class Engrams:
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._allocate(0, device)
         self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int32, device=device)
+        self._data = torch.zeros(batch_size, 0, hidden_dim, device=device)  # slot space, like the counts
+        self._sqnorm = torch.zeros(batch_size, 0, device=device)
 
     # ----------------------------------------------------------------------------------------------- storage
     def _allocate(self, capacity: int, device: torch.device) -> None:
         B, D = self.batch_size, self.hidden_dim
-        self._data = torch.zeros(B, capacity, D, device=device)
         self._lifespan = torch.full((B, capacity), -1.0, device=device)
         self._types = torch.zeros(B, capacity, dtype=torch.uint8, device=device)
         self._slot = torch.full((B, capacity), -1, dtype=torch.long, device=device)
-        self._sqnorm = torch.zeros(B, capacity, device=device)
         self._age = torch.full((B, capacity), -1, dtype=torch.int32, device=device) if self.track_age else None
         self._ids = torch.full((B, capacity), -1, dtype=torch.long, device=device) if self.track_id else None
 
@@ -102,11 +102,9 @@ class Engrams:
 
     def _position_buffers(self) -> Dict[str, torch.Tensor]:
         buffers = {
-            "_data": self._data,
             "_lifespan": self._lifespan,
             "_types": self._types,
             "_slot": self._slot,
-            "_sqnorm": self._sqnorm,
         }
         if self._age is not None:
             buffers["_age"] = self._age
@@ -124,17 +122,24 @@ class Engrams:
             return
         n = self.length
         counts = self.induce_counts  # [B, N, N] in position order, padding made explicit
+        data, sqnorm = self.data, self.sqnorm
         capacity = max(self.slot_capacity, (3 * (n + count)) // 2 + 16)
         if capacity > self.slot_capacity:
-            self._counts = torch.empty(self.batch_size, capacity, capacity, dtype=torch.int32, device=self.device)
+            B, D = self.batch_size, self.hidden_dim
+            self._counts = torch.empty(B, capacity, capacity, dtype=torch.int32, device=self.device)
+            self._data = torch.zeros(B, capacity, D, device=self.device)
+            self._sqnorm = torch.zeros(B, capacity, device=self.device)
         self._counts[:, :n, :n] = counts
+        self._data[:, :n] = data
+        self._sqnorm[:, :n] = sqnorm
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self.slot_end = n
 
     # ------------------------------------------------------------------------------------------------ views
     @property
     def data(self) -> torch.Tensor:
-        return self._data[:, : self.length]
+        """Vectors shaped [BatchSize, N, HiddenDim] in position order (assembled on each access)."""
+        return self.data_at(self._all_positions())
 
     @property
     def lifespan(self) -> torch.Tensor:
@@ -147,7 +152,20 @@ class Engrams:
     @property
     def sqnorm(self) -> torch.Tensor:
         """Squared norms of the vectors, shaped [BatchSize, N] (kept so that distances need no pass over data)."""
-        return self._sqnorm[:, : self.length]
+        return gather_rows(self.slot_sqnorm, self.slot_of, 0.0)
+
+    @property
+    def slot_data(self) -> torch.Tensor:
+        """Vectors in slot order, shaped [BatchSize, slot_end, HiddenDim] (holes hold stale vectors)."""
+        return self._data[:, : self.slot_end]
+
+    @property
+    def slot_sqnorm(self) -> torch.Tensor:
+        """Squared norms in slot order, shaped [BatchSize, slot_end]."""
+        return self._sqnorm[:, : self.slot_end]
+
+    def _all_positions(self) -> torch.Tensor:
+        return torch.arange(self.length, device=self.device).expand(self.batch_size, -1)
 
     @property
     def slot_of(self) -> torch.Tensor:
@@ -165,7 +183,7 @@ class Engrams:
     @property
     def induce_counts(self) -> torch.Tensor:
         """Hebbian counts shaped [BatchSize, N, N] in position order (assembled on each access)."""
-        positions = torch.arange(self.length, device=self.device).expand(self.batch_size, -1)
+        positions = self._all_positions()
         return self.counts_at(positions, positions)
 
     @property
@@ -201,9 +219,10 @@ class Engrams:
             float32 tensor shaped [BatchSize, K, HiddenDim].
         """
         B, K = positions.shape
-        flat = torch.arange(B, device=positions.device)[:, None] * self.capacity + positions.clamp(min=0)  # [B, K]
+        slots = self.slot_of.gather(1, positions.clamp(min=0)).masked_fill_(positions < 0, -1)  # [B, K]
+        flat = torch.arange(B, device=positions.device)[:, None] * self.slot_capacity + slots.clamp(min=0)
         out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
-        out[(positions < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
+        out[(slots < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
         return out
 
     def counts_at(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -267,13 +286,13 @@ class Engrams:
         self._reserve(n + W)
         self._reserve_slots(W)
         new = slice(n, n + W)
-        self._data[:, new] = data
-        self._sqnorm[:, new] = data.pow(2).sum(-1)
+        new_slots = slice(self.slot_end, self.slot_end + W)
+        self._data[:, new_slots] = data
+        self._sqnorm[:, new_slots] = data.pow(2).sum(-1)
         self._lifespan[:, new] = lifespan
         self._types[:, new] = EngramType.WORKING.value
         self._slot[:, new] = torch.arange(self.slot_end, self.slot_end + W, device=self.device)
         # new engrams start with zero counts with every slot, padding included (as in the reference)
-        new_slots = slice(self.slot_end, self.slot_end + W)
         self._counts[:, new_slots, : self.slot_end + W] = 0
         self._counts[:, : self.slot_end + W, new_slots] = 0
         self.slot_end += W
@@ -308,6 +327,8 @@ class Engrams:
         working = torch.zeros(self.batch_size, end + 1, dtype=torch.bool, device=self.device)
         working_slots = self.slot_of.masked_fill(~self.mask(EngramType.WORKING), end)
         working = working.scatter_(1, working_slots, True)[:, :end]  # [B, end] slots of working memory
+        self._data[:, start:end] = 0.0
+        self._sqnorm[:, start:end] = 0.0
         self._counts[:, start:end, :end] = -1
         self._counts[:, :end, start:end] = -1
         self._counts[:, start:end, :end].masked_fill_(working[:, None, :], 0)
@@ -351,8 +372,6 @@ class Engrams:
         self.give_slots(keep)  # kept padding (rewarded by a reference quirk) keeps its counts from now on
         source = front_padded_positions(keep)  # [B, N'] old position of each new slot, -1 for padding
         n = source.size(1)
-        self._data[:, :n] = self.data_at(source)
-        self._sqnorm[:, :n] = gather_rows(self.sqnorm, source, 0.0)
         self._lifespan[:, :n] = gather_rows(self.lifespan, source, -1.0)
         self._types[:, :n] = gather_rows(self.engrams_types, source, EngramType.NULL.value)
         self._slot[:, :n] = gather_rows(self.slot_of, source, -1)
@@ -376,9 +395,9 @@ class Engrams:
         self.length = 0
         self._reserve(n)
         self._counts = torch.empty(self.batch_size, n, n, dtype=torch.int32, device=self.device)
+        self._data = data.to(self.device, torch.float32).clone()
+        self._sqnorm = self._data.pow(2).sum(-1)
         self.length = n
-        self.data.copy_(data)
-        self.sqnorm.copy_(self.data.pow(2).sum(-1))
         self.lifespan.copy_(lifespan)
         self.engrams_types.copy_(types)
         self._counts.copy_(counts)
@@ -390,4 +409,6 @@ class Engrams:
         for name, buffer in self._position_buffers().items():
             setattr(self, name, buffer.to(device))
         self._counts = self._counts.to(device)
+        self._data = self._data.to(device)
+        self._sqnorm = self._sqnorm.to(device)
         return self

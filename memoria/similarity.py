@@ -115,45 +115,56 @@ class Similarity:
 class Closeness:
     """How close stored engrams are to this step's working memory, pooled over it, computed once per step.
 
-    With a named kernel, one matrix product scores every engram position at once (recall and final selection
-    then only read columns of it); a user callable is called on the engrams asked for, with their vectors.
-    Position -1 scores as a zero vector, as padding does.
+    With a named kernel, one matrix product scores every stored vector at once (recall and final selection then
+    only read columns of it); a user callable is called on the engrams asked for, with their vectors.
+    Position -1, and padding, score as a zero vector.
 
     Args:
         similarity: the kernel.
         working: shaped [BatchSize, WorkingLength, HiddenDim].
-        data: every engram's vector, shaped [BatchSize, N, HiddenDim] (a strided view is fine).
-        sqnorm: their squared norms, shaped [BatchSize, N].
+        keys: every stored vector, shaped [BatchSize, K, HiddenDim] (a strided view is fine).
+        key_sqnorm: their squared norms, shaped [BatchSize, K].
+        key_of: the key of each engram position, shaped [BatchSize, N]; -1 for padding without one.
     """
 
-    def __init__(self, similarity: Similarity, working: torch.Tensor, data: torch.Tensor, sqnorm: torch.Tensor) -> None:
+    def __init__(
+        self,
+        similarity: Similarity,
+        working: torch.Tensor,
+        keys: torch.Tensor,
+        key_sqnorm: torch.Tensor,
+        key_of: torch.Tensor,
+    ) -> None:
         self.similarity = similarity
         self.working = working
-        self.data = data
-        self.sqnorm = sqnorm
+        self.keys = keys
+        self.key_sqnorm = key_sqnorm
+        self.key_of = key_of
         self._pair: Optional[torch.Tensor] = None
         self._all: Dict[str, torch.Tensor] = {}
         self._zero: Dict[str, torch.Tensor] = {}
 
     def at(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
-        """Pooled scores of the engrams at ``positions`` [BatchSize, K]: shaped [BatchSize, K].
+        """Pooled scores of the engrams at ``positions`` [BatchSize, P]: shaped [BatchSize, P].
 
         Args:
             reduce: "mean" or "sum" over working memory (see :meth:`Similarity.pooled`).
         """
+        keys = self.key_of.gather(1, positions.clamp(min=0)).masked_fill_(positions < 0, -1)  # [B, P]
         if not self.similarity.named:
-            keys = _gather_vectors(self.data, positions)
-            return self.similarity.pooled(self.working, keys, reduce=reduce)
+            vectors = self.keys.gather(1, keys.clamp(min=0)[:, :, None].expand(-1, -1, self.keys.size(2)))
+            vectors = vectors.masked_fill((keys < 0)[:, :, None], 0.0)
+            return self.similarity.pooled(self.working, vectors, reduce=reduce)
         if self.similarity.log_space:
             reduce = "mean"  # log-sum-exp pools both ways
         if reduce not in self._all:
             if self._pair is None:
-                self._pair = self.similarity.scores(self.working, self.data, self.sqnorm)  # [B, W, N]
+                self._pair = self.similarity.scores(self.working, self.keys, self.key_sqnorm)  # [B, W, K]
             self._all[reduce] = self.similarity.pool(self._pair, reduce)
             zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
             self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)  # [B, 1]
-        scores = self._all[reduce].gather(1, positions.clamp(min=0))
-        return torch.where(positions < 0, self._zero[reduce], scores)
+        scores = self._all[reduce].gather(1, keys.clamp(min=0)) if self.keys.size(1) else self._zero[reduce]
+        return torch.where(keys < 0, self._zero[reduce], scores)
 
 
 def _logsumexp(scores: torch.Tensor, dim: int) -> torch.Tensor:
@@ -166,8 +177,3 @@ def _logsumexp(scores: torch.Tensor, dim: int) -> torch.Tensor:
     top = top.masked_fill(~torch.isfinite(top), 0.0)
     total = (scores - top).clamp_(min=-87.0).exp_().sum(dim=dim)
     return total.log_().add_(top.squeeze(dim))
-
-
-def _gather_vectors(data: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    vectors = data.gather(1, positions.clamp(min=0)[:, :, None].expand(-1, -1, data.size(2)))
-    return vectors.masked_fill((positions < 0)[:, :, None], 0.0)
