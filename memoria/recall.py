@@ -78,7 +78,7 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
             scored = torch.ones_like(scored)
         else:
             # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
-            bits = noise.view(torch.int16).masked_fill(~longterm[:, None, :], -1)
+            bits = noise.view(torch.int16).masked_fill_(~longterm[:, None, :], -1)  # only LTM columns are read later
             seeds = bits.argmax(dim=2)  # [B, S]
 
     entries = front_padded_positions(scored)  # [B, E] indices into the STM list
