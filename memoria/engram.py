@@ -116,22 +116,33 @@ class Engrams:
         """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
 
         Compaction gives every position, padding included, the slot equal to its position, so it is the one
-        place where the [B, N, N] counts are moved; it happens once per (capacity - N) / W steps.
+        place where the [B, N, N] counts move; with 25% headroom it happens once per N / (4 W) steps. In place it
+        goes one batch row at a time, so that its only temporary is one row's [N, N] block.
         """
         if self.slot_end + count <= self.slot_capacity:
             return
         n = self.length
-        counts = self.induce_counts  # [B, N, N] in position order, padding made explicit
-        data, sqnorm = self.data, self.sqnorm
-        capacity = max(self.slot_capacity, (3 * (n + count)) // 2 + 16)
+        capacity = max(self.slot_capacity, (5 * (n + count)) // 4 + 16)
         if capacity > self.slot_capacity:
+            counts, data, sqnorm = self.induce_counts, self.data, self.sqnorm
             B, D = self.batch_size, self.hidden_dim
+            self._counts = self._data = self._sqnorm = None  # free the old buffers before allocating
             self._counts = torch.empty(B, capacity, capacity, dtype=torch.int32, device=self.device)
             self._data = torch.zeros(B, capacity, D, device=self.device)
             self._sqnorm = torch.zeros(B, capacity, device=self.device)
-        self._counts[:, :n, :n] = counts
-        self._data[:, :n] = data
-        self._sqnorm[:, :n] = sqnorm
+            self._counts[:, :n, :n] = counts
+            self._data[:, :n] = data
+            self._sqnorm[:, :n] = sqnorm
+        else:
+            working = self.mask(EngramType.WORKING)
+            for row in range(self.batch_size):
+                slots = self.slot_of[row]
+                padding = slots < 0
+                index = slots.clamp(min=0)
+                block = self._counts[row].index_select(0, index).index_select(1, index)  # [N, N]
+                self._counts[row, :n, :n] = _imply_padding(block, padding, padding, working[row], working[row])
+                self._data[row, :n] = self._data[row].index_select(0, index).masked_fill_(padding[:, None], 0.0)
+                self._sqnorm[row, :n] = self._sqnorm[row].index_select(0, index).masked_fill_(padding, 0.0)
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self.slot_end = n
 
@@ -183,8 +194,11 @@ class Engrams:
     @property
     def induce_counts(self) -> torch.Tensor:
         """Hebbian counts shaped [BatchSize, N, N] in position order (assembled on each access)."""
-        positions = self._all_positions()
-        return self.counts_at(positions, positions)
+        slots = self.slot_of
+        rows = self.slot_rows(self._all_positions())  # [B, N, slot_end]
+        counts = rows.gather(2, slots.clamp(min=0)[:, None, :].expand(-1, self.length, -1))  # [B, N, N]
+        padding, working = slots < 0, self.mask(EngramType.WORKING)
+        return _imply_padding(counts, padding, padding, working, working)
 
     @property
     def fire_count(self) -> torch.Tensor:
@@ -241,19 +255,14 @@ class Engrams:
         base = torch.arange(self.batch_size, device=rows.device)[:, None, None] * (S * S)
         linear = base + row_slots.clamp(min=0)[:, :, None] * S + column_slots.clamp(min=0)[:, None, :]
         counts = self._counts.view(-1).take(linear) if S else torch.zeros(linear.shape, dtype=torch.int32)
-        row_padding, column_padding = row_slots < 0, column_slots < 0
-        if bool(row_padding.any()) or bool(column_padding.any()):
-            working = self.mask(EngramType.WORKING)
-            row_working = working.gather(1, rows.clamp(min=0))
-            column_working = working.gather(1, columns.clamp(min=0))
-            implied = row_padding[:, :, None] | column_padding[:, None, :]
-            counts = counts.masked_fill(implied, -1)
-            counts.masked_fill_(
-                (row_padding[:, :, None] & column_working[:, None, :])
-                | (row_working[:, :, None] & column_padding[:, None, :]),
-                0,
-            )
-        return counts
+        working = self.mask(EngramType.WORKING)
+        return _imply_padding(
+            counts,
+            row_slots < 0,
+            column_slots < 0,
+            working.gather(1, rows.clamp(min=0)),
+            working.gather(1, columns.clamp(min=0)),
+        )
 
     def slot_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Whole count rows of some engrams in slot order, copied row by row: [BatchSize, K, slot_end].
@@ -264,6 +273,8 @@ class Engrams:
         S = self.slot_capacity
         slots = self.slot_of.gather(1, rows.clamp(min=0)).clamp(min=0)
         flat = torch.arange(self.batch_size, device=rows.device)[:, None] * S + slots  # [B, K]
+        if S == 0:
+            return self._counts.new_zeros(self.batch_size, rows.size(1), 0)
         used = self._counts.view(-1, S)[:, : self.slot_end]  # [B * S, slot_end] strided view
         return used.index_select(0, flat.flatten()).view(self.batch_size, rows.size(1), self.slot_end)
 
@@ -412,3 +423,26 @@ class Engrams:
         self._data = self._data.to(device)
         self._sqnorm = self._sqnorm.to(device)
         return self
+
+
+def _imply_padding(
+    counts: torch.Tensor,
+    row_padding: torch.Tensor,
+    column_padding: torch.Tensor,
+    row_working: torch.Tensor,
+    column_working: torch.Tensor,
+) -> torch.Tensor:
+    """Write the implied counts of padding without a slot: -1 with everything, 0 with working memory.
+
+    Args:
+        counts: [..., K, C] counts read at slot 0 where a side has no slot (modified in place and returned).
+        row_padding, row_working: [..., K] bool; column_padding, column_working: [..., C] bool.
+    """
+    if not (bool(row_padding.any()) or bool(column_padding.any())):
+        return counts
+    counts.masked_fill_(row_padding[..., :, None] | column_padding[..., None, :], -1)
+    return counts.masked_fill_(
+        (row_padding[..., :, None] & column_working[..., None, :])
+        | (row_working[..., :, None] & column_padding[..., None, :]),
+        0,
+    )
