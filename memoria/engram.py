@@ -116,33 +116,29 @@ class Engrams:
         """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
 
         Compaction gives every position, padding included, the slot equal to its position, so it is the one
-        place where the [B, N, N] counts move; with 25% headroom it happens once per N / (4 W) steps. In place it
-        goes one batch row at a time, so that its only temporary is one row's [N, N] block.
+        place where the [B, N, N] counts move. It keeps at least 25% headroom (growing to 50% when it must
+        grow), so it happens once per N / (4 W) steps or fewer. It goes one batch row at a time, so that its only
+        temporary is one row's [N, N] block.
         """
         if self.slot_end + count <= self.slot_capacity:
             return
         n = self.length
-        capacity = max(self.slot_capacity, (5 * (n + count)) // 4 + 16)
-        if capacity > self.slot_capacity:
-            counts, data, sqnorm = self.induce_counts, self.data, self.sqnorm
+        counts, data, sqnorm = self._counts, self._data, self._sqnorm
+        if 5 * (n + count) // 4 > self.slot_capacity:
+            capacity = 3 * (n + count) // 2 + 16
             B, D = self.batch_size, self.hidden_dim
-            self._counts = self._data = self._sqnorm = None  # free the old buffers before allocating
             self._counts = torch.empty(B, capacity, capacity, dtype=torch.int32, device=self.device)
-            self._data = torch.zeros(B, capacity, D, device=self.device)
-            self._sqnorm = torch.zeros(B, capacity, device=self.device)
-            self._counts[:, :n, :n] = counts
-            self._data[:, :n] = data
-            self._sqnorm[:, :n] = sqnorm
-        else:
-            working = self.mask(EngramType.WORKING)
-            for row in range(self.batch_size):
-                slots = self.slot_of[row]
-                padding = slots < 0
-                index = slots.clamp(min=0)
-                block = self._counts[row].index_select(0, index).index_select(1, index)  # [N, N]
-                self._counts[row, :n, :n] = _imply_padding(block, padding, padding, working[row], working[row])
-                self._data[row, :n] = self._data[row].index_select(0, index).masked_fill_(padding[:, None], 0.0)
-                self._sqnorm[row, :n] = self._sqnorm[row].index_select(0, index).masked_fill_(padding, 0.0)
+            self._data = torch.empty(B, capacity, D, device=self.device)
+            self._sqnorm = torch.empty(B, capacity, device=self.device)
+        working = self.mask(EngramType.WORKING)
+        for row in range(self.batch_size):
+            slots = self.slot_of[row]
+            padding = slots < 0
+            index = slots.clamp(min=0)
+            block = counts[row].index_select(0, index).gather(1, index.expand(n, n))  # [N, N]
+            self._counts[row, :n, :n] = _imply_padding(block, padding, padding, working[row], working[row])
+            self._data[row, :n] = data[row].index_select(0, index).masked_fill_(padding[:, None], 0.0)
+            self._sqnorm[row, :n] = sqnorm[row].index_select(0, index).masked_fill_(padding, 0.0)
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self.slot_end = n
 
