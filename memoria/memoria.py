@@ -109,6 +109,10 @@ class Memoria:
         if not data.is_floating_point():
             raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
         B, W, D = data.shape
+        if B == 0 or W == 0 or D == 0:
+            raise ValueError(
+                f"data must have at least one row, one working vector and one feature, got {tuple(data.shape)}"
+            )
         if self.engrams is not None and self.engrams.length > 0:
             if B != self.engrams.batch_size:
                 raise ValueError(

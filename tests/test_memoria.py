@@ -192,6 +192,7 @@ def test_constructor_validation(kwargs, error, words):
         (torch.rand(3, 4, 9), ValueError, "hidden size"),
         (torch.full((3, 4, 8), float("nan")), ValueError, "NaN"),
         (torch.full((3, 4, 8), float("inf")), ValueError, "inf"),
+        (torch.rand(3, 0, 8), ValueError, "at least one"),
     ],
 )
 def test_bad_working_memory_is_rejected_before_anything_changes(data, error, words):
