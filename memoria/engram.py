@@ -356,15 +356,14 @@ class Engrams:
         firing.scatter_(1, torch.where(indices < 0, n, indices), True)
         firing = firing[:, :n]
         self.give_slots(firing)
-        fired = self.slot_of.gather(1, front_padded_positions(firing).clamp(min=0))  # [B, K'] slots
-        valid = front_padded_positions(firing) >= 0
-        pairs = valid[:, :, None] & valid[:, None, :]  # [B, K', K']
-        S = self.slot_capacity
-        base = torch.arange(self.batch_size, device=self.device)[:, None, None] * (S * S)
-        linear = base + fired[:, :, None] * S + fired[:, None, :]  # [B, K', K']
-        self._counts.view(-1).index_add_(
-            0, linear[pairs], torch.ones((), dtype=torch.int32, device=self.device).expand(int(pairs.sum()))
-        )
+        positions = front_padded_positions(firing)  # [B, K] distinct positions, -1 padded at the front
+        # padding entries repeat the row's last firing engram: every write to a cell then carries the same value
+        # (old + 1), so one gather-add-scatter without accumulation is exact
+        fires = positions[:, -1:] >= 0  # [B, 1] whether the row fires at all
+        positions = torch.where(positions < 0, positions[:, -1:], positions).clamp(min=0)
+        slots = self.slot_of.gather(1, positions)  # [B, K]
+        rows = torch.arange(self.batch_size, device=self.device)[:, None, None]
+        self._counts[rows, slots[:, :, None], slots[:, None, :]] += fires[:, :, None].to(torch.int32)
 
     def compact(self, keep: torch.Tensor) -> None:
         """Delete the engrams not kept and re-pad rows at the front to the new common length.
