@@ -236,7 +236,7 @@ class Engrams:
         return out
 
     def counts_at(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """Hebbian counts between some engrams, read from the slot space in one gather.
+        """Hebbian counts between some engrams, padding included.
 
         Args:
             rows: long tensor shaped [BatchSize, K] of positions (-1 reads as position 0: mask it yourself).
@@ -247,18 +247,30 @@ class Engrams:
         """
         row_slots = self.slot_of.gather(1, rows.clamp(min=0))  # [B, K]
         column_slots = self.slot_of.gather(1, columns.clamp(min=0))  # [B, C]
-        S = self.slot_capacity
-        base = torch.arange(self.batch_size, device=rows.device)[:, None, None] * (S * S)
-        linear = base + row_slots.clamp(min=0)[:, :, None] * S + column_slots.clamp(min=0)[:, None, :]
-        counts = self._counts.view(-1).take(linear) if S else torch.zeros(linear.shape, dtype=torch.int32)
         working = self.mask(EngramType.WORKING)
         return _imply_padding(
-            counts,
+            self.counts_between(rows, columns),
             row_slots < 0,
             column_slots < 0,
             working.gather(1, rows.clamp(min=0)),
             working.gather(1, columns.clamp(min=0)),
         )
+
+    def counts_between(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Stored Hebbian counts between engrams that have slots: their slot rows copied whole, then the columns.
+
+        Args:
+            rows: long tensor shaped [BatchSize, K] of positions; columns: shaped [BatchSize, C]. Positions
+                without a slot (and -1) read arbitrary values: use :meth:`counts_at` for those, or mask them.
+
+        Returns:
+            int32 tensor shaped [BatchSize, K, C].
+        """
+        full_rows = self.slot_rows(rows)  # [B, K, slot_end]
+        if self.slot_end == 0:
+            return full_rows.new_zeros(rows.shape + columns.shape[1:])
+        column_slots = self.slot_of.gather(1, columns.clamp(min=0)).clamp(min=0)
+        return full_rows.gather(2, column_slots[:, None, :].expand(-1, rows.size(1), -1))
 
     def slot_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Whole count rows of some engrams in slot order, copied row by row: [BatchSize, K, slot_end].

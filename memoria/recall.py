@@ -74,7 +74,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
         # reference: -1 entries read the last engram's counts; while it has none with any LTM (it is working
         # memory that has not fired yet) their score is the noise alone, taken over LTM columns in one pass
         last = torch.full_like(recalled_stm[:, :1], n - 1)
-        if bool((engrams.counts_at(last, ltm_positions) > 0).any()):
+        linked = engrams.counts_between(last, ltm_positions).masked_fill_((ltm_positions < 0)[:, None, :], 0)
+        if bool((linked != 0).any()):
             scored = torch.ones_like(scored)
         else:
             # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
@@ -84,10 +85,12 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     entries = front_padded_positions(scored)  # [B, E] indices into the STM list
     sources = recalled_stm.gather(1, entries.clamp(min=0))
     sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
-    counts = engrams.counts_at(sources, ltm_positions)  # [B, E, L]
-    entry_noise = noise.gather(1, entries.clamp(min=0)[:, :, None].expand(-1, -1, n))  # [B, E, N]
+    counts = engrams.counts_between(sources, ltm_positions)  # [B, E, L]; padding columns are masked below
+    B, S = recalled_stm.shape
+    rows = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).flatten()
+    entry_noise = noise.view(B * S, n).index_select(0, rows).view(B, -1, n)  # [B, E, N]
     entry_noise = entry_noise.gather(2, ltm_positions.clamp(min=0)[:, None, :].expand_as(counts))  # [B, E, L]
-    scores = (counts.float() + entry_noise.float()).masked_fill_((ltm_positions < 0)[:, None, :], float("-inf"))
+    scores = counts.float().add_(entry_noise).masked_fill_((ltm_positions < 0)[:, None, :], float("-inf"))
     best, column = scores.max(dim=2)
     entry_seeds = ltm_positions.gather(1, column)  # [B, E]
     if paper:
