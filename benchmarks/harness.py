@@ -1,13 +1,16 @@
 """Starting measurements in their own processes, and describing the machine they ran on."""
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import torch
 
@@ -15,8 +18,45 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def run_worker(config: Dict[str, Any], timeout_s: Optional[float]) -> Dict[str, Any]:
-    """Run :mod:`benchmarks.worker` on ``config`` in a fresh interpreter.
+SNAPSHOT_PACKAGES = ("memoria", "benchmarks", "tools")
+"""What a source snapshot copies: the library under test, this harness and the reference loader."""
+
+
+@contextmanager
+def source_snapshot() -> Iterator[Path]:
+    """A frozen copy of the code a run measures, so that edits made while it runs reach none of its processes.
+
+    Copies :data:`SNAPSHOT_PACKAGES` into a temporary directory and links the installed reference into it.
+    """
+    with tempfile.TemporaryDirectory(prefix="memoria-bench-src-") as directory:
+        root = Path(directory)
+        for package in SNAPSHOT_PACKAGES:
+            if (REPO_ROOT / package).is_dir():
+                shutil.copytree(
+                    REPO_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "results")
+                )
+        if (REPO_ROOT / ".reference").exists():
+            (root / ".reference").symlink_to(REPO_ROOT / ".reference")
+        yield root
+
+
+def source_fingerprint(root: Path = REPO_ROOT) -> Dict[str, str]:
+    """The repository's commit (with ``-dirty`` if ``memoria/`` has uncommitted edits) and a hash of ``memoria/``."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "memoria").rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "memoria"], cwd=REPO_ROOT).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    return {"commit": commit + ("-dirty" if dirty else ""), "memoria_sha256": digest.hexdigest()[:16]}
+
+
+def run_worker(config: Dict[str, Any], timeout_s: Optional[float], root: Path = REPO_ROOT) -> Dict[str, Any]:
+    """Run :mod:`benchmarks.worker` on ``config`` in a fresh interpreter, importing the code under ``root``.
 
     Returns:
         The worker's result, or ``{"error": ...}`` when it failed or ran past ``timeout_s``.
@@ -27,7 +67,7 @@ def run_worker(config: Dict[str, Any], timeout_s: Optional[float]) -> Dict[str, 
         command = [sys.executable, "-m", "benchmarks.worker", str(config_path), str(result_path)]
         try:
             completed = subprocess.run(
-                command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, env=_worker_env()
+                command, cwd=root, capture_output=True, text=True, timeout=timeout_s, env=_worker_env(root)
             )
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout_s:.0f} s"}
@@ -37,9 +77,9 @@ def run_worker(config: Dict[str, Any], timeout_s: Optional[float]) -> Dict[str, 
         return json.loads(result_path.read_text())
 
 
-def _worker_env() -> Dict[str, str]:
+def _worker_env(root: Path) -> Dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker
+from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker, source_fingerprint, source_snapshot
 from benchmarks.settings import SETTINGS
 
 IMPLEMENTATIONS = {"both": ("reference", "ours"), "ours": ("ours",), "reference": ("reference",)}
@@ -85,24 +85,27 @@ def compare(ours: Dict[str, Any], reference: Dict[str, Any]) -> Dict[str, float]
 def format_table(results: List[Dict[str, Any]], comparisons: Dict[str, Dict[str, float]]) -> str:
     """A Markdown table: one row per measurement, ratios on our rows."""
     header = (
-        "| setting | impl | median ms | IQR ms | min-max ms | peak MiB | live/row (STM/LTM) | warm-up | "
+        "| setting | impl | median ms | IQR ms | min-max ms | peak MiB | live/row (STM/LTM) | reminded/row | steps warm-up/timed | "
         "speedup | memory ratio |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    reference_warmups = {r["setting_name"]: r["warmup"] for r in results if r["impl"] == "reference" and "warmup" in r}
     for result in results:
         name, impl = result["setting_name"], result["impl"]
         if "error" in result:
-            lines.append(f"| {name} | {impl} | failed: {result['error'][:80]} |" + " |" * 7)
+            lines.append(f"| {name} | {impl} | failed: {result['error'][:80]} |" + " |" * 8)
             continue
         t = {key: value * 1e3 for key, value in result["step_seconds"].items() if key != "steps"}
         e = result["engrams_per_row"]
-        warm = result["warmup"]
+        warm = dict(result["warmup"])
+        if impl == "ours" and reference_warmups.get(name, {}).get("steps") == warm["steps"]:
+            warm["steady"] = reference_warmups[name]["steady"]  # ours replayed the reference's warm-up
         ratio = comparisons.get(name, {}) if impl == "ours" else {}
         lines.append(
             f"| {name} | {impl} {result['version']} | {t['median']:.1f} | {t['q1']:.1f}-{t['q3']:.1f} | "
             f"{t['min']:.1f}-{t['max']:.1f} | {mib(result['peak_memory_bytes']):.0f} | "
-            f"{e['live']:.0f} ({e['shortterm']:.0f}/{e['longterm']:.0f}) | "
-            f"{warm['steps']}{'' if warm['steady'] else ' (not steady)'} | "
+            f"{e['live']:.0f} ({e['shortterm']:.0f}/{e['longterm']:.0f}) | {result['reminded_per_row']:.0f} | "
+            f"{warm['steps']}{'' if warm['steady'] else ' (not steady)'}/{result['step_seconds']['steps']} | "
             + (f"{ratio['speedup']:.1f}x | {ratio['memory_ratio']:.1f}x |" if ratio else " | |")
         )
     return "\n".join(lines)
@@ -144,24 +147,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     output = args.json or RESULTS_DIR / f"run-{args.device.split(':')[0]}.json"
     results: List[Dict[str, Any]] = []
     comparisons: Dict[str, Dict[str, float]] = {}
-    for name in args.settings.split(","):
-        by_impl: Dict[str, Dict[str, Any]] = {}
-        for impl in IMPLEMENTATIONS[args.impl]:
-            # Ours replays the reference's warm-up length, so both time the same steps on the same inputs.
-            reference = by_impl.get("reference", {})
-            warmup = reference["warmup"]["steps"] if impl == "ours" and "warmup" in reference else None
-            started = time.perf_counter()
-            result = run_worker(config_for(args, name, impl, warmup), args.timeout)
-            result.update(setting_name=name, impl=impl, wall_seconds=time.perf_counter() - started)
-            result.setdefault("version", "?")
-            results.append(result)
-            by_impl[impl] = result
-            status = result.get("error") or f"median {result['step_seconds']['median'] * 1e3:.1f} ms"
-            print(f"[{name}/{impl}] {status} ({result['wall_seconds']:.0f} s)", flush=True)
-            write_report(output, args, results, comparisons)  # after every measurement, so a long run keeps its part
-        if all(impl in by_impl and "error" not in by_impl[impl] for impl in ("ours", "reference")):
-            comparisons[name] = compare(by_impl["ours"], by_impl["reference"])
-    write_report(output, args, results, comparisons)
+    with source_snapshot() as root:
+        source = source_fingerprint(root)
+        for name in args.settings.split(","):
+            measure_setting(args, name, root, source, output, results, comparisons)
+    write_report(output, args, results, comparisons, source)
     print()
     print(format_table(results, comparisons))
     for table in (format_phases(results), format_profile(results)):
@@ -171,13 +161,47 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"\nwrote {output}")
 
 
+def measure_setting(
+    args: argparse.Namespace,
+    name: str,
+    root: Path,
+    source: Dict[str, str],
+    output: Path,
+    results: List[Dict[str, Any]],
+    comparisons: Dict[str, Dict[str, float]],
+) -> None:
+    """Measure one setting with every requested implementation (the reference first), appending to ``results``
+    and ``comparisons`` and rewriting ``output`` after each measurement, so that a long run keeps its part."""
+    by_impl: Dict[str, Dict[str, Any]] = {}
+    for impl in IMPLEMENTATIONS[args.impl]:
+        # Ours replays the reference's warm-up length, so both time the same steps on the same inputs.
+        reference = by_impl.get("reference", {})
+        warmup = reference["warmup"]["steps"] if impl == "ours" and "warmup" in reference else None
+        started = time.perf_counter()
+        result = run_worker(config_for(args, name, impl, warmup), args.timeout, root)
+        result.update(setting_name=name, impl=impl, wall_seconds=time.perf_counter() - started)
+        result.setdefault("version", "?")
+        results.append(result)
+        by_impl[impl] = result
+        status = result.get("error") or f"median {result['step_seconds']['median'] * 1e3:.1f} ms"
+        print(f"[{name}/{impl}] {status} ({result['wall_seconds']:.0f} s)", flush=True)
+        write_report(output, args, results, comparisons, source)
+    if all(impl in by_impl and "error" not in by_impl[impl] for impl in ("ours", "reference")):
+        comparisons[name] = compare(by_impl["ours"], by_impl["reference"])
+
+
 def write_report(
-    output: Path, args: argparse.Namespace, results: List[Dict[str, Any]], comparisons: Dict[str, Dict[str, float]]
+    output: Path,
+    args: argparse.Namespace,
+    results: List[Dict[str, Any]],
+    comparisons: Dict[str, Dict[str, float]],
+    source: Dict[str, str],
 ) -> None:
     """Write the machine, the options, every measurement and the ratios to ``output`` as JSON."""
     output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
+        "source": source,
         "args": {key: str(value) for key, value in vars(args).items()},
         "results": results,
         "comparisons": comparisons,

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker
+from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker, source_fingerprint, source_snapshot
 from benchmarks.run import IMPLEMENTATIONS
 from benchmarks.settings import SETTINGS
 
@@ -110,39 +110,54 @@ def too_big(points: List[Dict[str, Any]], size: int, args: argparse.Namespace) -
     return None
 
 
-def sweep(args: argparse.Namespace) -> Dict[str, Any]:
-    """Measure every implementation at every size it can reach."""
+def sweep(args: argparse.Namespace, output: Path) -> Dict[str, Any]:
+    """Measure every implementation at every size it can reach, rewriting ``output`` after each point."""
     sizes = [int(size) for size in args.sizes.split(",")]
-    points: List[Dict[str, Any]] = []
-    stopped: Dict[str, str] = {}
-    for impl in IMPLEMENTATIONS[args.impl]:
-        measured: List[Dict[str, Any]] = []
-        for size in sizes:
-            reason = too_big(measured, size, args) if measured else None
-            if reason:
-                stopped[impl] = f"stopped before {size}: {reason}"
-                break
-            started = time.perf_counter()
-            result = run_worker(point_config(args, impl, size), args.timeout)
-            result.update(impl=impl, target=size, wall_seconds=time.perf_counter() - started)
-            points.append(result)
-            if "error" in result:
-                stopped[impl] = f"stopped at {size}: {result['error']}"
-                print(f"[{impl} N={size}] failed: {result['error']}", flush=True)
-                break
-            live = result["engrams_per_row"]["live"]
-            print(
-                f"[{impl} N={size}] live {live:.0f}/row, step {result['step_seconds']['median'] * 1e3:.1f} ms, "
-                f"peak {mib(result['peak_memory_bytes']):.0f} MiB ({result['wall_seconds']:.0f} s)",
-                flush=True,
-            )
-            measured.append(result)
-    return {
-        "machine": machine(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "points": points,
-        "stopped": stopped,
-    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with source_snapshot() as root:
+        report: Dict[str, Any] = {
+            "machine": machine(),
+            "source": source_fingerprint(root),
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "points": [],
+            "stopped": {},
+        }
+        for impl in IMPLEMENTATIONS[args.impl]:
+            report["stopped"].update(sweep_implementation(args, impl, sizes, root, report, output))
+    output.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def sweep_implementation(
+    args: argparse.Namespace, impl: str, sizes: List[int], root: Path, report: Dict[str, Any], output: Path
+) -> Dict[str, str]:
+    """Measure ``impl`` at each size until it is predicted to pass a cap or fails; append to ``report["points"]``
+    and rewrite ``output`` after each point.
+
+    Returns:
+        ``{impl: why it stopped}``, or an empty dict when it reached every size.
+    """
+    measured: List[Dict[str, Any]] = []
+    for size in sizes:
+        reason = too_big(measured, size, args) if measured else None
+        if reason:
+            return {impl: f"stopped before {size}: {reason}"}
+        started = time.perf_counter()
+        result = run_worker(point_config(args, impl, size), args.timeout, root)
+        result.update(impl=impl, target=size, wall_seconds=time.perf_counter() - started)
+        report["points"].append(result)
+        output.write_text(json.dumps(report, indent=1))
+        if "error" in result:
+            print(f"[{impl} N={size}] failed: {result['error']}", flush=True)
+            return {impl: f"stopped at {size}: {result['error']}"}
+        live = result["engrams_per_row"]["live"]
+        print(
+            f"[{impl} N={size}] live {live:.0f}/row, step {result['step_seconds']['median'] * 1e3:.1f} ms, "
+            f"peak {mib(result['peak_memory_bytes']):.0f} MiB ({result['wall_seconds']:.0f} s)",
+            flush=True,
+        )
+        measured.append(result)
+    return {}
 
 
 def format_table(report: Dict[str, Any]) -> str:
@@ -212,11 +227,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Run the sweep, print the table, write the JSON and the plot."""
     args = parse_args(argv)
     output = args.json or RESULTS_DIR / f"sweep-{args.device.split(':')[0]}.json"
-    report = sweep(args)
+    report = sweep(args, output)
     print()
     print(format_table(report))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=1))
     plot(report, output.with_suffix(".png"))
     print(f"\nwrote {output} and {output.with_suffix('.png')}")
 
