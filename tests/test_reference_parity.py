@@ -63,6 +63,8 @@ def test_same_engram_state_as_reference_every_step(reference, scenario):
         assert torch.equal(torch.get_rng_state(), ref_rng), f"step {step}: different draws from the generator"
         assert torch.equal(indices, ref_indices), f"step {step}: reminded indices"
         assert torch.equal(memories, ref_memories), f"step {step}: reminded data"
+        # between remind and adjust too: padding's implied counts (0 with working memory, +1 where it fired)
+        assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts), f"step {step}: fired counts"
 
         delta = (torch.rand(indices.shape, generator=inputs) * scale).round()
         ref.adjust_lifespan_and_memories(ref_indices, delta)
