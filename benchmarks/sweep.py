@@ -185,6 +185,7 @@ def plot(report: Dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     figure, (ax_step, ax_phase, ax_memory) = plt.subplots(1, 3, figsize=(17, 5))
     styles = {"ours": "-", "reference": "--"}
@@ -208,6 +209,7 @@ def plot(report: Dict[str, Any], path: Path) -> None:
     ):
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("live engrams per row")
         axis.set_ylabel(unit)
         axis.set_title(title)
