@@ -69,7 +69,7 @@ class Engrams:
 
     # ----------------------------------------------------------------------------------------------- storage
     def _allocate(self, capacity: int, device: torch.device) -> None:
-        B, D = self.batch_size, self.hidden_dim
+        B = self.batch_size
         self._lifespan = torch.full((B, capacity), -1.0, device=device)
         self._types = torch.zeros(B, capacity, dtype=torch.uint8, device=device)
         self._slot = torch.full((B, capacity), -1, dtype=torch.long, device=device)

@@ -8,7 +8,7 @@ from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Closeness, Similarity
-from .utils import gather_rows, super_unique
+from .utils import super_unique
 
 MODES = ("reference", "paper")
 Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]

@@ -17,7 +17,7 @@ import torch
 
 from .engram import Engrams, EngramType
 from .similarity import Closeness
-from .utils import front_padded_positions, gather_rows, super_unique, unique_from_presence
+from .utils import front_padded_positions, super_unique, unique_from_presence
 
 
 def recall_shortterm(engrams: Engrams, closeness: Closeness, num_reminded: int, paper: bool) -> torch.Tensor:
