@@ -190,11 +190,8 @@ class Engrams:
     @property
     def induce_counts(self) -> torch.Tensor:
         """Hebbian counts shaped [BatchSize, N, N] in position order (assembled on each access)."""
-        slots = self.slot_of
-        rows = self.slot_rows(self._all_positions())  # [B, N, slot_end]
-        counts = rows.gather(2, slots.clamp(min=0)[:, None, :].expand(-1, self.length, -1))  # [B, N, N]
-        padding, working = slots < 0, self.mask(EngramType.WORKING)
-        return _imply_padding(counts, padding, padding, working, working)
+        positions = self._all_positions()
+        return self.counts_at(positions, positions)
 
     @property
     def fire_count(self) -> torch.Tensor:
