@@ -5,7 +5,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .utils import front_padded_positions, gather_rows
+from .utils import front_padded_positions, gather_rows, positions_mask
 
 
 class EngramType(Enum):
@@ -361,9 +361,7 @@ class Engrams:
         n = self.length
         if n == 0 or indices.size(1) == 0:
             return
-        firing = torch.zeros(self.batch_size, n + 1, dtype=torch.bool, device=self.device)
-        firing.scatter_(1, torch.where(indices < 0, n, indices), True)
-        firing = firing[:, :n]
+        firing = positions_mask(indices, n)
         self.give_slots(firing)
         positions = front_padded_positions(firing)  # [B, K] distinct positions, -1 padded at the front
         # padding entries repeat the row's last firing engram: every write to a cell then carries the same value

@@ -8,7 +8,7 @@ from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Closeness, Similarity
-from .utils import super_unique
+from .utils import super_unique, unique_positions
 
 MODES = ("reference", "paper")
 Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]
@@ -165,7 +165,7 @@ class Memoria:
             recalled_ltm = select_longterm(engrams, closeness, found, self.num_final_ltms, self.paper)
 
         reminded = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
-        reminded = _drop_padding(super_unique(reminded)) if self.paper else super_unique(reminded)
+        reminded = unique_positions(reminded, engrams.length) if self.paper else super_unique(reminded)
         with torch.profiler.record_function("memoria.fire"):
             engrams.fire_together(torch.cat([working_positions, reminded], dim=1))
         if self.keep_history:
@@ -428,12 +428,3 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _drop_padding(indices: torch.Tensor) -> torch.Tensor:
-    """Move -1 entries of each row to the end and trim columns that hold only -1: [BatchSize, K']."""
-    valid = indices >= 0
-    order = torch.sort(valid.to(torch.uint8), dim=1, descending=True, stable=True).indices
-    indices = indices.gather(1, order)
-    width = int(valid.sum(1).max()) if indices.numel() else 0
-    return indices[:, :width]

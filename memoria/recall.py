@@ -17,7 +17,7 @@ import torch
 
 from .engram import Engrams, EngramType
 from .similarity import Closeness
-from .utils import front_padded_positions, super_unique, unique_from_presence
+from .utils import front_padded_positions, positions_mask, super_unique, unique_from_presence, unique_positions
 
 
 def recall_shortterm(engrams: Engrams, closeness: Closeness, num_reminded: int, paper: bool) -> torch.Tensor:
@@ -67,7 +67,7 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     ltm_positions = engrams.positions(EngramType.LONGTERM)  # [B, L]
     seeds = torch.full_like(recalled_stm, -1)
     if ltm_positions.size(1) == 0 or recalled_stm.size(1) == 0:
-        return _unique_positions(seeds, n) if paper else super_unique(seeds)
+        return unique_positions(seeds, n) if paper else super_unique(seeds)
 
     scored = recalled_stm >= 0  # entries whose score needs their counts
     if not paper:
@@ -99,7 +99,7 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     seeds = torch.cat([seeds, seeds.new_full((seeds.size(0), 1), -1)], dim=1)
     seeds = seeds.scatter(1, torch.where(entries < 0, recalled_stm.size(1), entries), entry_seeds)[:, :-1]
     seeds = torch.where(longterm.gather(1, seeds.clamp(min=0)) & (seeds >= 0), seeds, -1)
-    return _unique_positions(seeds, n) if paper else super_unique(seeds)
+    return unique_positions(seeds, n) if paper else super_unique(seeds)
 
 
 def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool) -> torch.Tensor:
@@ -132,7 +132,7 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
     if not paper and L == 0:
         return torch.zeros(B, seeds.size(1) * (depth + 1), dtype=torch.long, device=seeds.device)
 
-    frontier = _positions_mask(seeds, n) & longterm  # [B, N] engrams walkers stand on
+    frontier = positions_mask(seeds, n) & longterm  # [B, N] engrams walkers stand on
     found = frontier.clone()
     found_nothing = torch.zeros(B, dtype=torch.bool, device=seeds.device)  # reference: -1 is in the found list
     last_ltm = n - 1 - longterm.flip(1).int().argmax(1)  # [B] the row's newest LTM (local number L - 1)
@@ -157,7 +157,7 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         nxt = position_of_slot.gather(1, slot)
         moved = best >= (1 if paper else 0)
         stuck = ((standing >= 0) & ~moved).any(1)  # [B] some walker has nowhere to go
-        frontier = _positions_mask(torch.where(moved, nxt, -1), n)
+        frontier = positions_mask(torch.where(moved, nxt, -1), n)
         found |= frontier
         visited |= frontier
         if not paper:
@@ -183,15 +183,7 @@ def _stand_on_last_ltm(frontier: torch.Tensor, rows: torch.Tensor, last_ltm: tor
 
 def _slot_mask(engrams: Engrams, mask: torch.Tensor) -> torch.Tensor:
     """A [BatchSize, N] position mask carried to the slot space: [BatchSize, slot_end]."""
-    end = engrams.slot_end
-    slots = torch.where(mask & (engrams.slot_of >= 0), engrams.slot_of, end)
-    return torch.zeros(mask.size(0), end + 1, dtype=torch.bool, device=mask.device).scatter_(1, slots, True)[:, :end]
-
-
-def _positions_mask(indices: torch.Tensor, n: int) -> torch.Tensor:
-    """Bool mask shaped [BatchSize, N] of the non-negative positions in ``indices`` [BatchSize, K]."""
-    mask = torch.zeros(indices.size(0), n + 1, dtype=torch.bool, device=indices.device)
-    return mask.scatter_(1, torch.where(indices < 0, n, indices), True)[:, :n]
+    return positions_mask(engrams.slot_of.masked_fill(~mask, -1), engrams.slot_end)
 
 
 def select_longterm(
@@ -215,13 +207,3 @@ def select_longterm(
         scores = scores.masked_fill(found < 0, float("-inf"))
     best = scores.topk(min(num_final, found.size(1)), dim=1).indices
     return found.gather(1, best)
-
-
-def _unique_positions(indices: torch.Tensor, n: int) -> torch.Tensor:
-    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K]."""
-    present = torch.zeros(indices.size(0), n + 1, dtype=torch.bool, device=indices.device)
-    present.scatter_(1, torch.where(indices < 0, n, indices), True)
-    present = present[:, :n]
-    count = int(present.sum(1).max()) if present.numel() else 0
-    order = torch.sort(present.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
-    return torch.where(present.gather(1, order), order, -1)

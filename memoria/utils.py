@@ -88,3 +88,17 @@ def gather_rows(t: torch.Tensor, indices: torch.Tensor, fill: float = 0) -> torc
     index = index.view(index.shape + (1,) * (t.dim() - 2)).expand(shape)
     out = t.gather(1, index)
     return out.masked_fill(~valid.view(valid.shape + (1,) * (t.dim() - 2)), fill)
+
+
+def positions_mask(indices: torch.Tensor, length: int) -> torch.Tensor:
+    """Bool mask shaped [BatchSize, Length] of the non-negative positions in ``indices`` [BatchSize, K]."""
+    mask = torch.zeros(indices.size(0), length + 1, dtype=torch.bool, device=indices.device)
+    return mask.scatter_(1, torch.where(indices < 0, length, indices), True)[:, :length]
+
+
+def unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
+    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K]."""
+    present = positions_mask(indices, length)
+    count = int(present.sum(1).max()) if present.numel() else 0
+    order = torch.sort(present.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
+    return torch.where(present.gather(1, order), order, -1)
