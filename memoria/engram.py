@@ -5,7 +5,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .utils import front_padded_positions, gather_rows, positions_mask
+from .utils import Workspace, front_padded_positions, gather_rows, positions_mask
 
 
 class EngramType(Enum):
@@ -61,6 +61,8 @@ class Engrams:
         self.length = 0
         self.next_id = 0
         self.slot_end = 0
+        self.count_bound = 1  # no stored count is larger in magnitude (kept loose: it grows by 1 per firing)
+        self.workspace = Workspace()  # reused buffers for large per-step temporaries
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._allocate(0, device)
         self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int32, device=device)
@@ -131,14 +133,17 @@ class Engrams:
             self._data = torch.empty(B, capacity, D, device=self.device)
             self._sqnorm = torch.empty(B, capacity, device=self.device)
         working = self.mask(EngramType.WORKING)
+        bound = 1
         for row in range(self.batch_size):
             slots = self.slot_of[row]
             padding = slots < 0
             index = slots.clamp(min=0)
             block = counts[row].index_select(0, index).gather(1, index.expand(n, n))  # [N, N]
             self._counts[row, :n, :n] = _imply_padding(block, padding, padding, working[row], working[row])
+            bound = max(bound, int(block.max()) if n else 0)
             self._data[row, :n] = data[row].index_select(0, index).masked_fill_(padding[:, None], 0.0)
             self._sqnorm[row, :n] = sqnorm[row].index_select(0, index).masked_fill_(padding, 0.0)
+        self.count_bound = bound  # the live counts' maximum: tight again
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self.slot_end = n
 
@@ -269,19 +274,29 @@ class Engrams:
         column_slots = self.slot_of.gather(1, columns.clamp(min=0)).clamp(min=0)
         return full_rows.gather(2, column_slots[:, None, :].expand(-1, rows.size(1), -1))
 
-    def slot_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Whole count rows of some engrams in slot order, copied row by row: [BatchSize, K, slot_end].
+    def slot_rows(
+        self, rows: torch.Tensor, start: int = 0, end: Optional[int] = None, batch: slice = slice(None)
+    ) -> torch.Tensor:
+        """Count rows of some engrams in slot order, columns ``start:end`` of the slot space, copied row by row.
 
         Args:
-            rows: long tensor shaped [BatchSize, K] of positions that have slots (-1 reads slot 0).
+            rows: long tensor shaped [b, K] of positions that have slots (-1 reads slot 0), for the batch rows
+                ``batch`` (default: all, b = BatchSize).
+            start, end: the slot columns to copy (default: all, ``0:slot_end``).
+            batch: the batch rows that ``rows`` belongs to, a slice with step 1.
+
+        Returns:
+            int32 tensor shaped [b, K, end - start].
         """
         S = self.slot_capacity
-        slots = self.slot_of.gather(1, rows.clamp(min=0)).clamp(min=0)
-        flat = torch.arange(self.batch_size, device=rows.device)[:, None] * S + slots  # [B, K]
-        if S == 0:
-            return self._counts.new_zeros(self.batch_size, rows.size(1), 0)
-        used = self._counts.view(-1, S)[:, : self.slot_end]  # [B * S, slot_end] strided view
-        return used.index_select(0, flat.flatten()).view(self.batch_size, rows.size(1), self.slot_end)
+        end = self.slot_end if end is None else end
+        batch_rows = torch.arange(self.batch_size, device=rows.device)[batch]  # [b]
+        if S == 0 or end <= start:
+            return self._counts.new_zeros(batch_rows.size(0), rows.size(1), max(end - start, 0))
+        slots = self.slot_of[batch].gather(1, rows.clamp(min=0)).clamp(min=0)
+        flat = batch_rows[:, None] * S + slots  # [b, K]
+        used = self._counts.view(-1, S)[:, start:end]  # [B * S, end - start] strided view
+        return used.index_select(0, flat.flatten()).view(batch_rows.size(0), rows.size(1), end - start)
 
     def position_of_slot(self) -> torch.Tensor:
         """Inverse of :attr:`slot_of`: the position holding each slot, -1 for holes. Shaped [BatchSize, slot_end]."""
@@ -371,6 +386,7 @@ class Engrams:
         slots = self.slot_of.gather(1, positions)  # [B, K]
         rows = torch.arange(self.batch_size, device=self.device)[:, None, None]
         self._counts[rows, slots[:, :, None], slots[:, None, :]] += fires[:, :, None].to(torch.int32)
+        self.count_bound += 1
 
     def compact(self, keep: torch.Tensor) -> None:
         """Delete the engrams not kept and re-pad rows at the front to the new common length.
@@ -414,6 +430,7 @@ class Engrams:
         self.lifespan.copy_(lifespan)
         self.engrams_types.copy_(types)
         self._counts.copy_(counts)
+        self.count_bound = max(1, int(self._counts.abs().max())) if self._counts.numel() else 1
         self.slot_of.copy_(torch.arange(n, device=self.device))
         self.slot_end = n
 
@@ -424,6 +441,7 @@ class Engrams:
         self._counts = self._counts.to(device)
         self._data = self._data.to(device)
         self._sqnorm = self._sqnorm.to(device)
+        self.workspace.clear()
         return self
 
 

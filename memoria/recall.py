@@ -13,11 +13,22 @@ whole batches at once: no Python loop over rows or engrams; the walk loops over 
 the count rows of the engrams it stands on.
 """
 
+from typing import Tuple
+
 import torch
 
 from .engram import Engrams, EngramType
 from .similarity import Closeness
-from .utils import front_padded_positions, positions_mask, super_unique, unique_from_presence, unique_positions
+from .utils import (
+    INT32_MAX,
+    batch_chunks,
+    front_padded_positions,
+    masked_first_max,
+    positions_mask,
+    super_unique,
+    unique_from_presence,
+    unique_positions,
+)
 
 
 def recall_shortterm(engrams: Engrams, closeness: Closeness, num_reminded: int, paper: bool) -> torch.Tensor:
@@ -49,7 +60,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
 
     Random tie-breaking draws one float16 uniform tensor shaped [BatchSize, S, N] from torch's generator of the
     store's device, as the reference does, so that ``torch.manual_seed`` reproduces reference runs; only its LTM
-    columns are read.
+    columns are read. An entry's score for an LTM is count + noise in float32, the highest wins and the lowest
+    position among equal scores.
 
     Args:
         engrams: the store.
@@ -61,45 +73,80 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
         long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode: in
         :func:`super_unique` order, where -1 also stands for "an entry found no LTM").
     """
+    B, S = recalled_stm.shape
     n = engrams.length
-    noise = torch.rand(recalled_stm.shape + (n,), dtype=torch.float16, device=recalled_stm.device)  # [B, S, N]
+    noise = engrams.workspace.uniform("seed_noise", (B, S, n), torch.float16, recalled_stm.device)  # = torch.rand
     longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
-    ltm_positions = engrams.positions(EngramType.LONGTERM)  # [B, L]
     seeds = torch.full_like(recalled_stm, -1)
-    if ltm_positions.size(1) == 0 or recalled_stm.size(1) == 0:
+    if S == 0 or not bool(longterm.any()):
         return unique_positions(seeds, n) if paper else super_unique(seeds)
 
+    # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
+    bits = noise.view(torch.int16)  # [B, S, N]
+    start, end = _slot_window(engrams, longterm)  # LTM columns, in slot order
+    ltm_slots = _slot_mask(engrams, longterm)[:, start:end]  # [B, C]
     scored = recalled_stm >= 0  # entries whose score needs their counts
     if not paper:
         # reference: -1 entries read the last engram's counts; while it has none with any LTM (it is working
-        # memory that has not fired yet) their score is the noise alone, taken over LTM columns in one pass
+        # memory that has not fired yet) their score is the noise alone
         last = torch.full_like(recalled_stm[:, :1], n - 1)
-        linked = engrams.counts_between(last, ltm_positions).masked_fill_((ltm_positions < 0)[:, None, :], 0)
-        if bool((linked != 0).any()):
+        linked = engrams.slot_rows(last, start, end)[:, 0].ne_(0).logical_and_(ltm_slots)
+        if bool(linked.any()):
             scored = torch.ones_like(scored)
         else:
-            # float16 in [0, 1) orders like its int16 bit pattern, which CPUs compare much faster
-            bits = noise.view(torch.int16).masked_fill_(~longterm[:, None, :], -1)  # only LTM columns are read later
-            seeds = bits.argmax(dim=2)  # [B, S]
+            seeds = _noise_argmax(bits, longterm)
 
     entries = front_padded_positions(scored)  # [B, E] indices into the STM list
-    sources = recalled_stm.gather(1, entries.clamp(min=0))
-    sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
-    counts = engrams.counts_between(sources, ltm_positions)  # [B, E, L]; padding columns are masked below
-    B, S = recalled_stm.shape
-    rows = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).flatten()
-    entry_noise = noise.view(B * S, n).index_select(0, rows).view(B, -1, n)  # [B, E, N]
-    entry_noise = entry_noise.gather(2, ltm_positions.clamp(min=0)[:, None, :].expand_as(counts))  # [B, E, L]
-    scores = counts.float().add_(entry_noise).masked_fill_((ltm_positions < 0)[:, None, :], float("-inf"))
-    best, column = scores.max(dim=2)
-    entry_seeds = ltm_positions.gather(1, column)  # [B, E]
-    if paper:
-        entry_seeds = entry_seeds.masked_fill(best < 1, -1)  # linked STMs only
-    # write each entry's seed into its slot of the STM list (column S absorbs padding entries)
-    seeds = torch.cat([seeds, seeds.new_full((seeds.size(0), 1), -1)], dim=1)
-    seeds = seeds.scatter(1, torch.where(entries < 0, recalled_stm.size(1), entries), entry_seeds)[:, :-1]
+    if entries.size(1) > 0:
+        sources = recalled_stm.gather(1, entries.clamp(min=0))
+        sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
+        position = engrams.position_of_slot()[:, start:end].clamp(min=0)  # [B, C]; holes are not LTM slots
+        flat_entries = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).flatten()
+        best = torch.empty(entries.shape, dtype=torch.float32, device=entries.device)
+        column = torch.empty_like(entries)
+        C, E = end - start, entries.size(1)
+        for part in batch_chunks(B, E * C * 16):  # a few rows at a time keeps temporaries in cache
+            rows = part.stop - part.start
+            counts = engrams.slot_rows(sources[part], start, end, batch=part)  # [b, E, C]
+            entry_bits = bits.view(B * S, n).index_select(0, flat_entries.view(B, E)[part].flatten()).view(rows, E, n)
+            entry_noise = entry_bits.gather(2, position[part, None, :].expand(-1, E, -1)).view(torch.float16)
+            scores = counts.float().add_(entry_noise)  # [b, E, C] >= 0 on LTM columns
+            # non-negative float32 order like their int32 bit patterns
+            key, column[part] = masked_first_max(scores.view(torch.int32), ltm_slots[part], INT32_MAX)
+            best[part] = key.view(torch.float32).nan_to_num_(nan=-1.0)  # rows without LTM: key -1 is a NaN
+        entry_seeds = engrams.position_of_slot().gather(1, column + start)  # [B, E]
+        if paper:
+            entry_seeds = entry_seeds.masked_fill(best < 1, -1)  # linked STMs only
+        # write each entry's seed into its slot of the STM list (column S absorbs padding entries)
+        seeds = torch.cat([seeds, seeds.new_full((B, 1), -1)], dim=1)
+        seeds = seeds.scatter(1, torch.where(entries < 0, S, entries), entry_seeds)[:, :-1]
     seeds = torch.where(longterm.gather(1, seeds.clamp(min=0)) & (seeds >= 0), seeds, -1)
     return unique_positions(seeds, n) if paper else super_unique(seeds)
+
+
+def _noise_argmax(bits: torch.Tensor, longterm: torch.Tensor) -> torch.Tensor:
+    """Per row and entry, the LTM position with the largest noise (the lowest among equals), -1 without LTMs.
+
+    Args:
+        bits: int16 bit patterns of float16 noise in [0, 1), shaped [BatchSize, S, N].
+        longterm: bool [BatchSize, N].
+
+    Returns:
+        long tensor shaped [BatchSize, S].
+    """
+    B, S, _ = bits.shape
+    seeds = torch.full((B, S), -1, dtype=torch.long, device=bits.device)
+    count = longterm.sum(1)
+    first = longterm.int().argmax(1)
+    for row, (k, lo) in enumerate(zip(count.tolist(), first.tolist())):
+        if k == 0:
+            continue
+        window = bits[row, :, lo : lo + k]  # [S, k]
+        if not bool(longterm[row, lo : lo + k].all()):  # LTMs not contiguous: mask the others below any noise
+            hi = int(longterm[row].nonzero()[-1]) + 1
+            window = bits[row, :, lo:hi].masked_fill(~longterm[row, lo:hi], -1)
+        seeds[row] = window.argmax(1) + lo
+    return seeds
 
 
 def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool) -> torch.Tensor:
@@ -144,15 +191,20 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         found_nothing = num_seeds < num_seeds.max()  # front padding of the local seed list: a walker on -1
         frontier = _stand_on_last_ltm(frontier, found_nothing & has_ltm, last_ltm)
     visited = frontier.clone()
-    position_of_slot = engrams.position_of_slot()  # [B, slot_end]
+    # only the columns of LTM slots are read: they lie in one window of the slot space
+    start, end = _slot_window(engrams, longterm)
+    position_of_slot = engrams.position_of_slot()[:, start:end]  # [B, C]
 
     for _ in range(depth):
         standing = front_padded_positions(frontier)  # [B, K]
         if standing.size(1) == 0:
             break
-        rows = engrams.slot_rows(standing)  # [B, K, slot_end]: count rows in slot order
-        rows.masked_fill_(~_slot_mask(engrams, longterm & ~visited)[:, None, :], -1)
-        best, slot = rows.max(dim=2)  # the lowest slot among equals is the lowest position among LTMs
+        allowed = _slot_mask(engrams, longterm & ~visited)[:, start:end]  # [B, C]
+        best, slot = torch.empty_like(standing, dtype=torch.int32), torch.empty_like(standing)
+        for part in batch_chunks(B, standing.size(1) * (end - start) * 8):  # temporaries stay in cache
+            rows = engrams.slot_rows(standing[part], start, end, batch=part)  # [b, K, C]: count rows, slot order
+            # the lowest slot among equals is the lowest position among LTMs
+            best[part], slot[part] = masked_first_max(rows, allowed[part], engrams.count_bound)
         best.masked_fill_(standing < 0, -1)
         nxt = position_of_slot.gather(1, slot)
         moved = best >= (1 if paper else 0)
@@ -184,6 +236,15 @@ def _stand_on_last_ltm(frontier: torch.Tensor, rows: torch.Tensor, last_ltm: tor
 def _slot_mask(engrams: Engrams, mask: torch.Tensor) -> torch.Tensor:
     """A [BatchSize, N] position mask carried to the slot space: [BatchSize, slot_end]."""
     return positions_mask(engrams.slot_of.masked_fill(~mask, -1), engrams.slot_end)
+
+
+def _slot_window(engrams: Engrams, mask: torch.Tensor) -> Tuple[int, int]:
+    """The smallest slot range ``start:end`` holding the slots of every masked position ([BatchSize, N])."""
+    slots = engrams.slot_of.masked_fill(~mask, -1)
+    if not bool((slots >= 0).any()):
+        return 0, 0
+    start = int(slots.masked_fill(slots < 0, engrams.slot_end).min())
+    return start, int(slots.max()) + 1
 
 
 def select_longterm(

@@ -1,6 +1,10 @@
 """Small tensor helpers shared by the recall algorithm and the engram store."""
 
+from typing import Dict, Iterator, Sequence, Tuple
+
 import torch
+
+INT32_MAX = 2**31 - 1
 
 
 def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -102,3 +106,76 @@ def unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
     count = int(present.sum(1).max()) if present.numel() else 0
     order = torch.sort(present.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
     return torch.where(present.gather(1, order), order, -1)
+
+
+def masked_first_max(
+    values: torch.Tensor, allowed: torch.Tensor, bound: int, fill: int = -1
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The largest value of each row among allowed columns, and its first (lowest) column.
+
+    This is ``values.masked_fill(~allowed, -inf).max(dim=2)`` for integers, computed as one fused key
+    ``value * C + (C - 1 - column)`` (disallowed columns pushed below every allowed key) reduced with ``amax``:
+    on CPUs an index-returning ``max`` and a broadcast ``masked_fill`` each cost several times a plain
+    reduction. Keys are int32 when ``bound`` allows it, int64 otherwise; either way the result is exact.
+
+    Args:
+        values: integer tensor shaped [BatchSize, K, C] with every entry in [-bound, bound].
+        allowed: bool tensor shaped [BatchSize, C]: the columns that may be chosen.
+        bound: a bound on the magnitude of ``values`` (need not be tight).
+        fill: the value reported for rows with no allowed column.
+
+    Returns:
+        best: ``values.dtype`` tensor shaped [BatchSize, K] (``fill`` where no column is allowed);
+        column: long tensor shaped [BatchSize, K] (arbitrary where no column is allowed).
+    """
+    B, K, C = values.shape
+    if C == 0:
+        return values.new_full((B, K), fill), torch.zeros(B, K, dtype=torch.long, device=values.device)
+    offset = (2 * bound + 1) * C  # moves a disallowed key below the smallest allowed one, -bound * C
+    key_type = torch.int32 if (3 * bound + 2) * C <= INT32_MAX else torch.int64
+    reverse = torch.arange(C - 1, -1, -1, dtype=key_type, device=values.device)  # [C]
+    bias = torch.where(allowed, reverse, reverse - offset)  # [B, C]
+    key = torch.add(bias[:, None, :], values.to(key_type), alpha=C).amax(dim=2)  # [B, K]
+    best = torch.div(key, C, rounding_mode="floor")
+    column = (C - 1) - (key - best * C)
+    found = key >= -bound * C
+    return torch.where(found, best, fill).to(values.dtype), column.long()
+
+
+def batch_chunks(batch_size: int, bytes_per_row: int, budget: int = 4 << 20) -> Iterator[slice]:
+    """Slices of batch rows whose temporaries (``bytes_per_row`` each) fit in about ``budget`` bytes.
+
+    Large temporaries are slow on CPUs twice over: they fall out of cache, and each fresh allocation of more
+    than a few MB is mapped and page-faulted anew. Row chunks keep both small.
+    """
+    step = max(1, budget // max(bytes_per_row, 1))
+    for start in range(0, batch_size, step):
+        yield slice(start, min(start + step, batch_size))
+
+
+class Workspace:
+    """Buffers kept from step to step for the few temporaries that are large by nature (allocating them anew
+    each step costs page faults on CPUs)."""
+
+    def __init__(self) -> None:
+        self._buffers: Dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """An uninitialised tensor shaped ``shape``, backed by the buffer ``name`` (grown with 25% headroom)."""
+        numel = 1
+        for size in shape:
+            numel *= size
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
+            buffer = torch.empty(numel + numel // 4, dtype=dtype, device=device)
+            self._buffers[name] = buffer
+        return buffer[:numel].view(tuple(shape))
+
+    def uniform(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``torch.rand(shape, dtype=dtype, device=device)`` drawn into the buffer ``name``: the same numbers from
+        the same generator. Valid until the next call with this name."""
+        return self.get(name, shape, dtype, device).uniform_()
+
+    def clear(self) -> None:
+        """Free every buffer."""
+        self._buffers.clear()
