@@ -113,11 +113,12 @@ class Similarity:
 
 
 class Closeness:
-    """How close stored engrams are to this step's working memory, pooled over it, computed once per step.
+    """How close stored engrams are to this step's working memory, pooled over it.
 
-    With a named kernel, one matrix product scores every stored vector at once (recall and final selection then
-    only read columns of it); a user callable is called on the engrams asked for, with their vectors.
-    Position -1, and padding, score as a zero vector.
+    Only the engrams asked for are scored. With a named kernel, a request whose keys lie in a narrow window of the
+    key space (short-term memory does) is scored on that window in place; a scattered one (the engrams a graph
+    walk found) on its gathered vectors. A user callable is always called on the gathered vectors. Position -1,
+    and padding, score as a zero vector.
 
     Args:
         similarity: the kernel.
@@ -140,8 +141,6 @@ class Closeness:
         self.keys = keys
         self.key_sqnorm = key_sqnorm
         self.key_of = key_of
-        self._pair: Optional[torch.Tensor] = None
-        self._all: Dict[str, torch.Tensor] = {}
         self._zero: Dict[str, torch.Tensor] = {}
 
     def at(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -151,20 +150,35 @@ class Closeness:
             reduce: "mean" or "sum" over working memory (see :meth:`Similarity.pooled`).
         """
         keys = self.key_of.gather(1, positions.clamp(min=0)).masked_fill_(positions < 0, -1)  # [B, P]
-        if not self.similarity.named:
-            vectors = self.keys.gather(1, keys.clamp(min=0)[:, :, None].expand(-1, -1, self.keys.size(2)))
-            vectors = vectors.masked_fill((keys < 0)[:, :, None], 0.0)
-            return self.similarity.pooled(self.working, vectors, reduce=reduce)
         if self.similarity.log_space:
             reduce = "mean"  # log-sum-exp pools both ways
-        if reduce not in self._all:
-            if self._pair is None:
-                self._pair = self.similarity.scores(self.working, self.keys, self.key_sqnorm)  # [B, W, K]
-            self._all[reduce] = self.similarity.pool(self._pair, reduce)
+        valid = keys >= 0
+        if not self.similarity.named or not bool(valid.any()):
+            return self._gathered(keys, reduce)
+        start = int(keys.masked_fill(~valid, self.keys.size(1)).min())
+        end = int(keys.max()) + 1
+        if end - start > 2 * keys.size(1):
+            return self._gathered(keys, reduce)
+        window = self.similarity.scores(self.working, self.keys[:, start:end], self.key_sqnorm[:, start:end])
+        scores = self.similarity.pool(window, reduce).gather(1, (keys - start).clamp(min=0))  # [B, P]
+        return torch.where(valid, scores, self._zero_score(reduce))
+
+    def _gathered(self, keys: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Scores of the vectors gathered at ``keys`` [BatchSize, P] (zero vectors where -1)."""
+        index = keys.clamp(min=0)
+        vectors = self.keys.gather(1, index[:, :, None].expand(-1, -1, self.keys.size(2)))  # [B, P, D]
+        vectors.masked_fill_((keys < 0)[:, :, None], 0.0)
+        if not self.similarity.named:
+            return self.similarity.pooled(self.working, vectors, reduce=reduce)
+        sqnorm = self.key_sqnorm.gather(1, index).masked_fill_(keys < 0, 0.0)
+        return self.similarity.pool(self.similarity.scores(self.working, vectors, sqnorm), reduce)
+
+    def _zero_score(self, reduce: str) -> torch.Tensor:
+        """The pooled score of a zero vector, shaped [BatchSize, 1]."""
+        if reduce not in self._zero:
             zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
-            self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)  # [B, 1]
-        scores = self._all[reduce].gather(1, keys.clamp(min=0)) if self.keys.size(1) else self._zero[reduce]
-        return torch.where(keys < 0, self._zero[reduce], scores)
+            self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)
+        return self._zero[reduce]
 
 
 def _logsumexp(scores: torch.Tensor, dim: int) -> torch.Tensor:
