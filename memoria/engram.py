@@ -288,15 +288,21 @@ class Engrams:
         Returns:
             int32 tensor shaped [b, K, end - start].
         """
+        slots = self.slot_of[batch].gather(1, rows.clamp(min=0)).clamp(min=0)
+        return self.rows_at_slots(slots, start, end, batch)
+
+    def rows_at_slots(
+        self, slots: torch.Tensor, start: int = 0, end: Optional[int] = None, batch: slice = slice(None)
+    ) -> torch.Tensor:
+        """:meth:`slot_rows` by slot: ``slots`` [b, K] (every entry a slot < :attr:`slot_end`)."""
         S = self.slot_capacity
         end = self.slot_end if end is None else end
-        batch_rows = torch.arange(self.batch_size, device=rows.device)[batch]  # [b]
+        batch_rows = torch.arange(self.batch_size, device=slots.device)[batch]  # [b]
         if S == 0 or end <= start:
-            return self._counts.new_zeros(batch_rows.size(0), rows.size(1), max(end - start, 0))
-        slots = self.slot_of[batch].gather(1, rows.clamp(min=0)).clamp(min=0)
+            return self._counts.new_zeros(batch_rows.size(0), slots.size(1), max(end - start, 0))
         flat = batch_rows[:, None] * S + slots  # [b, K]
         used = self._counts.view(-1, S)[:, start:end]  # [B * S, end - start] strided view
-        return used.index_select(0, flat.flatten()).view(batch_rows.size(0), rows.size(1), end - start)
+        return used.index_select(0, flat.flatten()).view(batch_rows.size(0), slots.size(1), end - start)
 
     def position_of_slot(self) -> torch.Tensor:
         """Inverse of :attr:`slot_of`: the position holding each slot, -1 for holes. Shaped [BatchSize, slot_end]."""

@@ -176,13 +176,19 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
     longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
     num_ltm = longterm.sum(1)  # [B]
     L = int(num_ltm.max()) if B else 0
-    if not paper and L == 0:
-        return torch.zeros(B, seeds.size(1) * (depth + 1), dtype=torch.long, device=seeds.device)
+    if L == 0:  # the reference finds the phantom engram 0 (README, quirks)
+        return seeds.new_empty(B, 0) if paper else seeds.new_zeros(B, seeds.size(1) * (depth + 1))
 
-    frontier = positions_mask(seeds, n) & longterm  # [B, N] engrams walkers stand on
+    # the walk runs in the window of the slot space that holds every LTM slot, C columns wide; LTM slots increase
+    # with position, so column order is position order among LTMs
+    start, end = _slot_window(engrams, longterm)
+    C = end - start
+    ltm = _slot_mask(engrams, longterm)[:, start:end]  # [B, C]
+    seed_slots = engrams.slot_of.gather(1, seeds.clamp(min=0)).masked_fill_(seeds < 0, -1)  # [B, I]
+    frontier = positions_mask(torch.where(seed_slots < 0, -1, seed_slots - start), C) & ltm  # [B, C] walkers
     found = frontier.clone()
     found_nothing = torch.zeros(B, dtype=torch.bool, device=seeds.device)  # reference: -1 is in the found list
-    last_ltm = n - 1 - longterm.flip(1).int().argmax(1)  # [B] the row's newest LTM (local number L - 1)
+    last_ltm = C - 1 - ltm.flip(1).int().argmax(1)  # [B] the row's newest LTM (local number L - 1)
     has_ltm = num_ltm > 0
     if not paper:
         num_seeds = frontier.sum(1)
@@ -191,25 +197,20 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         found_nothing = num_seeds < num_seeds.max()  # front padding of the local seed list: a walker on -1
         frontier = _stand_on_last_ltm(frontier, found_nothing & has_ltm, last_ltm)
     visited = frontier.clone()
-    # only the columns of LTM slots are read: they lie in one window of the slot space
-    start, end = _slot_window(engrams, longterm)
-    position_of_slot = engrams.position_of_slot()[:, start:end]  # [B, C]
 
     for _ in range(depth):
-        standing = front_padded_positions(frontier)  # [B, K]
+        standing = front_padded_positions(frontier)  # [B, K] window columns
         if standing.size(1) == 0:
             break
-        allowed = _slot_mask(engrams, longterm & ~visited)[:, start:end]  # [B, C]
-        best, slot = torch.empty_like(standing, dtype=torch.int32), torch.empty_like(standing)
-        for part in batch_chunks(B, standing.size(1) * (end - start) * 8):  # temporaries stay in cache
-            rows = engrams.slot_rows(standing[part], start, end, batch=part)  # [b, K, C]: count rows, slot order
-            # the lowest slot among equals is the lowest position among LTMs
-            best[part], slot[part] = masked_first_max(rows, allowed[part], engrams.count_bound)
-        best.masked_fill_(standing < 0, -1)
-        nxt = position_of_slot.gather(1, slot)
-        moved = best >= (1 if paper else 0)
+        allowed = ltm & ~visited  # [B, C]
+        best, column = torch.empty_like(standing, dtype=torch.int32), torch.empty_like(standing)
+        for part in batch_chunks(B, standing.size(1) * C * 8):  # temporaries stay in cache
+            rows = engrams.rows_at_slots((standing[part] + start).clamp(min=0), start, end, batch=part)
+            # the lowest column among equals is the lowest position among LTMs
+            best[part], column[part] = masked_first_max(rows, allowed[part], engrams.count_bound)
+        moved = (best >= (1 if paper else 0)) & (standing >= 0)
         stuck = ((standing >= 0) & ~moved).any(1)  # [B] some walker has nowhere to go
-        frontier = positions_mask(torch.where(moved, nxt, -1), n)
+        frontier = positions_mask(torch.where(moved, column, -1), C)
         found |= frontier
         visited |= frontier
         if not paper:
@@ -219,9 +220,11 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         if not bool(moved.any()):
             break
 
+    position = engrams.position_of_slot()[:, start:end]  # [B, C]
     if paper:
-        return front_padded_positions(found).flip(1)
-    local_of = longterm.cumsum(1) - 1 + (L - num_ltm)[:, None]  # [B, N] LTM-local numbers
+        columns = front_padded_positions(found)  # [B, F]
+        return position.gather(1, columns.clamp(min=0)).masked_fill_(columns < 0, -1).flip(1)
+    local_of = ltm.cumsum(1) - 1 + (L - num_ltm)[:, None]  # [B, C] LTM-local numbers
     present = torch.zeros(B, L + 1, dtype=torch.bool, device=seeds.device)  # column 0 is the value -1
     present[:, 0] = found_nothing
     present.scatter_(1, torch.where(found, local_of + 1, 0), found | found_nothing[:, None])

@@ -67,12 +67,13 @@ def front_padded_positions(mask: torch.Tensor) -> torch.Tensor:
     Returns:
         long tensor shaped [BatchSize, K] with K the largest number of True entries in a row.
     """
-    length = mask.size(1)
-    count = int(mask.sum(1).max()) if mask.numel() else 0
-    # a stable sort puts False before True, each group in position order: the last `count` entries are the
-    # selected positions, preceded by (unselected) padding
-    order = torch.sort(mask.to(torch.uint8), dim=1, stable=True).indices[:, length - count :]  # [B, K]
-    return torch.where(mask.gather(1, order), order, torch.full_like(order, -1))
+    B, length = mask.shape
+    count = mask.sum(1)  # [B]
+    K = int(count.max()) if mask.numel() else 0
+    # the i-th True entry of a row goes to column K - count + i; the others to a discarded column K
+    rank = torch.where(mask, mask.cumsum(1) - 1 + (K - count)[:, None], K)  # [B, Length]
+    out = torch.full((B, K + 1), -1, dtype=torch.long, device=mask.device)
+    return out.scatter_(1, rank, torch.arange(length, device=mask.device).expand(B, -1))[:, :K]
 
 
 def gather_rows(t: torch.Tensor, indices: torch.Tensor, fill: float = 0) -> torch.Tensor:
