@@ -385,13 +385,12 @@ class Engrams:
         firing = positions_mask(indices, n)
         self.give_slots(firing)
         positions = front_padded_positions(firing)  # [B, K] distinct positions, -1 padded at the front
-        # padding entries repeat the row's last firing engram: every write to a cell then carries the same value
-        # (old + 1), so one gather-add-scatter without accumulation is exact
-        fires = positions[:, -1:] >= 0  # [B, 1] whether the row fires at all
-        positions = torch.where(positions < 0, positions[:, -1:], positions).clamp(min=0)
-        slots = self.slot_of.gather(1, positions)  # [B, K]
-        rows = torch.arange(self.batch_size, device=self.device)[:, None, None]
-        self._counts[rows, slots[:, :, None], slots[:, None, :]] += fires[:, :, None].to(torch.int32)
+        slots = self.slot_of.gather(1, positions.clamp(min=0)).clamp(min=0)  # [B, K]; padding: any cell
+        weight = (positions >= 0).to(torch.int32)  # padding pairs add 0
+        S = self.slot_capacity
+        for row in range(self.batch_size):  # one row at a time keeps the [K, K] cell index small
+            cells = (slots[row, :, None] * S + slots[row, None, :]).view(-1)  # [K * K] flat cells of the row block
+            self._counts[row].view(-1).index_add_(0, cells, torch.outer(weight[row], weight[row]).view(-1))
         self.count_bound += 1
 
     def compact(self, keep: torch.Tensor) -> None:
