@@ -154,7 +154,7 @@ class Memoria:
         working_positions = engrams.positions(EngramType.WORKING)  # [B, W]
         working = engrams.data_at(working_positions)  # [B, W, D]
 
-        closeness = Closeness(self.similarity, working, engrams.slot_data, engrams.slot_sqnorm, engrams.slot_of)
+        closeness = Closeness(self.similarity, working, engrams)
         with torch.profiler.record_function("memoria.recall_stm"):
             recalled_stm = recall_shortterm(engrams, closeness, self.num_reminded_stm, self.paper)
         with torch.profiler.record_function("memoria.seed_ltm"):

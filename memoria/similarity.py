@@ -5,9 +5,12 @@ higher means closer. Recall reduces them over W (see :func:`reduce_scores`). Dis
 products (||w||^2 + ||k||^2 - 2 w.k), never by a broadcast [B, W, S, D] difference.
 """
 
-from typing import Callable, Dict, Optional, Union
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
 
 import torch
+
+if TYPE_CHECKING:
+    from .engram import Engrams
 
 Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -123,24 +126,16 @@ class Closeness:
     Args:
         similarity: the kernel.
         working: shaped [BatchSize, WorkingLength, HiddenDim].
-        keys: every stored vector, shaped [BatchSize, K, HiddenDim] (a strided view is fine).
-        key_sqnorm: their squared norms, shaped [BatchSize, K].
-        key_of: the key of each engram position, shaped [BatchSize, N]; -1 for padding without one.
+        engrams: the store (an :class:`~memoria.engram.Engrams`); its vectors live in its slot space, the keys.
     """
 
-    def __init__(
-        self,
-        similarity: Similarity,
-        working: torch.Tensor,
-        keys: torch.Tensor,
-        key_sqnorm: torch.Tensor,
-        key_of: torch.Tensor,
-    ) -> None:
+    def __init__(self, similarity: Similarity, working: torch.Tensor, engrams: "Engrams") -> None:
         self.similarity = similarity
         self.working = working
-        self.keys = keys
-        self.key_sqnorm = key_sqnorm
-        self.key_of = key_of
+        self.engrams = engrams
+        self.keys = engrams.slot_data  # [B, K, D] strided view
+        self.key_sqnorm = engrams.slot_sqnorm  # [B, K]
+        self.key_of = engrams.slot_of  # [B, N], -1 for padding without a slot
         self._zero: Dict[str, torch.Tensor] = {}
 
     def at(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -154,23 +149,21 @@ class Closeness:
             reduce = "mean"  # log-sum-exp pools both ways
         valid = keys >= 0
         if not self.similarity.named or not bool(valid.any()):
-            return self._gathered(keys, reduce)
+            return self._gathered(positions, keys, reduce)
         start = int(keys.masked_fill(~valid, self.keys.size(1)).min())
         end = int(keys.max()) + 1
         if end - start > 2 * keys.size(1):
-            return self._gathered(keys, reduce)
+            return self._gathered(positions, keys, reduce)
         window = self.similarity.scores(self.working, self.keys[:, start:end], self.key_sqnorm[:, start:end])
         scores = self.similarity.pool(window, reduce).gather(1, (keys - start).clamp(min=0))  # [B, P]
         return torch.where(valid, scores, self._zero_score(reduce))
 
-    def _gathered(self, keys: torch.Tensor, reduce: str) -> torch.Tensor:
-        """Scores of the vectors gathered at ``keys`` [BatchSize, P] (zero vectors where -1)."""
-        index = keys.clamp(min=0)
-        vectors = self.keys.gather(1, index[:, :, None].expand(-1, -1, self.keys.size(2)))  # [B, P, D]
-        vectors.masked_fill_((keys < 0)[:, :, None], 0.0)
+    def _gathered(self, positions: torch.Tensor, keys: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Scores of the vectors at ``positions`` [BatchSize, P] (zero vectors where their ``keys`` are -1)."""
+        vectors = self.engrams.data_at(positions)  # [B, P, D]
         if not self.similarity.named:
             return self.similarity.pooled(self.working, vectors, reduce=reduce)
-        sqnorm = self.key_sqnorm.gather(1, index).masked_fill_(keys < 0, 0.0)
+        sqnorm = self.key_sqnorm.gather(1, keys.clamp(min=0)).masked_fill_(keys < 0, 0.0)
         return self.similarity.pool(self.similarity.scores(self.working, vectors, sqnorm), reduce)
 
     def _zero_score(self, reduce: str) -> torch.Tensor:
