@@ -101,27 +101,57 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
         sources = recalled_stm.gather(1, entries.clamp(min=0))
         sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
         position = engrams.position_of_slot()[:, start:end].clamp(min=0)  # [B, C]; holes are not LTM slots
-        flat_entries = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).flatten()
-        best = torch.empty(entries.shape, dtype=torch.float32, device=entries.device)
+        flat_entries = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).view(B, -1)
+        linked = torch.empty(entries.shape, dtype=torch.bool, device=entries.device)
         column = torch.empty_like(entries)
         C, E = end - start, entries.size(1)
         for part in batch_chunks(B, E * C * 16):  # a few rows at a time keeps temporaries in cache
-            rows = part.stop - part.start
             counts = engrams.slot_rows(sources[part], start, end, batch=part)  # [b, E, C]
-            entry_bits = bits.view(B * S, n).index_select(0, flat_entries.view(B, E)[part].flatten()).view(rows, E, n)
-            entry_noise = entry_bits.gather(2, position[part, None, :].expand(-1, E, -1)).view(torch.float16)
-            scores = counts.float().add_(entry_noise)  # [b, E, C] >= 0 on LTM columns
-            # non-negative float32 order like their int32 bit patterns
-            key, column[part] = masked_first_max(scores.view(torch.int32), ltm_slots[part], INT32_MAX)
-            best[part] = key.view(torch.float32).nan_to_num_(nan=-1.0)  # rows without LTM: key -1 is a NaN
+            entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
+            entry_bits = entry_bits.gather(2, position[part, None, :].expand(-1, E, -1))  # [b, E, C]
+            best_column = _best_scores if engrams.count_bound >= EXACT_COUNT_LIMIT else _best_counts_then_noise
+            linked[part], column[part] = best_column(counts, entry_bits, ltm_slots[part], engrams.count_bound)
         entry_seeds = engrams.position_of_slot().gather(1, column + start)  # [B, E]
         if paper:
-            entry_seeds = entry_seeds.masked_fill(best < 1, -1)  # linked STMs only
+            entry_seeds = entry_seeds.masked_fill(~linked, -1)  # linked STMs only
         # write each entry's seed into its slot of the STM list (column S absorbs padding entries)
         seeds = torch.cat([seeds, seeds.new_full((B, 1), -1)], dim=1)
         seeds = seeds.scatter(1, torch.where(entries < 0, S, entries), entry_seeds)[:, :-1]
     seeds = torch.where(longterm.gather(1, seeds.clamp(min=0)) & (seeds >= 0), seeds, -1)
     return unique_positions(seeds, n) if paper else super_unique(seeds)
+
+
+EXACT_COUNT_LIMIT = 2**13
+"""Below this count, float32 count + float16 noise in [0, 1) is exact: the noise's 11 bits fit beside the count's."""
+
+
+def _best_scores(
+    counts: torch.Tensor, bits: torch.Tensor, allowed: torch.Tensor, bound: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per entry, the allowed column with the highest float32 score count + noise (the lowest among equals).
+
+    Args:
+        counts: int32 [b, E, C]; bits: the noise as int16 bit patterns [b, E, C]; allowed: bool [b, C];
+        bound: a bound on the counts' magnitude.
+
+    Returns:
+        linked: bool [b, E], whether the best score is >= 1 (a count of 1 or more); column: long [b, E].
+    """
+    scores = counts.float().add_(bits.view(torch.float16))  # [b, E, C], >= 0 on allowed columns
+    # non-negative float32 order like their int32 bit patterns
+    key, column = masked_first_max(scores.view(torch.int32), allowed, INT32_MAX)
+    return key.view(torch.float32).nan_to_num_(nan=-1.0) >= 1, column  # no allowed column: key -1, a NaN
+
+
+def _best_counts_then_noise(
+    counts: torch.Tensor, bits: torch.Tensor, allowed: torch.Tensor, bound: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_best_scores` for counts below :data:`EXACT_COUNT_LIMIT`, where it is exact to take the highest
+    count first and then the most noise among the columns holding it: cheap int32 and int16 passes only."""
+    key = torch.add(counts, torch.where(allowed, 0, -(bound + 2)).to(torch.int32)[:, None, :])  # disallowed < -1
+    top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
+    column = torch.where(key == top, bits, -1).argmax(dim=2)  # the most noise, then the lowest column
+    return top.squeeze(2) >= 1, column
 
 
 def _noise_argmax(bits: torch.Tensor, longterm: torch.Tensor) -> torch.Tensor:
