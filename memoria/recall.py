@@ -20,7 +20,6 @@ import torch
 from .engram import Engrams, EngramType
 from .similarity import Closeness
 from .utils import (
-    INT32_MAX,
     batch_chunks,
     front_padded_positions,
     masked_first_max,
@@ -60,8 +59,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
 
     Random tie-breaking draws one float16 uniform tensor shaped [BatchSize, S, N] from torch's generator of the
     store's device, as the reference does, so that ``torch.manual_seed`` reproduces reference runs; only its LTM
-    columns are read. An entry's score for an LTM is count + noise in float32, the highest wins and the lowest
-    position among equal scores.
+    columns are read. An entry picks the LTM with the highest count; the noise breaks ties between equal counts,
+    and the lowest position ties between equal noise.
 
     Args:
         engrams: the store.
@@ -109,8 +108,9 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
             counts = engrams.slot_rows(sources[part], start, end, batch=part)  # [b, E, C]
             entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
             entry_bits = entry_bits.gather(2, position[part, None, :].expand(-1, E, -1))  # [b, E, C]
-            best_column = _best_scores if engrams.count_bound >= EXACT_COUNT_LIMIT else _best_counts_then_noise
-            linked[part], column[part] = best_column(counts, entry_bits, ltm_slots[part], engrams.count_bound)
+            linked[part], column[part] = _best_count_then_noise(
+                counts, entry_bits, ltm_slots[part], engrams.count_bound
+            )
         entry_seeds = engrams.position_of_slot().gather(1, column + start)  # [B, E]
         if paper:
             entry_seeds = entry_seeds.masked_fill(~linked, -1)  # linked STMs only
@@ -121,34 +121,24 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     return unique_positions(seeds, n) if paper else super_unique(seeds)
 
 
-EXACT_COUNT_LIMIT = 2**13
-"""Below this count, float32 count + float16 noise in [0, 1) is exact: the noise's 11 bits fit beside the count's."""
-
-
-def _best_scores(
+def _best_count_then_noise(
     counts: torch.Tensor, bits: torch.Tensor, allowed: torch.Tensor, bound: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per entry, the allowed column with the highest float32 score count + noise (the lowest among equals).
+    """Per entry, the allowed column with the highest count, then the most noise, then the lowest column.
+
+    This is the reference's choice at every count (probed up to 2^30): the noise only ever breaks ties between
+    equal counts, never rounds away in the sum. Computed with int32 (int64 for huge counts) and int16 passes.
 
     Args:
         counts: int32 [b, E, C]; bits: the noise as int16 bit patterns [b, E, C]; allowed: bool [b, C];
         bound: a bound on the counts' magnitude.
 
     Returns:
-        linked: bool [b, E], whether the best score is >= 1 (a count of 1 or more); column: long [b, E].
+        linked: bool [b, E], whether the highest allowed count is >= 1; column: long [b, E].
     """
-    scores = counts.float().add_(bits.view(torch.float16))  # [b, E, C], >= 0 on allowed columns
-    # non-negative float32 order like their int32 bit patterns
-    key, column = masked_first_max(scores.view(torch.int32), allowed, INT32_MAX)
-    return key.view(torch.float32).nan_to_num_(nan=-1.0) >= 1, column  # no allowed column: key -1, a NaN
-
-
-def _best_counts_then_noise(
-    counts: torch.Tensor, bits: torch.Tensor, allowed: torch.Tensor, bound: int
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_best_scores` for counts below :data:`EXACT_COUNT_LIMIT`, where it is exact to take the highest
-    count first and then the most noise among the columns holding it: cheap int32 and int16 passes only."""
-    key = torch.add(counts, torch.where(allowed, 0, -(bound + 2)).to(torch.int32)[:, None, :])  # disallowed < -1
+    key_type = torch.int32 if bound < 2**30 else torch.int64
+    penalty = torch.where(allowed, 0, -(bound + 2)).to(key_type)  # [b, C]: disallowed columns fall below -1
+    key = torch.add(counts.to(key_type), penalty[:, None, :])
     top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
     column = torch.where(key == top, bits, -1).argmax(dim=2)  # the most noise, then the lowest column
     return top.squeeze(2) >= 1, column

@@ -94,3 +94,37 @@ def test_default_log_space_kernel_matches_reference_on_unit_scale_data(reference
         ref.adjust_lifespan_and_memories(ref_indices, delta)
         ours.adjust_lifespan_and_memories(indices, delta)
     assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts)
+
+
+@pytest.mark.parametrize(
+    "offset, depth", [(10_000, 0), (70_000, 0), (2**24 + 3, 0), (2**30 - 100, 0), (2**30 - 100, 3)]
+)
+def test_same_engrams_as_reference_when_counts_are_large(reference, offset, depth):
+    """The seed step's noise breaks ties between equal counts at any count (a float32 sum would round it away
+    from 2^13 on), and the walk's fused keys switch to int64 for huge counts. Before every step, every stored
+    count is set to ``offset`` in both memories, so that every LTM ties on its count and the noise decides."""
+    settings = dict(num_reminded_stm=8, stm_capacity=10, ltm_search_depth=depth, initial_lifespan=6, num_final_ltms=4)
+    ref, ours = reference.Memoria(**settings), Memoria(**settings, similarity=reference_kernel)
+    inputs = torch.Generator().manual_seed(offset)
+    torch.manual_seed(offset)
+    for step in range(30):
+        if step >= 8:
+            raised = ref.engrams.induce_counts
+            raised = torch.where(raised >= 0, offset, raised)
+            ref.engrams.induce_counts = raised.clone()
+            state = ours.state_dict()
+            state["engrams"]["induce_counts"] = raised.clone()
+            ours.load_state_dict(state)
+        data = torch.rand(3, 5, 8, generator=inputs)
+        rng = torch.get_rng_state()
+        ref.add_working_memory(data)
+        _, ref_indices = ref.remind()
+        torch.set_rng_state(rng)
+        ours.add_working_memory(data)
+        _, indices = ours.remind()
+        assert torch.equal(indices, ref_indices), f"step {step}: reminded indices"
+        delta = (torch.rand(indices.shape, generator=inputs) * 4).round()
+        ref.adjust_lifespan_and_memories(ref_indices, delta)
+        ours.adjust_lifespan_and_memories(indices, delta)
+        assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts), f"step {step}: counts"
+        assert torch.equal(ours.engrams.engrams_types, ref.engrams.engrams_types), f"step {step}: types"
