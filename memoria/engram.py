@@ -295,14 +295,28 @@ class Engrams:
         self, slots: torch.Tensor, start: int = 0, end: Optional[int] = None, batch: slice = slice(None)
     ) -> torch.Tensor:
         """:meth:`slot_rows` by slot: ``slots`` [b, K] (every entry a slot < :attr:`slot_end`)."""
+        return self.count_rows(self.flat_slot_rows(slots, batch), start, end)
+
+    def flat_slot_rows(self, slots: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:
+        """The rows of the flat count store ([BatchSize * slot_capacity, slot_capacity]) holding ``slots`` [b, K]
+        of the batch rows ``batch``: shaped [b, K]."""
+        return torch.arange(self.batch_size, device=slots.device)[batch, None] * self.slot_capacity + slots
+
+    def count_rows(self, flat: torch.Tensor, start: int = 0, end: Optional[int] = None) -> torch.Tensor:
+        """Columns ``start:end`` of some rows of the flat count store (see :meth:`flat_slot_rows`), copied.
+
+        Args:
+            flat: long tensor shaped [b, K].
+
+        Returns:
+            int32 tensor shaped [b, K, end - start].
+        """
         S = self.slot_capacity
         end = self.slot_end if end is None else end
-        batch_rows = torch.arange(self.batch_size, device=slots.device)[batch]  # [b]
         if S == 0 or end <= start:
-            return self._counts.new_zeros(batch_rows.size(0), slots.size(1), max(end - start, 0))
-        flat = batch_rows[:, None] * S + slots  # [b, K]
+            return self._counts.new_zeros(flat.shape + (max(end - start, 0),))
         used = self._counts.view(-1, S)[:, start:end]  # [B * S, end - start] strided view
-        return used.index_select(0, flat.flatten()).view(batch_rows.size(0), slots.size(1), end - start)
+        return used.index_select(0, flat.flatten()).view(flat.shape + (end - start,))
 
     def position_of_slot(self) -> torch.Tensor:
         """Inverse of :attr:`slot_of`: the position holding each slot, -1 for holes. Shaped [BatchSize, slot_end]."""

@@ -20,6 +20,7 @@ import torch
 from .engram import Engrams, EngramType
 from .similarity import Closeness
 from .utils import (
+    FirstMax,
     batch_chunks,
     front_padded_positions,
     masked_first_max,
@@ -218,16 +219,18 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
         frontier = _stand_on_last_ltm(frontier, found_nothing & has_ltm, last_ltm)
     visited = frontier.clone()
 
+    first_max = FirstMax(C, engrams.count_bound, seeds.device)  # the lowest column among equals: lowest position
+    row_base = engrams.flat_slot_rows(torch.full((B, 1), start, dtype=torch.long, device=seeds.device))  # [B, 1]
     for _ in range(depth):
         standing = front_padded_positions(frontier)  # [B, K] window columns
         if standing.size(1) == 0:
             break
-        allowed = ltm & ~visited  # [B, C]
-        best, column = torch.empty_like(standing, dtype=torch.int32), torch.empty_like(standing)
+        flat = standing.clamp(min=0) + row_base  # [B, K] rows of the flat count store
+        bias = first_max.bias(ltm & ~visited)  # [B, C]
+        key = torch.empty(standing.shape, dtype=first_max.key_type, device=seeds.device)
         for part in batch_chunks(B, standing.size(1) * C * 8):  # temporaries stay in cache
-            rows = engrams.rows_at_slots((standing[part] + start).clamp(min=0), start, end, batch=part)
-            # the lowest column among equals is the lowest position among LTMs
-            best[part], column[part] = masked_first_max(rows, allowed[part], engrams.count_bound)
+            key[part] = first_max.keys(engrams.count_rows(flat[part], start, end), bias[part])  # [b, K]
+        best, column = first_max.decode(key)
         moved = (best >= (1 if paper else 0)) & (standing >= 0)
         stuck = ((standing >= 0) & ~moved).any(1)  # [B] some walker has nowhere to go
         frontier = positions_mask(torch.where(moved, column, -1), C)

@@ -109,15 +109,48 @@ def unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
     return torch.where(present.gather(1, order), order, -1)
 
 
+class FirstMax:
+    """``values.masked_fill(~allowed, -inf).max(dim=2)`` for integer values [BatchSize, K, C], in three parts.
+
+    Each value becomes one fused key ``value * C + (C - 1 - column)``, with disallowed columns pushed below every
+    allowed key, reduced with ``amax``: on CPUs an index-returning ``max`` and a broadcast ``masked_fill`` each
+    cost several times a plain reduction. :meth:`bias` is computed once per mask, :meth:`keys` once per chunk of
+    rows, :meth:`decode` once. Keys are int32 when ``bound`` allows it, int64 otherwise; either way the result
+    is exact: the largest allowed value and its first (lowest) column.
+
+    Args:
+        columns: C.
+        bound: a bound on the magnitude of the values (need not be tight).
+        device: where the values live.
+    """
+
+    def __init__(self, columns: int, bound: int, device: torch.device) -> None:
+        self.columns = columns
+        self.bound = bound
+        self.key_type = torch.int32 if (3 * bound + 2) * max(columns, 1) <= INT32_MAX else torch.int64
+        self.offset = (2 * bound + 1) * columns  # moves a disallowed key below the smallest allowed one
+        self.reverse = torch.arange(columns - 1, -1, -1, dtype=self.key_type, device=device)  # [C]
+
+    def bias(self, allowed: torch.Tensor) -> torch.Tensor:
+        """The column part of the keys, shaped [BatchSize, C], from the bool mask ``allowed`` [BatchSize, C]."""
+        return torch.where(allowed, self.reverse, self.reverse - self.offset)
+
+    def keys(self, values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The best key of each row of ``values`` [b, K, C] (entries in [-bound, bound]), shaped [b, K]."""
+        return torch.add(bias[:, None, :], values.to(self.key_type), alpha=self.columns).amax(dim=2)
+
+    def decode(self, key: torch.Tensor, fill: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Best keys [BatchSize, K] -> (best value, ``fill`` where nothing is allowed; its column), long tensors."""
+        C = self.columns
+        best = torch.div(key, C, rounding_mode="floor")
+        column = (C - 1) - (key - best * C)
+        return torch.where(key >= -self.bound * C, best, fill).long(), column.long()
+
+
 def masked_first_max(
     values: torch.Tensor, allowed: torch.Tensor, bound: int, fill: int = -1
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The largest value of each row among allowed columns, and its first (lowest) column.
-
-    This is ``values.masked_fill(~allowed, -inf).max(dim=2)`` for integers, computed as one fused key
-    ``value * C + (C - 1 - column)`` (disallowed columns pushed below every allowed key) reduced with ``amax``:
-    on CPUs an index-returning ``max`` and a broadcast ``masked_fill`` each cost several times a plain
-    reduction. Keys are int32 when ``bound`` allows it, int64 otherwise; either way the result is exact.
+    """The largest value of each row among allowed columns, and its first (lowest) column (see :class:`FirstMax`).
 
     Args:
         values: integer tensor shaped [BatchSize, K, C] with every entry in [-bound, bound].
@@ -132,15 +165,9 @@ def masked_first_max(
     B, K, C = values.shape
     if C == 0:
         return values.new_full((B, K), fill), torch.zeros(B, K, dtype=torch.long, device=values.device)
-    offset = (2 * bound + 1) * C  # moves a disallowed key below the smallest allowed one, -bound * C
-    key_type = torch.int32 if (3 * bound + 2) * C <= INT32_MAX else torch.int64
-    reverse = torch.arange(C - 1, -1, -1, dtype=key_type, device=values.device)  # [C]
-    bias = torch.where(allowed, reverse, reverse - offset)  # [B, C]
-    key = torch.add(bias[:, None, :], values.to(key_type), alpha=C).amax(dim=2)  # [B, K]
-    best = torch.div(key, C, rounding_mode="floor")
-    column = (C - 1) - (key - best * C)
-    found = key >= -bound * C
-    return torch.where(found, best, fill).to(values.dtype), column.long()
+    first_max = FirstMax(C, bound, values.device)
+    best, column = first_max.decode(first_max.keys(values, first_max.bias(allowed)), fill)
+    return best.to(values.dtype), column
 
 
 def batch_chunks(batch_size: int, bytes_per_row: int, budget: int = 4 << 20) -> Iterator[slice]:
