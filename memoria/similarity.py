@@ -152,7 +152,7 @@ class Closeness:
             return self._gathered(positions, keys, reduce)
         start = int(keys.masked_fill(~valid, self.keys.size(1)).min())
         end = int(keys.max()) + 1
-        if end - start > 2 * keys.size(1):
+        if end - start > keys.size(1) * 5 // 4:
             return self._gathered(positions, keys, reduce)
         window = self.similarity.scores(self.working, self.keys[:, start:end], self.key_sqnorm[:, start:end])
         scores = self.similarity.pool(window, reduce).gather(1, (keys - start).clamp(min=0))  # [B, P]
