@@ -156,18 +156,16 @@ def _noise_argmax(bits: torch.Tensor, longterm: torch.Tensor) -> torch.Tensor:
         long tensor shaped [BatchSize, S].
     """
     B, S, _ = bits.shape
-    seeds = torch.full((B, S), -1, dtype=torch.long, device=bits.device)
-    count = longterm.sum(1)
-    first = longterm.int().argmax(1)
-    for row, (k, lo) in enumerate(zip(count.tolist(), first.tolist())):
-        if k == 0:
-            continue
-        window = bits[row, :, lo : lo + k]  # [S, k]
-        if not bool(longterm[row, lo : lo + k].all()):  # LTMs not contiguous: mask the others below any noise
-            hi = int(longterm[row].nonzero()[-1]) + 1
-            window = bits[row, :, lo:hi].masked_fill(~longterm[row, lo:hi], -1)
-        seeds[row] = window.argmax(1) + lo
-    return seeds
+    columns = longterm.any(0).nonzero().flatten()
+    if columns.numel() == 0:
+        return torch.full((B, S), -1, dtype=torch.long, device=bits.device)
+    start, end = int(columns[0]), int(columns[-1]) + 1  # the window of positions holding every row's LTMs
+    # other columns of the window drop below any noise (bit patterns of [0, 1) are >= 0; this stays in int16)
+    penalty = torch.where(longterm[:, start:end], 0, -(2**15)).to(torch.int16)[:, None, :]  # [B, 1, C]
+    seeds = torch.empty(B, S, dtype=torch.long, device=bits.device)
+    for part in batch_chunks(B, S * (end - start) * 2):  # the penalised copy stays in cache
+        seeds[part] = torch.add(bits[part, :, start:end], penalty[part]).argmax(dim=2) + start
+    return torch.where(longterm.any(1, keepdim=True), seeds, -1)
 
 
 def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool) -> torch.Tensor:
