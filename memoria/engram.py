@@ -118,32 +118,40 @@ class Engrams:
         """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
 
         Compaction gives every position, padding included, the slot equal to its position, so it is the one
-        place where the [B, N, N] counts move. It keeps at least 25% headroom (growing to 50% when it must
+        place where the [B, N, N] counts move. It keeps at least 25% headroom (growing to 40% when it must
         grow), so it happens once per N / (4 W) steps or fewer. It goes one batch row at a time, so that its only
-        temporary is one row's [N, N] block.
+        temporary is one row's [N, N] block; when it grows, the counts move first and their old buffer is freed
+        before the vectors move, so that the peak holds one old buffer besides the new ones, not two.
         """
         if self.slot_end + count <= self.slot_capacity:
             return
-        n = self.length
-        counts, data, sqnorm = self._counts, self._data, self._sqnorm
-        if 5 * (n + count) // 4 > self.slot_capacity:
-            capacity = 3 * (n + count) // 2 + 16
-            B, D = self.batch_size, self.hidden_dim
+        n, B, D = self.length, self.batch_size, self.hidden_dim
+        grow = 5 * (n + count) // 4 > self.slot_capacity
+        capacity = 7 * (n + count) // 5 + 16 if grow else self.slot_capacity
+        slots = self.slot_of
+        padding = slots < 0  # [B, N]
+        index = slots.clamp(min=0)
+        working = self.mask(EngramType.WORKING)
+
+        old = self._counts
+        if grow:
             self._counts = torch.empty(B, capacity, capacity, dtype=torch.int32, device=self.device)
+        bound = 1
+        for row in range(B):
+            block = old[row].index_select(0, index[row]).index_select(1, index[row])  # [N, N]
+            block = _imply_padding(block, padding[row], padding[row], working[row], working[row])
+            self._counts[row, :n, :n] = block
+            bound = max(bound, int(block.max()) if n else 0)
+        self.count_bound = bound  # the live counts' maximum: tight again
+        del old, block
+
+        old_data, old_sqnorm = self._data, self._sqnorm
+        if grow:
             self._data = torch.empty(B, capacity, D, device=self.device)
             self._sqnorm = torch.empty(B, capacity, device=self.device)
-        working = self.mask(EngramType.WORKING)
-        bound = 1
-        for row in range(self.batch_size):
-            slots = self.slot_of[row]
-            padding = slots < 0
-            index = slots.clamp(min=0)
-            block = counts[row].index_select(0, index).gather(1, index.expand(n, n))  # [N, N]
-            self._counts[row, :n, :n] = _imply_padding(block, padding, padding, working[row], working[row])
-            bound = max(bound, int(block.max()) if n else 0)
-            self._data[row, :n] = data[row].index_select(0, index).masked_fill_(padding[:, None], 0.0)
-            self._sqnorm[row, :n] = sqnorm[row].index_select(0, index).masked_fill_(padding, 0.0)
-        self.count_bound = bound  # the live counts' maximum: tight again
+        for row in range(B):
+            self._data[row, :n] = old_data[row].index_select(0, index[row]).masked_fill_(padding[row, :, None], 0.0)
+            self._sqnorm[row, :n] = old_sqnorm[row].index_select(0, index[row]).masked_fill_(padding[row], 0.0)
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self.slot_end = n
 
