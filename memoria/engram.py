@@ -7,6 +7,9 @@ import torch
 
 from .utils import Workspace, front_padded_positions, gather_rows, positions_mask
 
+COUNT16_MAX = 2**15 - 1
+"""Counts are stored as int16 while they stay at or below this, as int32 beyond."""
+
 
 class EngramType(Enum):
     """The kind of memory an engram belongs to (stored as uint8 in :attr:`Engrams.engrams_types`)."""
@@ -65,7 +68,7 @@ class Engrams:
         self.workspace = Workspace()  # reused buffers for large per-step temporaries
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._allocate(0, device)
-        self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int32, device=device)
+        self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int16, device=device)  # widened when needed
         self._data = torch.zeros(batch_size, 0, hidden_dim, device=device)  # slot space, like the counts
         self._sqnorm = torch.zeros(batch_size, 0, device=device)
 
@@ -114,6 +117,12 @@ class Engrams:
             buffers["_ids"] = self._ids
         return buffers
 
+    def _widen_counts(self, bound: int) -> None:
+        """Store the counts as int32 from now on if they may reach ``bound`` (they start as int16: half the
+        memory and bandwidth while every count is below 2^15, which a count reaches only after 32,767 firings)."""
+        if self._counts.dtype == torch.int16 and bound > COUNT16_MAX:
+            self._counts = self._counts.to(torch.int32)
+
     def _reserve_slots(self, count: int) -> None:
         """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
 
@@ -135,7 +144,7 @@ class Engrams:
 
         old = self._counts
         if grow:
-            self._counts = torch.empty(B, capacity, capacity, dtype=torch.int32, device=self.device)
+            self._counts = torch.empty(B, capacity, capacity, dtype=old.dtype, device=self.device)
         bound = 1
         for row in range(B):
             block = old[row].index_select(0, index[row]).index_select(1, index[row])  # [N, N]
@@ -212,7 +221,7 @@ class Engrams:
         slots = self.slot_of
         diagonal = self._counts.diagonal(dim1=1, dim2=2)[:, : self.slot_end]
         fired = diagonal.gather(1, slots.clamp(min=0)) if self.slot_end else torch.zeros_like(slots, dtype=torch.int32)
-        return fired.masked_fill(slots < 0, -1)
+        return fired.masked_fill(slots < 0, -1).to(torch.int32)
 
     def __len__(self) -> int:
         return self.batch_size * self.length
@@ -259,7 +268,7 @@ class Engrams:
         column_slots = self.slot_of.gather(1, columns.clamp(min=0))  # [B, C]
         working = self.mask(EngramType.WORKING)
         return _imply_padding(
-            self.counts_between(rows, columns),
+            self.counts_between(rows, columns).to(torch.int32),
             row_slots < 0,
             column_slots < 0,
             working.gather(1, rows.clamp(min=0)),
@@ -274,7 +283,7 @@ class Engrams:
                 without a slot (and -1) read arbitrary values: use :meth:`counts_at` for those, or mask them.
 
         Returns:
-            int32 tensor shaped [BatchSize, K, C].
+            tensor shaped [BatchSize, K, C] of the storage type (int16, or int32 once counts may exceed 2^15 - 1).
         """
         full_rows = self.slot_rows(rows)  # [B, K, slot_end]
         if self.slot_end == 0:
@@ -294,7 +303,7 @@ class Engrams:
             batch: the batch rows that ``rows`` belongs to, a slice with step 1.
 
         Returns:
-            int32 tensor shaped [b, K, end - start].
+            tensor shaped [b, K, end - start] of the storage type (int16, or int32 once counts may exceed 2^15 - 1).
         """
         slots = self.slot_of[batch].gather(1, rows.clamp(min=0)).clamp(min=0)
         return self.rows_at_slots(slots, start, end, batch)
@@ -317,7 +326,7 @@ class Engrams:
             flat: long tensor shaped [b, K].
 
         Returns:
-            int32 tensor shaped [b, K, end - start].
+            tensor shaped [b, K, end - start] of the storage type (int16, or int32 once counts may exceed 2^15 - 1).
         """
         S = self.slot_capacity
         end = self.slot_end if end is None else end
@@ -408,7 +417,8 @@ class Engrams:
         self.give_slots(firing)
         positions = front_padded_positions(firing)  # [B, K] distinct positions, -1 padded at the front
         slots = self.slot_of.gather(1, positions.clamp(min=0)).clamp(min=0)  # [B, K]; padding: any cell
-        weight = (positions >= 0).to(torch.int32)  # padding pairs add 0
+        self._widen_counts(self.count_bound + 1)
+        weight = (positions >= 0).to(self._counts.dtype)  # padding pairs add 0
         S = self.slot_capacity
         for row in range(self.batch_size):  # one row at a time keeps the [K, K] cell index small
             cells = (slots[row, :, None] * S + slots[row, None, :]).view(-1)  # [K * K] flat cells of the row block
@@ -450,14 +460,16 @@ class Engrams:
         n = lifespan.size(1)
         self.length = 0
         self._reserve(n)
-        self._counts = torch.empty(self.batch_size, n, n, dtype=torch.int32, device=self.device)
+        bound = max(1, int(counts.abs().max())) if counts.numel() else 1
+        dtype = torch.int16 if bound <= COUNT16_MAX else torch.int32
+        self._counts = torch.empty(self.batch_size, n, n, dtype=dtype, device=self.device)
         self._data = data.to(self.device, torch.float32).clone()
         self._sqnorm = self._data.pow(2).sum(-1)
         self.length = n
         self.lifespan.copy_(lifespan)
         self.engrams_types.copy_(types)
         self._counts.copy_(counts)
-        self.count_bound = max(1, int(self._counts.abs().max())) if self._counts.numel() else 1
+        self.count_bound = bound
         self.slot_of.copy_(torch.arange(n, device=self.device))
         self.slot_end = n
 

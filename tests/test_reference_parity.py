@@ -128,3 +128,35 @@ def test_same_engrams_as_reference_when_counts_are_large(reference, offset, dept
         ours.adjust_lifespan_and_memories(indices, delta)
         assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts), f"step {step}: counts"
         assert torch.equal(ours.engrams.engrams_types, ref.engrams.engrams_types), f"step {step}: types"
+
+
+def test_counts_widen_past_int16_exactly(reference):
+    """Counts are stored as int16 until one may pass 2^15 - 1; raised once to just below it, firing carries them
+    past it, where the store widens to int32 and keeps matching the reference."""
+    settings = dict(num_reminded_stm=4, stm_capacity=8, ltm_search_depth=2, initial_lifespan=8, num_final_ltms=4)
+    ref, ours = reference.Memoria(**settings), Memoria(**settings, similarity=reference_kernel)
+    inputs = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    for step in range(30):
+        if step == 6:
+            raised = ref.engrams.induce_counts
+            raised = torch.where(raised > 0, raised + 32_760, raised)
+            ref.engrams.induce_counts = raised.clone()
+            state = ours.state_dict()
+            state["engrams"]["induce_counts"] = raised.clone()
+            ours.load_state_dict(state)
+        data = torch.rand(2, 4, 8, generator=inputs)
+        rng = torch.get_rng_state()
+        ref.add_working_memory(data)
+        _, ref_indices = ref.remind()
+        torch.set_rng_state(rng)
+        ours.add_working_memory(data)
+        _, indices = ours.remind()
+        assert torch.equal(indices, ref_indices), f"step {step}: reminded indices"
+        delta = (torch.rand(indices.shape, generator=inputs) * 4).round()
+        ref.adjust_lifespan_and_memories(ref_indices, delta)
+        ours.adjust_lifespan_and_memories(indices, delta)
+        counts = ours.engrams.induce_counts
+        assert counts.dtype == torch.int32
+        assert torch.equal(counts, ref.engrams.induce_counts), f"step {step}: counts"
+    assert int(counts.max()) > 2**15 - 1
