@@ -30,14 +30,17 @@ class Engrams:
 
     Storage is built so that a step costs little:
 
-    - per-position fields (data, lifespan, types, age, ids) live in buffers that grow by amortised doubling and
-      are compacted when engrams die, which moves O(B N D) numbers;
-    - Hebbian counts live in a separate *slot* space that does not move when engrams die: an engram keeps its
-      slot for life, new engrams take slots at a shared frontier, dead slots become holes, and the slot space is
-      compacted (and grown) only when the frontier reaches its end, so the O(B N^2) move is amortised over many
-      steps. Slots increase with position for every engram that can be LONGTERM, so "the lowest position among
-      equals" is "the lowest slot among equals". ``slot_of`` maps positions to slots; -1 marks padding that has no
-      slot (its counts are implied).
+    - per-position fields (lifespan, types, slot, age, ids) live in buffers that grow by amortised doubling and
+      are compacted when engrams die, which moves O(B N) numbers;
+    - Hebbian counts and the vectors live in a separate *slot* space that does not move when engrams die: an
+      engram keeps its slot for life, new engrams take slots at a shared frontier, dead slots become holes, and the
+      slot space is compacted (and grown) only when the frontier reaches its end, so the O(B N^2) move is amortised
+      over many steps. Slots increase with position for every engram that can be LONGTERM, so "the lowest position
+      among equals" is "the lowest slot among equals". ``slot_of`` maps positions to slots; -1 marks padding that
+      has no slot (its counts are implied);
+    - counts are stored as int16 while :attr:`count_bound` (an upper bound on every count, which grows by 1 per
+      firing and is made tight again at each compaction) stays below 2^15, and as int32 from then on: half the
+      memory and bandwidth for the first 32,767 firings, exact always. Every public read returns int32.
 
     Attributes (views shaped [BatchSize, N, ...], N = :attr:`length`):
         data: [B, N, D] float32 vectors, detached from autograd.
