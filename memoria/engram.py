@@ -155,7 +155,7 @@ class Engrams:
             self._counts[row, :n, :n] = block
             bound = max(bound, int(block.max()) if n else 0)
         self.count_bound = bound  # the live counts' maximum: tight again
-        del old, block
+        old = block = None  # the old counts are freed before the vectors move
 
         old_data, old_sqnorm = self._data, self._sqnorm
         if grow:

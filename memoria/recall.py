@@ -9,8 +9,9 @@
 
 Each function takes a ``paper`` switch. ``paper=False`` reproduces memoria-pytorch 1.0.0 exactly, quirks included
 (README, "Reference quirks"); ``paper=True`` is the algorithm as the paper describes it. Every function works on
-whole batches at once: no Python loop over rows or engrams; the walk loops over its depth only and gathers just
-the count rows of the engrams it stands on.
+whole batches at once, with no Python loop over engrams: the walk loops over its depth and gathers just the count
+rows of the engrams it stands on, and large passes go a few batch rows at a time (``utils.batch_chunks``) so that
+their temporaries stay small.
 """
 
 from typing import Tuple
@@ -23,7 +24,6 @@ from .utils import (
     FirstMax,
     batch_chunks,
     front_padded_positions,
-    masked_first_max,
     positions_mask,
     super_unique,
     unique_from_presence,
@@ -131,8 +131,8 @@ def _best_count_then_noise(
     equal counts, never rounds away in the sum. Computed with int32 (int64 for huge counts) and int16 passes.
 
     Args:
-        counts: int32 [b, E, C]; bits: the noise as int16 bit patterns [b, E, C]; allowed: bool [b, C];
-        bound: a bound on the counts' magnitude.
+        counts: integer [b, E, C] (the store's int16 or int32); bits: the noise as int16 bit patterns [b, E, C];
+        allowed: bool [b, C]; bound: a bound on the counts' magnitude.
 
     Returns:
         linked: bool [b, E], whether the highest allowed count is >= 1; column: long [b, E].
