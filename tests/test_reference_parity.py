@@ -96,26 +96,20 @@ def test_default_log_space_kernel_matches_reference_on_unit_scale_data(reference
     assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts)
 
 
-@pytest.mark.parametrize(
-    "offset, depth", [(10_000, 0), (70_000, 0), (2**24 + 3, 0), (2**30 - 100, 0), (2**30 - 100, 3)]
-)
-def test_same_engrams_as_reference_when_counts_are_large(reference, offset, depth):
-    """The seed step's noise breaks ties between equal counts at any count (a float32 sum would round it away
-    from 2^13 on), and the walk's fused keys switch to int64 for huge counts. Before every step, every stored
-    count is set to ``offset`` in both memories, so that every LTM ties on its count and the noise decides."""
-    settings = dict(num_reminded_stm=8, stm_capacity=10, ltm_search_depth=depth, initial_lifespan=6, num_final_ltms=4)
+def _run_with_counts_rewritten(reference, settings, shape, seed, steps, rewrite):
+    """Step the reference and ours side by side on the same inputs, comparing reminded indices, counts and types
+    after every step; before step ``i``, ``rewrite(i, counts)`` may return new counts for both memories."""
     ref, ours = reference.Memoria(**settings), Memoria(**settings, similarity=reference_kernel)
-    inputs = torch.Generator().manual_seed(offset)
-    torch.manual_seed(offset)
-    for step in range(30):
-        if step >= 8:
-            raised = ref.engrams.induce_counts
-            raised = torch.where(raised >= 0, offset, raised)
-            ref.engrams.induce_counts = raised.clone()
+    inputs = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    for step in range(steps):
+        rewritten = rewrite(step, ref.engrams.induce_counts) if ref.engrams is not None else None
+        if rewritten is not None:
+            ref.engrams.induce_counts = rewritten.clone()
             state = ours.state_dict()
-            state["engrams"]["induce_counts"] = raised.clone()
+            state["engrams"]["induce_counts"] = rewritten.clone()
             ours.load_state_dict(state)
-        data = torch.rand(3, 5, 8, generator=inputs)
+        data = torch.rand(*shape, generator=inputs)
         rng = torch.get_rng_state()
         ref.add_working_memory(data)
         _, ref_indices = ref.remind()
@@ -128,35 +122,31 @@ def test_same_engrams_as_reference_when_counts_are_large(reference, offset, dept
         ours.adjust_lifespan_and_memories(indices, delta)
         assert torch.equal(ours.engrams.induce_counts, ref.engrams.induce_counts), f"step {step}: counts"
         assert torch.equal(ours.engrams.engrams_types, ref.engrams.engrams_types), f"step {step}: types"
+    return ours
+
+
+@pytest.mark.parametrize(
+    "offset, depth", [(10_000, 0), (70_000, 0), (2**24 + 3, 0), (2**30 - 100, 0), (2**30 - 100, 3)]
+)
+def test_same_engrams_as_reference_when_counts_are_large(reference, offset, depth):
+    """The seed step's noise breaks ties between equal counts at any count (a float32 sum would round it away
+    from 2^13 on), and the walk's fused keys switch to int64 for huge counts. Before every step, every stored
+    count is set to ``offset`` in both memories, so that every LTM ties on its count and the noise decides."""
+    settings = dict(num_reminded_stm=8, stm_capacity=10, ltm_search_depth=depth, initial_lifespan=6, num_final_ltms=4)
+
+    def flatten(step, counts):
+        return torch.where(counts >= 0, offset, counts) if step >= 8 else None
+
+    _run_with_counts_rewritten(reference, settings, (3, 5, 8), offset, 30, flatten)
 
 
 def test_counts_widen_past_int16_exactly(reference):
     """Counts are stored as int16 until one may pass 2^15 - 1; raised once to just below it, firing carries them
     past it, where the store widens to int32 and keeps matching the reference."""
     settings = dict(num_reminded_stm=4, stm_capacity=8, ltm_search_depth=2, initial_lifespan=8, num_final_ltms=4)
-    ref, ours = reference.Memoria(**settings), Memoria(**settings, similarity=reference_kernel)
-    inputs = torch.Generator().manual_seed(5)
-    torch.manual_seed(5)
-    for step in range(30):
-        if step == 6:
-            raised = ref.engrams.induce_counts
-            raised = torch.where(raised > 0, raised + 32_760, raised)
-            ref.engrams.induce_counts = raised.clone()
-            state = ours.state_dict()
-            state["engrams"]["induce_counts"] = raised.clone()
-            ours.load_state_dict(state)
-        data = torch.rand(2, 4, 8, generator=inputs)
-        rng = torch.get_rng_state()
-        ref.add_working_memory(data)
-        _, ref_indices = ref.remind()
-        torch.set_rng_state(rng)
-        ours.add_working_memory(data)
-        _, indices = ours.remind()
-        assert torch.equal(indices, ref_indices), f"step {step}: reminded indices"
-        delta = (torch.rand(indices.shape, generator=inputs) * 4).round()
-        ref.adjust_lifespan_and_memories(ref_indices, delta)
-        ours.adjust_lifespan_and_memories(indices, delta)
-        counts = ours.engrams.induce_counts
-        assert counts.dtype == torch.int32
-        assert torch.equal(counts, ref.engrams.induce_counts), f"step {step}: counts"
-    assert int(counts.max()) > 2**15 - 1
+
+    def raise_once(step, counts):
+        return torch.where(counts > 0, counts + 32_760, counts) if step == 6 else None
+
+    ours = _run_with_counts_rewritten(reference, settings, (2, 4, 8), 5, 30, raise_once)
+    assert int(ours.engrams.induce_counts.max()) > 2**15 - 1
