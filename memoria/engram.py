@@ -309,12 +309,6 @@ class Engrams:
             tensor shaped [b, K, end - start] of the storage type (int16, or int32 once counts may exceed 2^15 - 1).
         """
         slots = self.slot_of[batch].gather(1, rows.clamp(min=0)).clamp(min=0)
-        return self.rows_at_slots(slots, start, end, batch)
-
-    def rows_at_slots(
-        self, slots: torch.Tensor, start: int = 0, end: Optional[int] = None, batch: slice = slice(None)
-    ) -> torch.Tensor:
-        """:meth:`slot_rows` by slot: ``slots`` [b, K] (every entry a slot < :attr:`slot_end`)."""
         return self.count_rows(self.flat_slot_rows(slots, batch), start, end)
 
     def flat_slot_rows(self, slots: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:

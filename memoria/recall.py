@@ -90,8 +90,8 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
         # reference: -1 entries read the last engram's counts; while it has none with any LTM (it is working
         # memory that has not fired yet) their score is the noise alone
         last = torch.full_like(recalled_stm[:, :1], n - 1)
-        linked = engrams.slot_rows(last, start, end)[:, 0].ne_(0).logical_and_(ltm_slots)
-        if bool(linked.any()):
+        last_links = engrams.slot_rows(last, start, end)[:, 0].ne_(0).logical_and_(ltm_slots)
+        if bool(last_links.any()):
             scored = torch.ones_like(scored)
         else:
             seeds = _noise_argmax(bits, longterm)
@@ -100,7 +100,7 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
     if entries.size(1) > 0:
         sources = recalled_stm.gather(1, entries.clamp(min=0))
         sources = torch.where(sources < 0, n - 1, sources)  # [B, E]
-        position = engrams.position_of_slot()[:, start:end].clamp(min=0)  # [B, C]; holes are not LTM slots
+        position = engrams.position_of_slot()[:, start:end]  # [B, C]; -1 at holes, which are not LTM slots
         flat_entries = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).view(B, -1)
         linked = torch.empty(entries.shape, dtype=torch.bool, device=entries.device)
         column = torch.empty_like(entries)
@@ -108,11 +108,11 @@ def seed_longterm(engrams: Engrams, recalled_stm: torch.Tensor, paper: bool) -> 
         for part in batch_chunks(B, E * C * 16):  # a few rows at a time keeps temporaries in cache
             counts = engrams.slot_rows(sources[part], start, end, batch=part)  # [b, E, C]
             entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
-            entry_bits = entry_bits.gather(2, position[part, None, :].expand(-1, E, -1))  # [b, E, C]
+            entry_bits = entry_bits.gather(2, position[part, None, :].clamp(min=0).expand(-1, E, -1))  # [b, E, C]
             linked[part], column[part] = _best_count_then_noise(
                 counts, entry_bits, ltm_slots[part], engrams.count_bound
             )
-        entry_seeds = engrams.position_of_slot().gather(1, column + start)  # [B, E]
+        entry_seeds = position.gather(1, column)  # [B, E]
         if paper:
             entry_seeds = entry_seeds.masked_fill(~linked, -1)  # linked STMs only
         # write each entry's seed into its slot of the STM list (column S absorbs padding entries)
@@ -191,7 +191,7 @@ def walk_longterm(engrams: Engrams, seeds: torch.Tensor, depth: int, paper: bool
     Returns:
         long tensor shaped [BatchSize, F], -1 padded.
     """
-    n, B = engrams.length, engrams.batch_size
+    B = engrams.batch_size
     longterm = engrams.mask(EngramType.LONGTERM)  # [B, N]
     num_ltm = longterm.sum(1)  # [B]
     L = int(num_ltm.max()) if B else 0
