@@ -1,16 +1,23 @@
-"""Memoria: the orchestrator that a model calls once per step."""
+"""Memoria: the orchestrator that a model calls once per step (docs/algorithm.md walks through the algorithm)."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .engram import Engrams, EngramType
+from .engram import EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
-from .similarity import Closeness, Similarity
+from .similarity import Similarity, WorkingMemoryQuery
+from .store import EngramStore
 from .utils import super_unique, unique_positions
 
 MODES = ("reference", "paper")
+STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
+NAN_ORIGIN = (
+    "; NaN usually comes from a softmax over reminded memories in a row that has none (all indices -1: the first "
+    "step, or a row just reset): mask with indices >= 0 and give such rows a fallback (README, 'Attention over "
+    "reminded memories')"
+)
 Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]
 
 
@@ -18,7 +25,12 @@ class Memoria:
     """Human-inspired memory: working, short-term and long-term engrams linked by Hebbian counts.
 
     One step of a model is ``add_working_memory(x)``, ``remind()``, ``adjust_lifespan_and_memories(indices,
-    delta)``; see README.md for the tutorial and SPEC.md for the algorithm.
+    delta)``, in that order (an out-of-order call raises ``RuntimeError`` and changes nothing; ``adjust`` may
+    follow ``add`` directly only with indices shaped [BatchSize, 0], a step that reminded nothing). README.md has
+    the tutorial; docs/algorithm.md the algorithm.
+
+    ``Memoria`` is not an ``nn.Module``: it has no parameters, and its state (the engrams) is saved with
+    :meth:`state_dict` / :meth:`load_state_dict` and moved with :meth:`to`.
 
     Args:
         num_reminded_stm: STM engrams recalled per step and row.
@@ -26,14 +38,15 @@ class Memoria:
         ltm_search_depth: steps of each LTM graph walk.
         initial_lifespan: lifespan of a new engram.
         num_final_ltms: LTM engrams returned per step and row.
-        track_age: keep :attr:`Engrams.age`.
-        track_id: keep :attr:`Engrams.engram_ids` (forced on by ``keep_history``).
+        track_age: keep :attr:`EngramStore.age`.
+        track_id: keep :attr:`EngramStore.engram_ids` (forced on by ``keep_history``).
         keep_history: record every step in one :class:`HistoryManager` per batch row (:attr:`histories`).
-        device: where engrams live; by default the device of the first input.
+        device: where engrams live; by default the device of the first input. Checked now: "cuda" on a machine
+            without CUDA raises ``ValueError``.
         similarity: "gaussian" (default, the paper's kernel ranked in log space), "l2", "cosine", or a callable
             ``f(working [B, W, D], keys [B, S, D]) -> [B, W, S]``.
         mode: "reference" (default) reproduces memoria-pytorch 1.0.0 engram for engram, quirks included;
-            "paper" runs the algorithm as the paper describes it (README, "Reference quirks").
+            "paper" runs the algorithm as the paper describes it (docs/algorithm.md, "Reference quirks").
         max_ltm_per_row: optional bound on LTM engrams per row; the lowest-lifespan ones (oldest among equals)
             are deleted beyond it. None (default) keeps every LTM.
     """
@@ -77,13 +90,20 @@ class Memoria:
         self.similarity = Similarity(similarity)
         self.mode = mode
         self.max_ltm_per_row = max_ltm_per_row
-        self.device = torch.device(device) if device is not None else None
+        self.device = _checked_device(device) if device is not None else None
 
-        self.engrams: Optional[Engrams] = None
+        self.store: Optional[EngramStore] = None
         self.histories: List[HistoryManager] = []
+        self._expected_call = STEP_ORDER[0]
+        self._reminded_length = 0  # RemindedLength of this step's remind()
         self._output_device: Optional[torch.device] = None
         self._output_dtype = torch.float32
         self._fired: Optional[torch.Tensor] = None
+
+    @property
+    def engrams(self) -> Optional[EngramStore]:
+        """The engram store (None before the first input); the same object as :attr:`store`."""
+        return self.store
 
     @property
     def paper(self) -> bool:
@@ -98,80 +118,61 @@ class Memoria:
             data: floating tensor shaped [BatchSize, WorkingLength, HiddenDim]; it is detached and kept as float32
                 on the memory's device. Results of :meth:`remind` come back on its device and in its dtype.
         """
-        if not isinstance(data, torch.Tensor):
-            raise TypeError(
-                f"data must be a torch.Tensor shaped [BatchSize, WorkingLength, HiddenDim], got {type(data)}"
-            )
-        if data.dim() != 3:
-            raise ValueError(
-                f"data must be shaped [BatchSize, WorkingLength, HiddenDim], got shape {tuple(data.shape)}"
-            )
-        if not data.is_floating_point():
-            raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
+        self._check_order("add_working_memory")
+        self._check_working_memory(data)
         B, W, D = data.shape
-        if B == 0 or W == 0 or D == 0:
-            raise ValueError(
-                f"data must have at least one row, one working vector and one feature, got {tuple(data.shape)}"
-            )
-        if self.engrams is not None and self.engrams.length > 0:
-            if B != self.engrams.batch_size:
-                raise ValueError(
-                    f"data batch size {B} differs from the {self.engrams.batch_size} rows memory holds; "
-                    "call reset_memory() first"
-                )
-            if D != self.engrams.hidden_dim:
-                raise ValueError(
-                    f"data hidden size {D} differs from the memory's {self.engrams.hidden_dim}; call reset_memory() first"
-                )
-        if not bool(torch.isfinite(data).all()):
-            raise ValueError("data contains NaN or inf")
-
-        if self.engrams is None or self.engrams.length == 0:
-            device = self.device or (self.engrams.device if self.engrams is not None else data.device)
-            self.engrams = Engrams(B, D, device, track_age=self.track_age, track_id=self.track_id)
+        if self.store is None or self.store.length == 0:
+            device = self.device or (self.store.device if self.store is not None else data.device)
+            self.store = EngramStore(B, D, device, track_age=self.track_age, track_id=self.track_id)
             if self.keep_history and len(self.histories) != B:
                 self.histories = [HistoryManager() for _ in range(B)]
         self._output_device = data.device
         self._output_dtype = data.dtype
-        self.engrams.add_working(
-            data.detach().to(device=self.engrams.device, dtype=torch.float32), self.initial_lifespan
-        )
+        self.store.add_working(data.detach().to(device=self.store.device, dtype=torch.float32), self.initial_lifespan)
         if self.keep_history:
-            new_ids = self.engrams.engram_ids[:, -W:].tolist()
+            new_ids = self.store.engram_ids[:, -W:].tolist()
             for history, ids in zip(self.histories, new_ids):
                 history.add_created(ids)
+        self._expected_call = "remind"
 
     @torch.no_grad()
     def remind(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Recall the STM and LTM engrams that this step's working memory reminds, and fire them together.
 
+        Call it once per step, after :meth:`add_working_memory`; a second call before
+        :meth:`adjust_lifespan_and_memories` raises ``RuntimeError`` (it would fire the same engrams twice).
+
         Returns:
             memories: their data shaped [BatchSize, RemindedLength, HiddenDim] (zeros where the index is -1), on the
                 latest input's device and in its dtype.
-            indices: long tensor shaped [BatchSize, RemindedLength] of engram positions, -1 where a row has fewer.
+            indices: long tensor shaped [BatchSize, RemindedLength] of engram positions, -1 where a row has fewer
+                (a row may have none: mask attention with ``indices >= 0``, README "Attention over reminded
+                memories").
         """
-        engrams = self._require_engrams("remind")
-        working_positions = engrams.positions(EngramType.WORKING)  # [B, W]
-        working = engrams.data_at(working_positions)  # [B, W, D]
-
-        closeness = Closeness(self.similarity, working, engrams)
+        self._check_order("remind")
+        store = self.store
+        working_positions = store.positions(EngramType.WORKING)  # [B, W]
+        query = WorkingMemoryQuery(self.similarity, store.data_at(working_positions), store)
         with torch.profiler.record_function("memoria.recall_stm"):
-            recalled_stm = recall_shortterm(engrams, closeness, self.num_reminded_stm, self.paper)
+            recalled_stm = recall_shortterm(store, query, self.num_reminded_stm, paper=self.paper)
+        longterm = store.longterm_window()
         with torch.profiler.record_function("memoria.seed_ltm"):
-            seeds = seed_longterm(engrams, recalled_stm, self.paper)
+            seeds = seed_longterm(store, longterm, recalled_stm, paper=self.paper)
         with torch.profiler.record_function("memoria.walk_ltm"):
-            found = walk_longterm(engrams, seeds, self.ltm_search_depth, self.paper)
+            found = walk_longterm(longterm, seeds, self.ltm_search_depth, paper=self.paper)
         with torch.profiler.record_function("memoria.select_ltm"):
-            recalled_ltm = select_longterm(engrams, closeness, found, self.num_final_ltms, self.paper)
+            recalled_ltm = select_longterm(query, found, self.num_final_ltms, paper=self.paper)
 
         reminded = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
-        reminded = unique_positions(reminded, engrams.length) if self.paper else super_unique(reminded)
+        reminded = unique_positions(reminded, store.length) if self.paper else super_unique(reminded)
+        fired = torch.cat([working_positions, reminded], dim=1)  # [B, W + R]
         with torch.profiler.record_function("memoria.fire"):
-            engrams.fire_together(torch.cat([working_positions, reminded], dim=1))
+            store.fire_together(fired)
         if self.keep_history:
-            self._fired = torch.cat([working_positions, reminded], dim=1)
-        memories = engrams.data_at(reminded)
-        return self._to_output(memories), reminded.to(self._output_device)
+            self._fired = fired
+        self._expected_call = "adjust_lifespan_and_memories"
+        self._reminded_length = reminded.size(1)
+        return self._to_output(store.data_at(reminded)), reminded.to(self._output_device)
 
     @torch.no_grad()
     def adjust_lifespan_and_memories(self, indices: torch.Tensor, lifespan_delta: torch.Tensor) -> None:
@@ -182,80 +183,103 @@ class Memoria:
         LONGTERM; engrams whose lifespan is <= 0 are deleted.
 
         Args:
-            indices: integer tensor shaped [BatchSize, RemindedLength] (from :meth:`remind`), -1 for none.
+            indices: integer tensor shaped [BatchSize, RemindedLength], the indices this step's :meth:`remind`
+                returned, -1 for none (or shaped [BatchSize, 0] right after :meth:`add_working_memory`).
             lifespan_delta: real tensor of the same shape.
         """
-        engrams = self._require_engrams("adjust_lifespan_and_memories")
-        indices, lifespan_delta = self._check_adjust_inputs(engrams, indices, lifespan_delta)
-        n = engrams.length
+        self._check_order("adjust_lifespan_and_memories", indices)
+        store = self.store
+        indices, lifespan_delta = self._check_adjust_inputs(store, indices, lifespan_delta)
         with torch.profiler.record_function("memoria.adjust"):
-            gain = torch.zeros(engrams.batch_size, n + 1, device=engrams.device)
-            gain.scatter_add_(1, torch.where(indices < 0, n, indices), lifespan_delta.to(gain.dtype))
-            # the reference ages padding too, and keeps a padding slot that a quirk rewarded (README, quirks)
-            live = engrams.engrams_types != EngramType.NULL.value  # [B, N]
-            ages = live if self.paper else torch.ones_like(live)
-            engrams.lifespan.add_(gain[:, :n]).sub_(ages.float())
-            if engrams.age is not None:
-                engrams.age.add_(live.int())
-
-            # padding that a quirk rewarded survives: it takes its implied counts (0 with working memory) now
-            engrams.give_slots(ages & (engrams.lifespan > 0))
-            types = engrams.engrams_types
-            types.masked_fill_(types == EngramType.WORKING.value, EngramType.SHORTTERM.value)
-            shortterm = types == EngramType.SHORTTERM.value
-            excess = shortterm.sum(1, keepdim=True) - self.stm_capacity  # [B, 1]
-            promote = shortterm & (shortterm.cumsum(1) <= excess)
-            types.masked_fill_(promote, EngramType.LONGTERM.value)
-
-            keep = ages & (engrams.lifespan > 0)
-            if self.max_ltm_per_row is not None:
-                keep &= ~self._ltm_over_bound(engrams, keep)
+            gain = store.add_lifespan(indices, lifespan_delta)  # 1) reward the reminded engrams
+            ageing = self._ageing()
+            store.grow_older(ageing)  # 2) every engram loses 1 lifespan
+            survives = ageing & (store.lifespan > 0)
+            store.materialise_padding(survives)  # reference quirk: rewarded padding lives on (docs/algorithm.md)
+            self._memorise_working_as_shortterm()  # 3)
+            self._memorise_shortterm_as_longterm()  # 4)
+            keep = self._bound_longterm(survives)
             if self.keep_history:
-                firings, deleted = self._firings_and_deletions(keep, gain[:, :n])
-            engrams.compact(keep)
+                firings, deleted = self._firings_and_deletions(keep, gain)
+            store.forget(keep)  # 5) engrams out of lifespan (and LTM beyond the bound) are deleted
         if self.keep_history:
             self._record_step(firings, deleted)
+        self._expected_call = "add_working_memory"
+
+    def _ageing(self) -> torch.Tensor:
+        """The positions that lose lifespan this step, [BatchSize, N] bool: live engrams; in reference mode
+        padding too (so padding that a quirk rewarded can survive, docs/algorithm.md)."""
+        live = self.store.engrams_types != EngramType.NULL.value  # [B, N]
+        return live if self.paper else torch.ones_like(live)
+
+    def _memorise_working_as_shortterm(self) -> None:
+        """Every WORKING engram becomes SHORTTERM."""
+        self.store.retype(self.store.mask(EngramType.WORKING), EngramType.SHORTTERM)
+
+    def _memorise_shortterm_as_longterm(self) -> None:
+        """A row's oldest SHORTTERM engrams beyond ``stm_capacity`` become LONGTERM."""
+        shortterm = self.store.mask(EngramType.SHORTTERM)  # [B, N]
+        excess = shortterm.sum(1, keepdim=True) - self.stm_capacity  # [B, 1]
+        self.store.retype(shortterm & (shortterm.cumsum(1) <= excess), EngramType.LONGTERM)
+
+    def _bound_longterm(self, keep: torch.Tensor) -> torch.Tensor:
+        """``keep`` [BatchSize, N] less the LTM engrams beyond ``max_ltm_per_row`` (lowest lifespan first, oldest
+        first among equals)."""
+        if self.max_ltm_per_row is None:
+            return keep
+        longterm = keep & self.store.mask(EngramType.LONGTERM)
+        key = self.store.lifespan.masked_fill(~longterm, float("inf"))
+        order = torch.sort(key, dim=1, stable=True).indices  # lowest lifespan first, oldest first among equals
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(order.size(1), device=order.device).expand_as(order)
+        )
+        excess = (longterm.sum(1, keepdim=True) - self.max_ltm_per_row).clamp(min=0)
+        return keep & ~(longterm & (rank < excess))
 
     # ------------------------------------------------------------------------------------------ state
     def reset_memory(self, rows: Optional[Rows] = None) -> None:
         """Forget engrams: all of them, or only those of the chosen batch rows.
+
+        A full reset also restarts the step order (the next call is :meth:`add_working_memory`); a reset of some
+        rows leaves it where it is, so a model may drop rows between :meth:`add_working_memory` and :meth:`remind`.
 
         Args:
             rows: None for everything; else a bool mask shaped [BatchSize] or a sequence/tensor of row indices.
                 Other rows stay bit-identical.
         """
         if rows is None:
-            if self.engrams is not None:
-                self.engrams = Engrams(
-                    self.engrams.batch_size,
-                    self.engrams.hidden_dim,
-                    self.engrams.device,
-                    track_age=self.track_age,
-                    track_id=self.track_id,
-                )
-                self.engrams.length = 0
+            if self.store is not None:
+                s = self.store
+                self.store = EngramStore(s.batch_size, s.hidden_dim, s.device, self.track_age, self.track_id)
             self.histories = [HistoryManager() for _ in self.histories]
+            self._expected_call = STEP_ORDER[0]
             return
-        if self.engrams is None:
+        if self.store is None:
             return
-        mask = self._rows_mask(rows, self.engrams.batch_size)
+        mask = self._rows_mask(rows, self.store.batch_size)
         if self.keep_history:
             for row in mask.nonzero().flatten().tolist():
                 self.histories[row] = HistoryManager()
-        self.engrams.clear_rows(mask.to(self.engrams.device))
+        self.store.clear_rows(mask.to(self.store.device))
 
     def to(self, device: Union[str, torch.device]) -> "Memoria":
         """Move the engrams (and future storage) to ``device``; returns self."""
-        self.device = torch.device(device)
-        if self.engrams is not None:
-            self.engrams.to(self.device)
+        self.device = _checked_device(device)
+        if self.store is not None:
+            self.store.to(self.device)
         return self
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything needed to restore this memory exactly: engrams, counters and settings (tensors on CPU)."""
-        state: Dict[str, Any] = {"settings": self._settings(), "output_dtype": str(self._output_dtype)}
-        if self.engrams is not None:
-            e = self.engrams
+        """Everything needed to restore this memory exactly: engrams, counters, the step order and settings
+        (tensors on CPU). A model that holds a ``Memoria`` saves this beside its own ``state_dict()``."""
+        state: Dict[str, Any] = {
+            "settings": self._settings(),
+            "output_dtype": str(self._output_dtype),
+            "expected_call": self._expected_call,
+            "reminded_length": self._reminded_length,
+        }
+        if self.store is not None:
+            e = self.store
             state["engrams"] = {
                 "batch_size": e.batch_size,
                 "hidden_dim": e.hidden_dim,
@@ -279,22 +303,24 @@ class Memoria:
         if different:
             raise ValueError(f"state_dict was saved with other settings (saved, current): {different}")
         self._output_dtype = getattr(torch, state["output_dtype"].replace("torch.", ""))
-        self.engrams = None
+        self._expected_call = state.get("expected_call", STEP_ORDER[0])
+        self._reminded_length = state.get("reminded_length", 0)
+        self.store = None
         saved = state.get("engrams")
         if saved is not None:
             device = self.device or torch.device("cpu")
-            e = Engrams(saved["batch_size"], saved["hidden_dim"], device, self.track_age, self.track_id)
+            e = EngramStore(saved["batch_size"], saved["hidden_dim"], device, self.track_age, self.track_id)
             e.load(saved["data"], saved["lifespan"], saved["engrams_types"], saved["induce_counts"])
             e.next_id = saved["next_id"]
             if e.age is not None:
                 e.age.copy_(saved["age"])
             if e.engram_ids is not None:
                 e.engram_ids.copy_(saved["engram_ids"])
-            self.engrams = e
+            self.store = e
         if self.keep_history:
             self.histories = [HistoryManager.from_dict(h) for h in state.get("histories", [])]
 
-    # ------------------------------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------------------------------ checks
     def _settings(self) -> Dict[str, Any]:
         return {
             "num_reminded_stm": self.num_reminded_stm,
@@ -309,10 +335,83 @@ class Memoria:
             "max_ltm_per_row": self.max_ltm_per_row,
         }
 
-    def _require_engrams(self, caller: str) -> Engrams:
-        if self.engrams is None:
-            raise RuntimeError(f"{caller}() needs engrams: call add_working_memory() first")
-        return self.engrams
+    def _check_order(self, call: str, indices: Any = None) -> None:
+        """Raise unless ``call`` is the next call of a step (add -> remind -> adjust)."""
+        expected = self._expected_call
+        reminded_nothing = isinstance(indices, torch.Tensor) and indices.dim() == 2 and indices.size(1) == 0
+        if call == expected or (call == STEP_ORDER[2] and expected == STEP_ORDER[1] and reminded_nothing):
+            return
+        if call != STEP_ORDER[0] and self.store is None:
+            raise RuntimeError(f"{call}() needs engrams: call add_working_memory() first")
+        raise RuntimeError(
+            f"{call}() called out of order: expected {expected}() next. One step is add_working_memory() -> "
+            "remind() -> adjust_lifespan_and_memories() (adjust may follow add directly only with indices shaped "
+            "[BatchSize, 0]); reset_memory() starts over"
+        )
+
+    def _check_working_memory(self, data: Any) -> None:
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(
+                f"data must be a torch.Tensor shaped [BatchSize, WorkingLength, HiddenDim], got {type(data)}"
+            )
+        if data.dim() != 3:
+            raise ValueError(
+                f"data must be shaped [BatchSize, WorkingLength, HiddenDim], got shape {tuple(data.shape)}"
+            )
+        if not data.is_floating_point():
+            raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
+        B, W, D = data.shape
+        if B == 0 or W == 0 or D == 0:
+            raise ValueError(
+                f"data must have at least one row, one working vector and one feature, got {tuple(data.shape)}"
+            )
+        if self.store is not None and self.store.length > 0:
+            if B != self.store.batch_size:
+                raise ValueError(
+                    f"data batch size {B} differs from the {self.store.batch_size} rows memory holds; "
+                    "call reset_memory() first"
+                )
+            if D != self.store.hidden_dim:
+                raise ValueError(
+                    f"data hidden size {D} differs from the memory's {self.store.hidden_dim}; call reset_memory() first"
+                )
+        finite = torch.isfinite(data).flatten(1).all(1)  # [B]
+        if not bool(finite.all()):
+            rows = (~finite).nonzero().flatten().tolist()
+            raise ValueError(f"data contains NaN or inf (rows {rows}){NAN_ORIGIN}")
+
+    def _check_adjust_inputs(
+        self, store: EngramStore, indices: torch.Tensor, lifespan_delta: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(indices, torch.Tensor) or not isinstance(lifespan_delta, torch.Tensor):
+            raise TypeError("indices and lifespan_delta must be torch.Tensors shaped [BatchSize, RemindedLength]")
+        if indices.dim() != 2 or indices.size(0) != store.batch_size:
+            raise ValueError(
+                f"indices must be shaped [BatchSize={store.batch_size}, RemindedLength], got {tuple(indices.shape)}"
+            )
+        reminded = self._reminded_length if self._expected_call == STEP_ORDER[2] else 0
+        if indices.size(1) != reminded:
+            raise ValueError(
+                f"indices must be the ones this step's remind() returned, shaped [BatchSize, {reminded}], "
+                f"got {tuple(indices.shape)}"
+            )
+        if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
+            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+        if lifespan_delta.shape != indices.shape:
+            raise ValueError(
+                f"lifespan_delta must be shaped like indices {tuple(indices.shape)}, got {tuple(lifespan_delta.shape)}"
+            )
+        if lifespan_delta.dtype == torch.bool or lifespan_delta.is_complex():
+            raise TypeError(f"lifespan_delta must be a real tensor, got dtype {lifespan_delta.dtype}")
+        indices = indices.to(store.device, torch.long)
+        lifespan_delta = lifespan_delta.to(store.device)
+        if indices.numel():
+            low, high = int(indices.min()), int(indices.max())
+            if low < -1 or high >= store.length:
+                raise ValueError(f"indices must lie in [-1, {store.length}) (-1 = none), got range [{low}, {high}]")
+        if lifespan_delta.is_floating_point() and not bool(torch.isfinite(lifespan_delta).all()):
+            raise ValueError(f"lifespan_delta contains NaN or inf{NAN_ORIGIN}")
+        return indices, lifespan_delta
 
     def _to_output(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(device=self._output_device, dtype=self._output_dtype)
@@ -330,50 +429,12 @@ class Memoria:
             raise ValueError(f"rows must be row indices in [0, {batch_size}), got {rows.tolist()}")
         return torch.zeros(batch_size, dtype=torch.bool).index_fill_(0, rows.long(), True)
 
-    @staticmethod
-    def _check_adjust_inputs(
-        engrams: Engrams, indices: torch.Tensor, lifespan_delta: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(indices, torch.Tensor) or not isinstance(lifespan_delta, torch.Tensor):
-            raise TypeError("indices and lifespan_delta must be torch.Tensors shaped [BatchSize, RemindedLength]")
-        if indices.dim() != 2 or indices.size(0) != engrams.batch_size:
-            raise ValueError(
-                f"indices must be shaped [BatchSize={engrams.batch_size}, RemindedLength], got {tuple(indices.shape)}"
-            )
-        if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
-            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
-        if lifespan_delta.shape != indices.shape:
-            raise ValueError(
-                f"lifespan_delta must be shaped like indices {tuple(indices.shape)}, got {tuple(lifespan_delta.shape)}"
-            )
-        if lifespan_delta.dtype == torch.bool or lifespan_delta.is_complex():
-            raise TypeError(f"lifespan_delta must be a real tensor, got dtype {lifespan_delta.dtype}")
-        indices = indices.to(engrams.device, torch.long)
-        lifespan_delta = lifespan_delta.to(engrams.device)
-        if indices.numel():
-            low, high = int(indices.min()), int(indices.max())
-            if low < -1 or high >= engrams.length:
-                raise ValueError(f"indices must lie in [-1, {engrams.length}) (-1 = none), got range [{low}, {high}]")
-        if lifespan_delta.is_floating_point() and not bool(torch.isfinite(lifespan_delta).all()):
-            raise ValueError("lifespan_delta contains NaN or inf")
-        return indices, lifespan_delta
-
-    def _ltm_over_bound(self, engrams: Engrams, keep: torch.Tensor) -> torch.Tensor:
-        """LTM engrams beyond ``max_ltm_per_row`` (lowest lifespan first, oldest first among equals): [B, N] bool."""
-        longterm = keep & (engrams.engrams_types == EngramType.LONGTERM.value)
-        key = engrams.lifespan.masked_fill(~longterm, float("inf"))
-        order = torch.sort(key, dim=1, stable=True).indices  # lowest lifespan first, oldest first among equals
-        rank = torch.empty_like(order).scatter_(
-            1, order, torch.arange(order.size(1), device=order.device).expand_as(order)
-        )
-        excess = (longterm.sum(1, keepdim=True) - self.max_ltm_per_row).clamp(min=0)
-        return longterm & (rank < excess)
-
+    # ------------------------------------------------------------------------------------------ history
     def _firings_and_deletions(
         self, keep: torch.Tensor, gain: torch.Tensor
     ) -> Tuple[List[List[Firing]], List[List[int]]]:
         """Per row: the engrams that fired this step with their lifespan gain, and the ids deleted now."""
-        ids = self.engrams.engram_ids.cpu()
+        ids = self.store.engram_ids.cpu()
         gain = gain.cpu()
         fired, self._fired = self._fired, None
         firings: List[List[Firing]] = []
@@ -389,7 +450,7 @@ class Memoria:
 
     def _record_step(self, firings: List[List[Firing]], deleted: List[List[int]]) -> None:
         """Close the step in every row's history with a summary of the engrams after it."""
-        e = self.engrams
+        e = self.store
         ids, types, lifespan, counts = (
             e.engram_ids.cpu(),
             e.engrams_types.cpu(),
@@ -428,3 +489,16 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _checked_device(device: Union[str, torch.device]) -> torch.device:
+    """``torch.device(device)``, refused now if it names a CUDA device that this machine does not have."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(device)!r}: CUDA is not available on this machine (torch.cuda.is_available())"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device

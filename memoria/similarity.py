@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
 import torch
 
 if TYPE_CHECKING:
-    from .engram import Engrams
+    from .store import EngramStore
 
 Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -115,55 +115,47 @@ class Similarity:
         return f"Similarity({self.name})"
 
 
-class Closeness:
-    """How close stored engrams are to this step's working memory, pooled over it.
+class WorkingMemoryQuery:
+    """This step's working memory as a query over the store: the pooled similarity of the engrams asked for.
 
-    Only the engrams asked for are scored. With a named kernel, a request whose keys lie in a narrow window of the
-    key space (short-term memory does) is scored on that window in place; a scattered one (the engrams a graph
-    walk found) on its gathered vectors. A user callable is always called on the gathered vectors. Position -1,
-    and padding, score as a zero vector.
+    Only the engrams asked for are scored. With a named kernel, engrams stored side by side (short-term memory
+    is) are scored in place (``EngramStore.key_window``); scattered ones (the engrams a graph walk found) on
+    their gathered vectors. A user callable is always called on the gathered vectors. Position -1, and padding,
+    score as a zero vector.
 
     Args:
-        similarity: the kernel.
+        similarity: the kernel and its pooling.
         working: shaped [BatchSize, WorkingLength, HiddenDim].
-        engrams: the store (an :class:`~memoria.engram.Engrams`); its vectors live in its slot space, the keys.
+        store: the :class:`~memoria.store.EngramStore`.
     """
 
-    def __init__(self, similarity: Similarity, working: torch.Tensor, engrams: "Engrams") -> None:
+    def __init__(self, similarity: Similarity, working: torch.Tensor, store: "EngramStore") -> None:
         self.similarity = similarity
         self.working = working
-        self.engrams = engrams
-        self.keys = engrams.slot_data  # [B, K, D] strided view
-        self.key_sqnorm = engrams.slot_sqnorm  # [B, K]
-        self.key_of = engrams.slot_of  # [B, N], -1 for padding without a slot
+        self.store = store
         self._zero: Dict[str, torch.Tensor] = {}
 
-    def at(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
+    def scores(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
         """Pooled scores of the engrams at ``positions`` [BatchSize, P]: shaped [BatchSize, P].
 
         Args:
             reduce: "mean" or "sum" over working memory (see :meth:`Similarity.pooled`).
         """
-        keys = self.key_of.gather(1, positions.clamp(min=0)).masked_fill_(positions < 0, -1)  # [B, P]
         if self.similarity.log_space:
             reduce = "mean"  # log-sum-exp pools both ways
-        valid = keys >= 0
-        if not self.similarity.named or not bool(valid.any()):
-            return self._gathered(positions, keys, reduce)
-        start = int(keys.masked_fill(~valid, self.keys.size(1)).min())
-        end = int(keys.max()) + 1
-        if end - start > keys.size(1) * 5 // 4:
-            return self._gathered(positions, keys, reduce)
-        window = self.similarity.scores(self.working, self.keys[:, start:end], self.key_sqnorm[:, start:end])
-        scores = self.similarity.pool(window, reduce).gather(1, (keys - start).clamp(min=0))  # [B, P]
-        return torch.where(valid, scores, self._zero_score(reduce))
+        window = self.store.key_window(positions) if self.similarity.named else None
+        if window is None:
+            return self._gathered(positions, reduce)
+        scores = self.similarity.scores(self.working, window.vectors, window.sqnorm)  # [B, W, K]
+        scores = self.similarity.pool(scores, reduce).gather(1, window.columns.clamp(min=0))  # [B, P]
+        return torch.where(window.columns >= 0, scores, self._zero_score(reduce))
 
-    def _gathered(self, positions: torch.Tensor, keys: torch.Tensor, reduce: str) -> torch.Tensor:
-        """Scores of the vectors at ``positions`` [BatchSize, P] (zero vectors where their ``keys`` are -1)."""
-        vectors = self.engrams.data_at(positions)  # [B, P, D]
+    def _gathered(self, positions: torch.Tensor, reduce: str) -> torch.Tensor:
+        """Scores of the vectors at ``positions`` [BatchSize, P], gathered (zero vectors at -1 and padding)."""
+        vectors = self.store.data_at(positions)  # [B, P, D]
         if not self.similarity.named:
             return self.similarity.pooled(self.working, vectors, reduce=reduce)
-        sqnorm = self.key_sqnorm.gather(1, keys.clamp(min=0)).masked_fill_(keys < 0, 0.0)
+        sqnorm = self.store.sqnorm_at(positions)  # [B, P]
         return self.similarity.pool(self.similarity.scores(self.working, vectors, sqnorm), reduce)
 
     def _zero_score(self, reduce: str) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Small tensor helpers shared by the recall algorithm and the engram store."""
 
-from typing import Dict, Iterator, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -147,27 +147,31 @@ class FirstMax:
         return torch.where(key >= -self.bound * C, best, fill).long(), column.long()
 
 
-def masked_first_max(
-    values: torch.Tensor, allowed: torch.Tensor, bound: int, fill: int = -1
+def best_count_then_noise(
+    counts: Optional[torch.Tensor], bits: torch.Tensor, allowed: torch.Tensor, bound: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The largest value of each row among allowed columns, and its first (lowest) column (see :class:`FirstMax`).
+    """Per entry, the allowed column with the highest count, then the most noise, then the lowest column.
+
+    This is the reference's choice at every count (probed up to 2^30): the noise only ever breaks ties between
+    equal counts, never rounds away in a sum. Computed with int32 (int64 for huge counts) and int16 passes.
 
     Args:
-        values: integer tensor shaped [BatchSize, K, C] with every entry in [-bound, bound].
-        allowed: bool tensor shaped [BatchSize, C]: the columns that may be chosen.
-        bound: a bound on the magnitude of ``values`` (need not be tight).
-        fill: the value reported for rows with no allowed column.
+        counts: integer [b, E, C] (the store's int16 or int32), or None when every count is equal (the noise
+            alone decides).
+        bits: the noise as int16 bit patterns of float16 values in [0, 1), [b, E, C].
+        allowed: bool [b, C].
+        bound: a bound on the counts' magnitude.
 
     Returns:
-        best: ``values.dtype`` tensor shaped [BatchSize, K] (``fill`` where no column is allowed);
-        column: long tensor shaped [BatchSize, K] (arbitrary where no column is allowed).
+        linked: bool [b, E] (or [b, 1] without counts), whether the highest allowed count is >= 1;
+        column: long [b, E] (arbitrary for an entry with no allowed column).
     """
-    B, K, C = values.shape
-    if C == 0:
-        return values.new_full((B, K), fill), torch.zeros(B, K, dtype=torch.long, device=values.device)
-    first_max = FirstMax(C, bound, values.device)
-    best, column = first_max.decode(first_max.keys(values, first_max.bias(allowed)), fill)
-    return best.to(values.dtype), column
+    key_type = torch.int32 if bound < 2**30 else torch.int64
+    penalty = torch.where(allowed, 0, -(bound + 2)).to(key_type)[:, None, :]  # [b, 1, C]: disallowed fall below -1
+    key = penalty if counts is None else torch.add(counts.to(key_type), penalty)  # [b, E, C]
+    top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
+    column = torch.where(key == top, bits, -1).argmax(dim=2)  # the most noise, then the lowest column
+    return top.squeeze(2) >= 1, column
 
 
 def batch_chunks(batch_size: int, bytes_per_row: int, budget: int = 4 << 20) -> Iterator[slice]:

@@ -20,7 +20,7 @@ def run(memoria: Memoria, steps: int, batch: int = 3, width: int = 4, hidden: in
 
 
 def snapshot(memoria: Memoria) -> dict:
-    e = memoria.engrams
+    e = memoria.store
     return {k: getattr(e, k).clone() for k in ("data", "lifespan", "engrams_types", "induce_counts")}
 
 
@@ -34,7 +34,7 @@ def test_reference_mode_reminds_phantom_engram_zero_before_any_ltm_exists():
     memoria = run(Memoria(**SETTINGS), 1)
     memoria.add_working_memory(torch.rand(3, 4, 8))
     _, indices = memoria.remind()
-    assert not (memoria.engrams.engrams_types == EngramType.LONGTERM.value).any()
+    assert not (memoria.store.engrams_types == EngramType.LONGTERM.value).any()
     assert (indices == 0).any(dim=1).all()
 
 
@@ -42,7 +42,7 @@ def test_paper_mode_reminds_only_stm_before_any_ltm_exists():
     memoria = run(Memoria(**SETTINGS, mode="paper"), 1)
     memoria.add_working_memory(torch.rand(3, 4, 8))
     _, indices = memoria.remind()
-    types = memoria.engrams.engrams_types.gather(1, indices.clamp(min=0))
+    types = memoria.store.engrams_types.gather(1, indices.clamp(min=0))
     assert ((types == EngramType.SHORTTERM.value) | (indices < 0)).all()
     assert (indices >= 0).sum(1).tolist() == [3, 3, 3]
 
@@ -51,17 +51,17 @@ def test_paper_mode_walks_start_only_from_ltms_linked_to_reminded_stms():
     from memoria.recall import seed_longterm
 
     memoria = run(Memoria(**SETTINGS, mode="paper"), 12)
-    engrams = memoria.engrams
-    stm = engrams.positions(EngramType.SHORTTERM)
+    store = memoria.store
+    stm = store.positions(EngramType.SHORTTERM)
     recalled = torch.full_like(stm, -1)
     recalled[:, -1] = stm[:, -1]  # recall only the newest STM of each row
-    seeds = seed_longterm(engrams, recalled, paper=True)
-    for row in range(engrams.batch_size):
+    seeds = seed_longterm(store, store.longterm_window(), recalled, paper=True)
+    for row in range(store.batch_size):
         for seed in seeds[row][seeds[row] >= 0].tolist():
-            assert engrams.engrams_types[row, seed] == EngramType.LONGTERM.value
-            assert engrams.induce_counts[row, recalled[row, -1], seed] > 0
+            assert store.engrams_types[row, seed] == EngramType.LONGTERM.value
+            assert store.induce_counts[row, recalled[row, -1], seed] > 0
         # a -1 entry of the STM list seeds nothing in paper mode
-    none = seed_longterm(engrams, torch.full_like(stm, -1), paper=True)
+    none = seed_longterm(store, store.longterm_window(), torch.full_like(stm, -1), paper=True)
     assert (none < 0).all()
 
 
@@ -69,7 +69,7 @@ def test_paper_mode_reminded_engrams_are_real_stm_or_ltm():
     memoria = run(Memoria(**SETTINGS, mode="paper"), 15)
     memoria.add_working_memory(torch.rand(3, 4, 8))
     _, indices = memoria.remind()
-    types = memoria.engrams.engrams_types.gather(1, indices.clamp(min=0))
+    types = memoria.store.engrams_types.gather(1, indices.clamp(min=0))
     valid = indices >= 0
     assert ((types[valid] == EngramType.SHORTTERM.value) | (types[valid] == EngramType.LONGTERM.value)).all()
 
@@ -80,12 +80,12 @@ def test_state_dict_round_trip_is_exact_and_continues_identically():
     restored = Memoria(**SETTINGS, track_age=True, track_id=True)
     restored.load_state_dict(memoria.state_dict())
     assert_same(snapshot(memoria), snapshot(restored))
-    assert torch.equal(memoria.engrams.age, restored.engrams.age)
-    assert torch.equal(memoria.engrams.engram_ids, restored.engrams.engram_ids)
+    assert torch.equal(memoria.store.age, restored.store.age)
+    assert torch.equal(memoria.store.engram_ids, restored.store.engram_ids)
     run(memoria, 5, seed=3)
     run(restored, 5, seed=3)
     assert_same(snapshot(memoria), snapshot(restored))
-    assert torch.equal(memoria.engrams.engram_ids, restored.engrams.engram_ids)
+    assert torch.equal(memoria.store.engram_ids, restored.store.engram_ids)
 
 
 def test_load_state_dict_rejects_other_settings_and_leaves_memory_alone():
@@ -101,7 +101,7 @@ def test_reset_of_chosen_rows_leaves_other_rows_bit_identical():
     memoria = run(Memoria(**SETTINGS), 10)
     control = run(Memoria(**SETTINGS), 10)
     memoria.reset_memory(rows=[1])
-    e, c = memoria.engrams, control.engrams
+    e, c = memoria.store, control.store
     assert not (e.engrams_types[1] != EngramType.NULL.value).any()
     for row in (0, 2):
         live_e = e.engrams_types[row] != 0
@@ -114,10 +114,10 @@ def test_reset_of_chosen_rows_leaves_other_rows_bit_identical():
 def test_reset_rows_by_bool_mask_and_full_reset():
     memoria = run(Memoria(**SETTINGS), 6)
     memoria.reset_memory(torch.tensor([True, False, True]))
-    types = memoria.engrams.engrams_types
+    types = memoria.store.engrams_types
     assert (types[0] == 0).all() and (types[2] == 0).all() and (types[1] != 0).any()
     memoria.reset_memory()
-    assert len(memoria.engrams) == 0
+    assert len(memoria.store) == 0
     with pytest.raises(ValueError, match="rows"):
         memoria.reset_memory(rows=[5])
 
@@ -126,7 +126,7 @@ def test_reset_frees_batch_and_hidden_size():
     memoria = run(Memoria(**SETTINGS), 2)
     memoria.reset_memory()
     memoria.add_working_memory(torch.rand(5, 2, 16))
-    assert memoria.engrams.data.shape == (5, 2, 16)
+    assert memoria.store.data.shape == (5, 2, 16)
 
 
 # ------------------------------------------------------------------------------------------------ devices, dtypes
@@ -135,21 +135,21 @@ def test_results_come_back_in_the_latest_input_dtype():
     memoria.add_working_memory(torch.rand(3, 4, 8, dtype=torch.bfloat16))
     memories, indices = memoria.remind()
     assert memories.dtype == torch.bfloat16 and indices.dtype == torch.int64
-    assert memoria.engrams.data.dtype == torch.float32
+    assert memoria.store.data.dtype == torch.float32
 
 
 def test_memory_device_is_explicit_and_results_follow_the_input(tmp_path):
     memoria = run(Memoria(**SETTINGS, device="cpu"), 3)
-    assert memoria.engrams.device == torch.device("cpu")
+    assert memoria.store.device == torch.device("cpu")
     memoria.to("cpu")
-    assert memoria.engrams.device == torch.device("cpu")
+    assert memoria.store.device == torch.device("cpu")
 
 
 @cuda
 def test_cuda_memory_with_cpu_inputs_returns_cpu_results():
     memoria = Memoria(**SETTINGS, device="cuda")
     run(memoria, 5)
-    assert memoria.engrams.device.type == "cuda"
+    assert memoria.store.device.type == "cuda"
     memoria.add_working_memory(torch.rand(3, 4, 8))
     memories, indices = memoria.remind()
     assert memories.device.type == "cpu" and indices.device.type == "cpu"
@@ -208,7 +208,7 @@ def test_bad_adjust_inputs_are_rejected_before_anything_changes():
     memoria.add_working_memory(torch.rand(3, 4, 8))
     _, indices = memoria.remind()
     before = snapshot(memoria)
-    n = memoria.engrams.length
+    n = memoria.store.length
     cases = [
         (indices, torch.ones(3, indices.size(1) + 1), ValueError, "shaped like indices"),
         (indices.float(), torch.ones(indices.shape), TypeError, "integer"),
@@ -231,10 +231,10 @@ def test_remind_before_any_input_explains_itself():
 # ------------------------------------------------------------------------------------------------ bound, similarity
 def test_ltm_bound_keeps_at_most_the_bound_evicting_lowest_lifespan():
     bounded = run(Memoria(**{**SETTINGS, "stm_capacity": 2}, max_ltm_per_row=4), 20)
-    ltm = bounded.engrams.engrams_types == EngramType.LONGTERM.value
+    ltm = bounded.store.engrams_types == EngramType.LONGTERM.value
     assert (ltm.sum(1) <= 4).all()
     unbounded = run(Memoria(**{**SETTINGS, "stm_capacity": 2}), 20)
-    assert ((unbounded.engrams.engrams_types == EngramType.LONGTERM.value).sum(1) > 4).any()
+    assert ((unbounded.store.engrams_types == EngramType.LONGTERM.value).sum(1) > 4).any()
 
 
 def test_recall_on_layernorm_scale_vectors_returns_the_truly_nearest_stm(reference):
@@ -261,4 +261,4 @@ def test_recall_on_layernorm_scale_vectors_returns_the_truly_nearest_stm(referen
 @pytest.mark.parametrize("similarity", ["gaussian", "l2", "cosine"])
 def test_named_similarities_run_a_full_loop(similarity):
     memoria = run(Memoria(**SETTINGS, similarity=similarity), 8)
-    assert memoria.engrams.length > 0
+    assert memoria.store.length > 0

@@ -1,8 +1,17 @@
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memoria.utils import Workspace, batch_chunks, front_padded_positions, gather_rows, masked_first_max, super_unique
+from memoria.utils import (
+    FirstMax,
+    Workspace,
+    batch_chunks,
+    best_count_then_noise,
+    front_padded_positions,
+    gather_rows,
+    super_unique,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -19,12 +28,8 @@ def test_super_unique_keeps_each_value_once_and_pads_with_minus_one():
 
 
 def test_super_unique_rejects_float():
-    try:
+    with pytest.raises(TypeError, match="integer"):
         super_unique(torch.zeros(2, 3))
-    except TypeError as error:
-        assert "integer" in str(error)
-    else:
-        raise AssertionError("expected TypeError")
 
 
 def test_front_padded_positions():
@@ -66,16 +71,17 @@ def _brute_first_max(values, allowed, fill):
     st.sampled_from([1, 3, 1000, 2**20, 2**31 - 1]),
     st.integers(0, 2**31 - 1),
 )
-def test_masked_first_max_is_max_over_allowed_columns_lowest_first(batch, rows, columns, bound, seed):
+def test_first_max_is_max_over_allowed_columns_lowest_first(batch, rows, columns, bound, seed):
     g = torch.Generator().manual_seed(seed)
     spread = min(bound, 3) if seed % 2 else bound  # small spreads force ties
     values = torch.randint(-spread, spread + 1, (batch, rows, columns), generator=g, dtype=torch.int64)
     values = values.to(torch.int32)
     allowed = torch.rand(batch, columns, generator=g) < 0.6
     allowed[0] = False  # a row with nothing allowed
-    best, column = masked_first_max(values, allowed, bound, fill=-7)
+    first_max = FirstMax(columns, bound, values.device)
+    best, column = first_max.decode(first_max.keys(values, first_max.bias(allowed)), fill=-7)
     expected_best, expected_column = _brute_first_max(values, allowed, fill=-7)
-    assert best.dtype == torch.int32 and best.tolist() == expected_best
+    assert best.tolist() == expected_best
     has_any = allowed.any(1)
     assert [c for b, c in enumerate(column.tolist()) if has_any[b]] == [
         c for b, c in enumerate(expected_column) if has_any[b]
@@ -97,3 +103,26 @@ def test_workspace_uniform_draws_what_torch_rand_draws():
 def test_batch_chunks_cover_the_batch_in_order():
     assert list(batch_chunks(5, bytes_per_row=3, budget=7)) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     assert list(batch_chunks(3, bytes_per_row=10**9)) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 12), st.booleans(), st.integers(0, 2**31 - 1))
+def test_best_count_then_noise_breaks_count_ties_by_noise_then_lowest_column(batch, entries, columns, equal, seed):
+    g = torch.Generator().manual_seed(seed)
+    counts = None if equal else torch.randint(-1, 3, (batch, entries, columns), generator=g, dtype=torch.int32)
+    bits = torch.randint(0, 4, (batch, entries, columns), generator=g, dtype=torch.int32).to(torch.int16)
+    allowed = torch.rand(batch, columns, generator=g) < 0.7
+    linked, column = best_count_then_noise(counts, bits, allowed, bound=2)
+    for b in range(batch):
+        if not allowed[b].any():
+            continue
+        for e in range(entries):
+            options = [
+                (0 if counts is None else int(counts[b, e, c]), int(bits[b, e, c]), -c)
+                for c in range(columns)
+                if allowed[b, c]
+            ]
+            best = max(options)
+            assert int(column[b, e]) == -best[2]
+            if counts is not None:
+                assert bool(linked[b, e]) == (best[0] >= 1)
