@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from memoria import EngramType, Memoria
-from tests.conftest import cuda
 
 SETTINGS = dict(num_reminded_stm=3, stm_capacity=6, ltm_search_depth=3, initial_lifespan=3, num_final_ltms=3)
 
@@ -130,7 +129,7 @@ def test_reset_frees_batch_and_hidden_size():
 
 
 # ------------------------------------------------------------------------------------------------ devices, dtypes
-def test_results_come_back_in_the_latest_input_dtype():
+def test_results_follow_the_input_dtype():
     memoria = run(Memoria(**SETTINGS), 3)
     memoria.add_working_memory(torch.rand(3, 4, 8, dtype=torch.bfloat16))
     memories, indices = memoria.remind()
@@ -138,24 +137,39 @@ def test_results_come_back_in_the_latest_input_dtype():
     assert memoria.store.data.dtype == torch.float32
 
 
-def test_memory_device_is_explicit_and_results_follow_the_input(tmp_path):
+def test_memory_device_is_explicit():
     memoria = run(Memoria(**SETTINGS, device="cpu"), 3)
     assert memoria.store.device == torch.device("cpu")
     memoria.to("cpu")
     assert memoria.store.device == torch.device("cpu")
 
 
-@cuda
-def test_cuda_memory_with_cpu_inputs_returns_cpu_results():
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_cuda_device_is_refused_at_construction_without_cuda():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Memoria(**SETTINGS, device="cuda")
+    memoria = run(Memoria(**SETTINGS), 2)
+    before = snapshot(memoria)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        memoria.to("cuda")
+    assert_same(before, snapshot(memoria))
+
+
+@pytest.mark.cuda
+def test_results_follow_the_input_device():
     memoria = Memoria(**SETTINGS, device="cuda")
     run(memoria, 5)
     assert memoria.store.device.type == "cuda"
     memoria.add_working_memory(torch.rand(3, 4, 8))
     memories, indices = memoria.remind()
     assert memories.device.type == "cpu" and indices.device.type == "cpu"
+    on_cpu = run(Memoria(**SETTINGS, device="cpu"), 3)
+    on_cpu.add_working_memory(torch.rand(3, 4, 8, device="cuda"))
+    memories, indices = on_cpu.remind()
+    assert memories.device.type == "cuda" and indices.device.type == "cuda"
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_and_cpu_give_the_same_engrams():
     cpu = run(Memoria(**SETTINGS), 8)
     gpu = Memoria(**SETTINGS, device="cuda")
@@ -262,3 +276,87 @@ def test_recall_on_layernorm_scale_vectors_returns_the_truly_nearest_stm(referen
 def test_named_similarities_run_a_full_loop(similarity):
     memoria = run(Memoria(**SETTINGS, similarity=similarity), 8)
     assert memoria.store.length > 0
+
+
+# ------------------------------------------------------------------------------------------------ call order
+def add(memoria: Memoria) -> None:
+    memoria.add_working_memory(torch.rand(3, 4, 8, generator=torch.Generator().manual_seed(5)))
+
+
+def adjust_with(indices: torch.Tensor):
+    return lambda memoria: memoria.adjust_lifespan_and_memories(indices, torch.zeros(indices.shape))
+
+
+def remind_and_adjust(memoria: Memoria) -> None:
+    _, indices = memoria.remind()
+    memoria.adjust_lifespan_and_memories(indices, torch.zeros(indices.shape))
+
+
+@pytest.mark.parametrize(
+    "calls, expected",
+    [
+        ([add, add], "expected remind"),
+        ([add, Memoria.remind, Memoria.remind], "expected adjust_lifespan_and_memories"),
+        ([add, adjust_with(torch.zeros(3, 2, dtype=torch.long))], "expected remind"),
+        ([add, remind_and_adjust, Memoria.remind], "expected add"),
+    ],
+    ids=["add-twice", "remind-twice", "adjust-without-remind", "remind-after-adjust"],
+)
+def test_out_of_order_calls_are_refused_and_change_nothing(calls, expected):
+    memoria = run(Memoria(**SETTINGS), 3)
+    torch.manual_seed(1)
+    for call in calls[:-1]:
+        call(memoria)
+    before, rng = snapshot(memoria), torch.get_rng_state()
+    with pytest.raises(RuntimeError, match=expected):
+        calls[-1](memoria)
+    assert_same(before, snapshot(memoria))
+    assert torch.equal(torch.get_rng_state(), rng), "a refused remind draws no noise"
+
+
+def test_adjust_right_after_add_with_no_indices_is_a_step_that_reminded_nothing(reference):
+    """1.0.0 accepts add -> adjust; we accept it only with indices shaped [B, 0], and agree with 1.0.0 on it."""
+    settings = dict(SETTINGS)
+    ours, ref = Memoria(**settings), reference.Memoria(**settings)
+    empty = torch.zeros(3, 0, dtype=torch.long)
+    for _ in range(3):
+        data = torch.rand(3, 4, 8)
+        for memoria in (ours, ref):
+            memoria.add_working_memory(data)
+            memoria.adjust_lifespan_and_memories(empty, torch.zeros(3, 0))
+    assert torch.equal(ours.store.engrams_types, ref.engrams.engrams_types)
+    assert torch.equal(ours.store.lifespan, ref.engrams.lifespan)
+
+
+def test_indices_from_another_step_are_refused():
+    memoria = run(Memoria(**SETTINGS), 4)
+    add(memoria)
+    _, indices = memoria.remind()
+    before = snapshot(memoria)
+    with pytest.raises(ValueError, match="this step's remind"):
+        memoria.adjust_lifespan_and_memories(indices[:, :-1], torch.zeros(3, indices.size(1) - 1))
+    assert_same(before, snapshot(memoria))
+
+
+def test_full_reset_restarts_the_step_order_and_state_dict_keeps_it():
+    memoria = run(Memoria(**SETTINGS), 3)
+    add(memoria)
+    restored = Memoria(**SETTINGS)
+    restored.load_state_dict(memoria.state_dict())
+    restored.remind()  # the restored memory expects remind(), as the saved one did
+    memoria.reset_memory()
+    add(memoria)  # a full reset starts a new step
+    _, indices = memoria.remind()
+    memoria.adjust_lifespan_and_memories(indices, torch.zeros(indices.shape))
+
+
+def test_nan_in_inputs_is_refused_with_where_it_usually_comes_from():
+    memoria = run(Memoria(**SETTINGS), 2)
+    data = torch.rand(3, 4, 8)
+    data[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"rows \[1\].*softmax over reminded memories"):
+        memoria.add_working_memory(data)
+    add(memoria)
+    _, indices = memoria.remind()
+    with pytest.raises(ValueError, match="lifespan_delta contains NaN.*softmax over reminded memories"):
+        memoria.adjust_lifespan_and_memories(indices, torch.full(indices.shape, float("nan")))
