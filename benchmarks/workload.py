@@ -96,7 +96,7 @@ def build_memoria(module: Any, setting: Setting, device: Optional[torch.device],
 
 def census(memoria: Any) -> Dict[str, float]:
     """Engrams per row, averaged over rows: live, working, short-term, long-term; and the padded length N."""
-    engrams = memoria.engrams
+    engrams = memoria.store if hasattr(memoria, "store") else memoria.engrams  # ours: EngramStore; 1.0.0: Engrams
     types = engrams.engrams_types if engrams is not None else None  # [B, N]
     if types is None or types.numel() == 0:
         return {"live": 0.0, "working": 0.0, "shortterm": 0.0, "longterm": 0.0, "padded_length": 0}

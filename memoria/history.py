@@ -123,10 +123,6 @@ class HistoryManager:
         self.summaries.append(summary)
         self.timestep += 1
 
-    def add_summary(self, summary: EngramsInfo) -> None:
-        """Append a summary as a step without firings or deletions."""
-        self.add_step([], [], summary)
-
     # ----------------------------------------------------------------------------------------- reading
     def inspect(self, engram_id: int) -> EngramHistory:
         """Everything recorded about one engram.
