@@ -95,7 +95,7 @@ class Memoria:
         self.store: Optional[EngramStore] = None
         self.histories: List[HistoryManager] = []
         self._expected_call = STEP_ORDER[0]
-        self._reminded_length = 0  # RemindedLength of this step's remind()
+        self._reminded: Optional[torch.Tensor] = None  # [B, R] positions this step's remind() returned
         self._output_device: Optional[torch.device] = None
         self._output_dtype = torch.float32
         self._fired: Optional[torch.Tensor] = None
@@ -171,7 +171,7 @@ class Memoria:
         if self.keep_history:
             self._fired = fired
         self._expected_call = "adjust_lifespan_and_memories"
-        self._reminded_length = reminded.size(1)
+        self._reminded = reminded
         return self._to_output(store.data_at(reminded)), reminded.to(self._output_device)
 
     @torch.no_grad()
@@ -184,7 +184,8 @@ class Memoria:
 
         Args:
             indices: integer tensor shaped [BatchSize, RemindedLength], the indices this step's :meth:`remind`
-                returned, -1 for none (or shaped [BatchSize, 0] right after :meth:`add_working_memory`).
+                returned (an entry may be replaced by -1, which is ignored), or shaped [BatchSize, 0] right after
+                :meth:`add_working_memory`.
             lifespan_delta: real tensor of the same shape.
         """
         self._check_order("adjust_lifespan_and_memories", indices)
@@ -276,7 +277,7 @@ class Memoria:
             "settings": self._settings(),
             "output_dtype": str(self._output_dtype),
             "expected_call": self._expected_call,
-            "reminded_length": self._reminded_length,
+            "reminded": None if self._reminded is None else self._reminded.cpu().clone(),
         }
         if self.store is not None:
             e = self.store
@@ -304,7 +305,7 @@ class Memoria:
             raise ValueError(f"state_dict was saved with other settings (saved, current): {different}")
         self._output_dtype = getattr(torch, state["output_dtype"].replace("torch.", ""))
         self._expected_call = state.get("expected_call", STEP_ORDER[0])
-        self._reminded_length = state.get("reminded_length", 0)
+        self._reminded = state.get("reminded")
         self.store = None
         saved = state.get("engrams")
         if saved is not None:
@@ -389,10 +390,10 @@ class Memoria:
             raise ValueError(
                 f"indices must be shaped [BatchSize={store.batch_size}, RemindedLength], got {tuple(indices.shape)}"
             )
-        reminded = self._reminded_length if self._expected_call == STEP_ORDER[2] else 0
-        if indices.size(1) != reminded:
+        reminded = self._reminded if self._expected_call == STEP_ORDER[2] else indices.new_empty(indices.size(0), 0)
+        if indices.size(1) != reminded.size(1):
             raise ValueError(
-                f"indices must be the ones this step's remind() returned, shaped [BatchSize, {reminded}], "
+                f"indices must be the ones this step's remind() returned, shaped [BatchSize, {reminded.size(1)}], "
                 f"got {tuple(indices.shape)}"
             )
         if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
@@ -409,6 +410,11 @@ class Memoria:
             low, high = int(indices.min()), int(indices.max())
             if low < -1 or high >= store.length:
                 raise ValueError(f"indices must lie in [-1, {store.length}) (-1 = none), got range [{low}, {high}]")
+        if not bool(((indices == reminded.to(store.device)) | (indices == -1)).all()):
+            raise ValueError(
+                "indices must be the ones this step's remind() returned (an entry may be -1 instead): indices of "
+                "an earlier step name positions that have moved since"
+            )
         if lifespan_delta.is_floating_point() and not bool(torch.isfinite(lifespan_delta).all()):
             raise ValueError(f"lifespan_delta contains NaN or inf{NAN_ORIGIN}")
         return indices, lifespan_delta

@@ -335,7 +335,13 @@ def test_indices_from_another_step_are_refused():
     before = snapshot(memoria)
     with pytest.raises(ValueError, match="this step's remind"):
         memoria.adjust_lifespan_and_memories(indices[:, :-1], torch.zeros(3, indices.size(1) - 1))
+    shifted = torch.where(indices >= 0, (indices + 1) % memoria.store.length, -1)  # like an earlier step's
+    with pytest.raises(ValueError, match="this step's remind"):
+        memoria.adjust_lifespan_and_memories(shifted, torch.zeros(indices.shape))
     assert_same(before, snapshot(memoria))
+    dropped = indices.clone()
+    dropped[:, 0] = -1  # an entry may be dropped
+    memoria.adjust_lifespan_and_memories(dropped, torch.ones(indices.shape))
 
 
 def test_full_reset_restarts_the_step_order_and_state_dict_keeps_it():
