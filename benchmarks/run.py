@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker, source_fingerprint, source_snapshot
+from benchmarks.harness import machine, mib, run_worker, source_fingerprint, source_snapshot
 from benchmarks.settings import SETTINGS
 
+OUTPUT_DIR = Path(__file__).resolve().parent.parent / "outputs" / "benchmarks"
 IMPLEMENTATIONS = {"both": ("reference", "ours"), "ours": ("ours",), "reference": ("reference",)}
 
 
@@ -44,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--profile-steps", type=int, default=5, help="steps profiled with --profile")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per measurement process")
     parser.add_argument(
-        "--json", type=Path, default=None, help="output file (default benchmarks/results/run-DEVICE.json)"
+        "--json", type=Path, default=None, help="output file (default outputs/benchmarks/run-DEVICE.json)"
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.settings.split(",") if name not in SETTINGS]
@@ -144,7 +145,7 @@ def format_profile(results: List[Dict[str, Any]]) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     """Run every requested setting and implementation, print the tables, write the JSON."""
     args = parse_args(argv)
-    output = args.json or RESULTS_DIR / f"run-{args.device.split(':')[0]}.json"
+    output = args.json or OUTPUT_DIR / f"run-{args.device.split(':')[0]}.json"
     results: List[Dict[str, Any]] = []
     comparisons: Dict[str, Dict[str, float]] = {}
     with source_snapshot() as root:

@@ -1,47 +1,58 @@
 """Evaluates a training checkpoint on a split of a sorting-data file and prints its token accuracy.
 
 Example:
-    python -m experiment.eval_sorting --checkpoint outputs/memoria-sort-1k/checkpoints/last.ckpt --data data/sort-1k.pt
+    python -m experiment.eval_sorting --checkpoint outputs/memoria-sort-1k/checkpoints/last.ckpt \\
+        --data outputs/data/sort-1k.json
 """
 
-import argparse
 from typing import Dict, List, Optional
 
-import lightning as L
-from torch.utils.data import DataLoader
-
-from .longseq_formers.data.sorting import load_sorting_data
-from .longseq_formers.dataset.sorting import SortingDataset
-from .longseq_formers.task import SortingTask
+from .cli import make_parser, parse_devices
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    """The script's arguments."""
+    parser = make_parser(__doc__)
     parser.add_argument("--checkpoint", required=True, help="Lightning checkpoint written by train_sorting")
-    parser.add_argument("--data", required=True, help="file written by experiment.make_sorting_data")
+    parser.add_argument("--data", required=True, help="JSON file in the paper's layout")
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--devices", default="1")
     parser.add_argument("--precision", default="32-true")
-    parser.add_argument("--seed", type=int, default=0, help="seeds Memoria's random tie-breaking")
+    parser.add_argument("--seed", type=int, default=42, help="seeds Memoria's random tie-breaking")
     return parser
 
 
-def evaluate(args: argparse.Namespace) -> Dict[str, float]:
+def evaluate(args) -> Dict[str, float]:
     """Loads the checkpoint and returns its loss and accuracy on the split."""
-    L.seed_everything(args.seed)
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from .longseq_formers.data.sorting import load_sorting_data
+    from .longseq_formers.dataset.sorting import SortingDataset
+    from .longseq_formers.task import SortingTask
+    from .longseq_formers.training import quiet_lightning
+
+    quiet_lightning()
+    L.seed_everything(args.seed, verbose=False)
     task = SortingTask.load_from_checkpoint(args.checkpoint, map_location="cpu")
     loader = DataLoader(SortingDataset(load_sorting_data(args.data), args.split), batch_size=args.batch_size)
-    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    trainer = L.Trainer(accelerator=args.accelerator, devices=devices, precision=args.precision, logger=False)
-    return trainer.test(task, dataloaders=loader)[0]
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=parse_devices(args.devices),
+        precision=args.precision,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return trainer.test(task, dataloaders=loader, verbose=False)[0]
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     results = evaluate(args)
-    print(f"{args.split} accuracy {results['test/accuracy']:.4f}")
+    print(f"{args.split} accuracy {results['test/accuracy']:.4f}, loss {results['test/loss']:.4f}")
 
 
 if __name__ == "__main__":

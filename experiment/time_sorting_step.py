@@ -7,25 +7,19 @@ Example:
     python -m experiment.time_sorting_step --sequence-length 128 --segment-length 32 --steps 20
 """
 
-import argparse
 import statistics
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
-import torch.nn.functional as F
-
-from .longseq_formers.data.sorting import generate_sorting_data, model_vocab_size
-from .longseq_formers.dataset.sorting import SortingDataset
-from .longseq_formers.model import load_config
-from .longseq_formers.task import SortingTask
+from .cli import make_parser
 
 CONFIGS = Path(__file__).parent / "configs"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    """The script's arguments."""
+    parser = make_parser(__doc__)
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -40,23 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def time_steps(args: argparse.Namespace) -> Dict[str, List[float]]:
+def time_steps(args) -> Dict[str, List[float]]:
     """Runs the models' steps in turn; returns each configuration's step times in seconds."""
+    import torch
+    from transformers import AutoConfig
+
+    from .longseq_formers.data.sorting import generate_sorting_data, model_vocab_size
+    from .longseq_formers.dataset.sorting import SortingDataset
+    from .longseq_formers.task import SortingTask
+
     torch.manual_seed(args.seed)
     data = generate_sorting_data(args.sequence_length, args.vocab_size, args.batch_size, 1, 1, args.seed)
     dataset = SortingDataset(data, "train")
     batch = {key: torch.stack([dataset[i][key] for i in range(len(dataset))]) for key in ("input_ids", "labels")}
     tasks, optimizers = {}, {}
     for path in args.configs:
-        config = load_config(path, vocab_size=model_vocab_size(args.vocab_size))
-        tasks[path] = SortingTask(config.to_dict(), args.segment_length, learning_rate=1e-3, warmup_steps=0).train()
+        config = AutoConfig.from_pretrained(path, vocab_size=model_vocab_size(args.vocab_size))
+        tasks[path] = SortingTask(config.to_dict(), args.segment_length).train()
         optimizers[path] = torch.optim.Adam(tasks[path].parameters(), lr=1e-3)
     seconds: Dict[str, List[float]] = {path: [] for path in args.configs}
     for step in range(args.steps + 3):
         for path, task in tasks.items():
             start = time.perf_counter()
-            logits, labels = task.run_sample(batch["input_ids"], batch["labels"])
-            loss = F.cross_entropy(logits, labels)
+            loss = task.run_batch(batch, "train")["loss"]
             optimizers[path].zero_grad()
             loss.backward()
             optimizers[path].step()
@@ -68,6 +68,8 @@ def time_steps(args: argparse.Namespace) -> Dict[str, List[float]]:
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     seconds = time_steps(args)
+    import torch
+
     print(
         f"training step, {args.sequence_length} symbols in segments of {args.segment_length}, batch {args.batch_size}, "
         f"{args.steps} steps each, threads {torch.get_num_threads()}"

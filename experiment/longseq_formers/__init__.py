@@ -1,1 +1,6 @@
-"""Long-sequence models and tasks for the Memoria experiments: data generation, datasets, models, Lightning tasks."""
+"""Long-sequence models and tasks for the Memoria experiments: data, datasets, models, Lightning tasks.
+
+Importing this package registers every experiment model with transformers' Auto classes.
+"""
+
+from . import model

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from experiment.longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
-from experiment.longseq_formers.model import GPT2WithMemoriaConfig
+from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaConfig
 
 TINY_GPT2 = {
     "n_layer": 2,
@@ -54,7 +54,7 @@ def tiny_config_files(tmp_path: Path) -> dict:
     """JSON model configurations of a tiny Memoria Transformer and a tiny baseline, as train_sorting reads them."""
     files = {
         "memoria": {"model_type": "gpt2_with_memoria", **TINY_GPT2, **TINY_MEMORIA},
-        "baseline": {"model_type": "gpt2", **TINY_GPT2},
+        "baseline": {"model_type": "gpt2_segment", **TINY_GPT2},
     }
     paths = {}
     for name, fields in files.items():
@@ -66,6 +66,6 @@ def tiny_config_files(tmp_path: Path) -> dict:
 @pytest.fixture
 def tiny_data_file(tmp_path: Path) -> Path:
     """A sorting-data file of 24 symbols from 8 (model vocabulary 9), 16 train / 8 dev / 8 test examples."""
-    path = tmp_path / "sort.pt"
+    path = tmp_path / "sort.json"
     save_sorting_data(generate_sorting_data(24, 8, 16, 8, 8, seed=0), path)
     return path

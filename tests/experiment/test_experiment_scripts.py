@@ -3,27 +3,28 @@
 import json
 
 import pytest
-import torch
 
 from experiment import eval_sorting, make_sorting_data, run_sorting, train_sorting
 
 
 @pytest.mark.parametrize("script", [make_sorting_data, train_sorting, eval_sorting, run_sorting])
-def test_help(script, capsys):
+def test_help_shows_the_defaults(script, capsys):
     with pytest.raises(SystemExit) as exited:
         script.main(["--help"])
     assert exited.value.code == 0
-    assert "usage" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "usage" in text and "(default:" in text
 
 
 def test_make_sorting_data_writes_the_splits(tmp_path):
-    path = tmp_path / "data.pt"
+    path = tmp_path / "data.json"
     make_sorting_data.main(
         ["--output", str(path), "--sequence-length", "40", "--vocab-size", "5", "--num-train", "3", "--num-dev", "2"]
     )
-    payload = torch.load(path, weights_only=True)
-    assert (payload["sequence_length"], payload["vocab_size"]) == (40, 5)
-    assert payload["train"].shape == (3, 46) and payload["dev"].shape == (2, 46) and payload["test"].shape[1] == 46
+    payload = json.loads(path.read_text())
+    assert (payload["prompt_length"], payload["vocab_size"]) == (40, 6)
+    assert len(payload["train"]) == 3 and len(payload["dev"]) == 2
+    assert len(payload["train"][0]["prompt_ids"]) == 41 and len(payload["train"][0]["target_ids"]) == 5
 
 
 def train_args(data, config, output_dir, *extra) -> list:
@@ -35,7 +36,8 @@ def train_args(data, config, output_dir, *extra) -> list:
         "--batch-size=4",
         "--max-steps=3",
         "--val-check-interval=2",
-        "--warmup-steps=1",
+        "--warmup-ratio=0.3",
+        "--eval-batch-size=4",
         "--accelerator=cpu",
         "--devices=1",
         "--no-progress-bar",
@@ -48,7 +50,8 @@ def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp
     output_dir = tmp_path / model
     train_sorting.main(train_args(tiny_data_file, tiny_config_files[model], output_dir))
     results = json.loads((output_dir / "results.json").read_text())
-    assert results["steps"] == 3 and 0.0 <= results["test_accuracy"] <= 1.0
+    assert results["steps"] == 3 and 0.0 <= results["test"]["accuracy"] <= 1.0
+    assert 0.0 <= results["test_best"]["accuracy"] <= 1.0 and results["test"]["loss"] > 0
     checkpoints = {path.name for path in (output_dir / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
     assert list((output_dir / "tensorboard").rglob("events.out.tfevents.*"))
@@ -83,4 +86,5 @@ def test_run_sorting_prints_both_models_side_by_side(tmp_path, capsys):
         ]
     )
     table = capsys.readouterr().out.split("test token accuracy")[-1]
-    assert "Memoria Transformer" in table and "Transformer (baseline)" in table
+    assert "Memoria Transformer" in table and "vs Transformer" in table
+    assert "Better:" in table and f"Outputs: {tmp_path}" in table

@@ -1,6 +1,6 @@
-"""The sorting task's data: targets, determinism, the file format and the Dataset's labels."""
+"""The sorting task's data: the paper's generator, its targets, the paper's JSON layout and the Dataset's labels."""
 
-from collections import Counter
+import json
 
 import numpy as np
 import pytest
@@ -17,25 +17,45 @@ from experiment.longseq_formers.data.sorting import (
 from experiment.longseq_formers.dataset.sorting import IGNORE_INDEX, SortingDataset
 
 
-def frequency_order(symbols: list, vocab_size: int) -> list:
-    counts = Counter(symbols)
-    return sorted(range(vocab_size), key=lambda symbol: (-counts[symbol], symbol))
+def order_by_count_then_first_appearance(symbols: list, vocab_size: int) -> list:
+    """The paper's target, written out plainly: descending count, then first appearance, then absent ones by id."""
+    count = {symbol: symbols.count(symbol) for symbol in range(vocab_size)}
+    first = {symbol: symbols.index(symbol) if symbol in symbols else len(symbols) for symbol in range(vocab_size)}
+    return sorted(range(vocab_size), key=lambda symbol: (-count[symbol], first[symbol], symbol))
 
 
-def test_target_is_the_symbols_by_descending_frequency_ties_by_id():
-    examples = generate_sorting_examples(50, 100, 20, np.random.default_rng(3))
+def test_targets_are_the_symbols_by_count_ties_broken_by_first_appearance():
+    examples = generate_sorting_examples(200, 40, 20, np.random.default_rng(3))
+    ties = 0
     for example in examples:
-        sequence, separator, target = example[:100], example[100], example[101:]
-        assert separator == separator_id(20)
-        assert sequence.max() < 20
-        assert target.tolist() == frequency_order(sequence.tolist(), 20)
+        sequence, separator, target = example[:40].tolist(), example[40], example[41:].tolist()
+        assert separator == separator_id(20) and max(sequence) < 20
+        assert target == order_by_count_then_first_appearance(sequence, 20)
+        counts = [sequence.count(symbol) for symbol in target if symbol in sequence]
+        ties += len(counts) - len(set(counts))
+    assert ties > 100  # short sequences: plenty of tied counts exercise the tie-break
 
 
-def test_ties_are_broken_by_symbol_id():
-    assert sort_by_frequency(np.array([3, 1, 3, 1, 0, 2]), 5).tolist() == [1, 3, 0, 2, 4]
+def test_tie_breaks_on_a_hand_made_sequence():
+    sequence = np.array([3, 1, 3, 1, 0, 2])  # 3 and 1 twice (3 first), 0 and 2 once (0 first), 4 absent
+    assert sort_by_frequency(sequence, 5).tolist() == [3, 1, 0, 2, 4]
+    assert sort_by_frequency(sequence, 5, tie_break="symbol-id").tolist() == [1, 3, 0, 2, 4]
+    with pytest.raises(ValueError, match="tie_break"):
+        sort_by_frequency(sequence, 5, tie_break="random")
 
 
-def test_distribution_drifts_so_recent_tokens_mislead():
+def test_the_paper_weights_keep_every_symbol_likely():
+    # weights 1-9 of 20 symbols: every symbol has probability between 1/172 and 9/28 at every position
+    rng = np.random.default_rng(0)
+    counts = {}
+    for distribution in ("integers", "dirichlet"):
+        examples = generate_sorting_examples(50, 4000, 20, rng, distribution=distribution)
+        counts[distribution] = np.stack([np.bincount(example[:4000], minlength=20) for example in examples])
+    assert counts["integers"].min() >= 0.004 * 4000 and counts["integers"].max() <= 9 / 28 * 4000
+    assert counts["dirichlet"].min() < 0.004 * 4000  # Dirichlet(1) often gives a symbol almost no weight
+
+
+def test_distribution_drifts_from_the_first_to_the_second():
     examples = generate_sorting_examples(200, 400, 10, np.random.default_rng(0))
     start_order = [sort_by_frequency(e[:100], 10)[0] for e in examples]
     end_order = [sort_by_frequency(e[300:400], 10)[0] for e in examples]
@@ -52,15 +72,40 @@ def test_generation_is_deterministic_for_a_seed():
     assert not torch.equal(first.train[:2], first.dev)
 
 
-def test_file_round_trip_keeps_splits_and_sizes(tmp_path):
+def test_reads_a_file_in_the_paper_layout(tmp_path):
+    # written by hand as the paper's generator writes it: K = 3 symbols, separator 3, vocab_size K + 1
+    payload = {
+        "prompt_length": 5,
+        "vocab_size": 4,
+        "train": [{"prompt_ids": [0, 2, 2, 1, 0, 3], "target_ids": [0, 2, 1]}],
+        "dev": [{"prompt_ids": [1, 1, 1, 1, 1, 3], "target_ids": [1, 0, 2]}],
+        "test": [],
+    }
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(payload))
+    data = load_sorting_data(path)
+    assert (data.sequence_length, data.vocab_size) == (5, 3)
+    assert data.train.tolist() == [[0, 2, 2, 1, 0, 3, 0, 2, 1]]
+    assert data.dev.shape == (1, 9) and data.test.shape == (0, 9)
+
+    payload["train"][0]["prompt_ids"][-1] = 0
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="separator"):
+        load_sorting_data(path)
+
+
+def test_written_files_have_the_paper_layout_and_read_back(tmp_path):
     data = generate_sorting_data(30, 6, 4, 2, 3, seed=1)
-    save_sorting_data(data, tmp_path / "data.pt")
-    loaded = load_sorting_data(tmp_path / "data.pt")
-    assert (loaded.sequence_length, loaded.vocab_size, loaded.seed) == (30, 6, 1)
-    assert loaded.test.shape == (3, 30 + 1 + 6)
+    save_sorting_data(data, tmp_path / "data.json")
+    payload = json.loads((tmp_path / "data.json").read_text())
+    assert (payload["prompt_length"], payload["vocab_size"]) == (30, 7)
+    example = payload["test"][2]
+    assert example["prompt_ids"] == data.test[2, :31].tolist() and example["prompt_ids"][-1] == 6
+    assert example["target_ids"] == data.test[2, 31:].tolist()
+    loaded = load_sorting_data(tmp_path / "data.json")
     for split in ("train", "dev", "test"):
         assert torch.equal(loaded.split(split), data.split(split))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="split"):
         loaded.split("validation")
 
 

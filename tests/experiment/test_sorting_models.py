@@ -4,15 +4,14 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from experiment.longseq_formers.model import (
-    GPT2SegmentLMHeadModel,
+from experiment.longseq_formers.model.gpt2_segment import GPT2SegmentConfig, GPT2SegmentLMHeadModel, GPT2SegmentModel
+from experiment.longseq_formers.model.gpt2_weights import copy_gpt2_weights
+from experiment.longseq_formers.model.gpt2_with_memoria import (
     GPT2WithMemoriaConfig,
     GPT2WithMemoriaLMHeadModel,
-    SegmentRecurrentModel,
-    build_model,
-    copy_gpt2_weights,
+    GPT2WithMemoriaModel,
 )
-from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaModel
+from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
 
 
 def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
@@ -37,14 +36,23 @@ def new_memoria_model(tiny_memoria_config):
     return make
 
 
-def test_both_models_implement_the_segment_interface(tiny_memoria_config, tiny_gpt2_fields):
-    memoria_model = build_model(tiny_memoria_config())
-    baseline = build_model(GPT2Config(**tiny_gpt2_fields))
+def test_both_models_are_built_by_the_auto_classes_from_their_config_files(tiny_config_files):
+    memoria_model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_config_files["memoria"]))
+    baseline = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_config_files["baseline"]))
     assert isinstance(memoria_model, GPT2WithMemoriaLMHeadModel) and isinstance(memoria_model, SegmentRecurrentModel)
     assert isinstance(baseline, GPT2SegmentLMHeadModel) and isinstance(baseline, SegmentRecurrentModel)
     for model in (memoria_model, baseline):
         model.reset_memory()
         assert model(input_ids=segments(1)[0]).logits.shape == (3, 8, 9)
+    assert isinstance(AutoModel.from_config(baseline.config), GPT2SegmentModel)
+
+
+def test_memoria_model_takes_no_padding(new_memoria_model):
+    model = new_memoria_model()
+    x = segments(1)[0]
+    assert model(input_ids=x, attention_mask=torch.ones_like(x)).logits.shape == (3, 8, 9)
+    with pytest.raises(ValueError, match="attention_mask"):
+        model(input_ids=x, attention_mask=torch.zeros_like(x))
 
 
 def test_save_and_load_round_trip_through_auto_classes(tmp_path, new_memoria_model):
@@ -161,7 +169,7 @@ def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_g
     torch.testing.assert_close(target.ln_f.weight, source.ln_f.weight)
     assert not any("working_attn" in name or "abstractor" in name for name in copied)
 
-    baseline = build_model(GPT2Config(**{**tiny_gpt2_fields, "vocab_size": 12, "n_positions": 32}))
+    baseline = GPT2SegmentLMHeadModel(GPT2SegmentConfig(**{**tiny_gpt2_fields, "vocab_size": 12, "n_positions": 32}))
     copy_gpt2_weights(baseline, tmp_path)
     x = segments(1)[0]
     torch.testing.assert_close(baseline.eval()(input_ids=x).logits, gpt2.eval()(input_ids=x).logits)

@@ -1,22 +1,16 @@
-"""The sorting task's segment loop: segmentation, memory reset per sample, and learning on tiny data."""
+"""The sorting task on the harness: segments from the start, fresh memory per sample, learning on tiny data."""
 
 import pytest
 import torch
-from transformers import GPT2Config
 
 from experiment.longseq_formers.data.sorting import generate_sorting_data
-from experiment.longseq_formers.dataset.sorting import SortingDataset
-from experiment.longseq_formers.task import SortingTask, segment_slices
+from experiment.longseq_formers.dataset.sorting import IGNORE_INDEX, SortingDataset
+from experiment.longseq_formers.model.gpt2_segment import GPT2SegmentConfig
+from experiment.longseq_formers.task import SortingTask
 
 
-def test_segments_are_aligned_to_the_end():
-    assert segment_slices(20, 8) == [slice(0, 4), slice(4, 12), slice(12, 20)]
-    assert segment_slices(16, 8) == [slice(0, 8), slice(8, 16)]
-    assert segment_slices(5, 8) == [slice(0, 5)]
-
-
-def tiny_batch(size: int = 8) -> dict:
-    dataset = SortingDataset(generate_sorting_data(24, 8, size, 1, 1, seed=0), "train")
+def tiny_batch(size: int = 8, sequence_length: int = 24) -> dict:
+    dataset = SortingDataset(generate_sorting_data(sequence_length, 8, size, 1, 1, seed=0), "train")
     items = [dataset[i] for i in range(size)]
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
@@ -25,23 +19,43 @@ def tiny_batch(size: int = 8) -> dict:
 def tiny_task(tiny_memoria_config, tiny_gpt2_fields):
     """Makes a sorting task around a tiny Memoria Transformer ("memoria") or baseline ("baseline")."""
 
-    def make(model_type: str) -> SortingTask:
-        config = tiny_memoria_config() if model_type == "memoria" else GPT2Config(**tiny_gpt2_fields)
+    def make(model_type: str, **options) -> SortingTask:
+        config = tiny_memoria_config() if model_type == "memoria" else GPT2SegmentConfig(**tiny_gpt2_fields)
         torch.manual_seed(0)
-        return SortingTask(config.to_dict(), segment_length=8, learning_rate=3e-3, warmup_steps=0)
+        return SortingTask(config.to_dict(), segment_length=8, **options)
 
     return make
 
 
-def test_run_sample_starts_each_sample_with_fresh_memory(tiny_task):
+def test_when_the_prompt_fills_whole_segments_the_last_holds_only_the_separator_and_targets(tiny_task):
+    task = tiny_task("baseline")
+    segments = list(task.split_batch(tiny_batch(sequence_length=24)))  # 24 symbols + separator + 7 targets
+    assert [s.tensors["input_ids"].size(1) for s in segments] == [8, 8, 8, 8]
+    last = segments[-1].tensors
+    assert torch.all(last["input_ids"][:, 0] == 8)  # the separator opens the last segment
+    assert torch.all(last["labels"] != IGNORE_INDEX)
+    assert all(torch.all(s.tensors["labels"] == IGNORE_INDEX) for s in segments[:-1])
+
+
+def test_each_batch_starts_with_fresh_memory(tiny_task):
     task = tiny_task("memoria").eval()
     batch = tiny_batch()
     torch.manual_seed(0)
-    first, labels = task.run_sample(batch["input_ids"], batch["labels"])
+    first = task.run_batch(batch, "val")["loss"]
     torch.manual_seed(0)
-    again, _ = task.run_sample(batch["input_ids"], batch["labels"])
+    again = task.run_batch(batch, "val")["loss"]
     torch.testing.assert_close(first, again)
-    assert first.shape == (8 * 8, 9) and labels.shape == (8 * 8,)
+
+
+def test_accuracy_is_over_the_target_tokens(tiny_task):
+    task = tiny_task("baseline").eval()
+    batch = tiny_batch()
+    task.run_batch(batch, "test")
+    # the baseline has no memory, so the last segment alone gives its predictions of the targets
+    last = list(task.split_batch(batch))[-1].tensors
+    predictions = task.model(input_ids=last["input_ids"]).logits.argmax(-1)  # [B, L]
+    expected = (predictions == last["labels"]).float().mean()
+    torch.testing.assert_close(task.metrics("test")["accuracy"].compute(), expected)
 
 
 @pytest.mark.parametrize("model_type", ["memoria", "baseline"])
@@ -51,8 +65,7 @@ def test_a_few_training_steps_lower_the_loss(model_type, tiny_task):
     optimizer = torch.optim.Adam(task.parameters(), lr=3e-3)
     losses = []
     for _ in range(15):
-        logits, labels = task.run_sample(batch["input_ids"], batch["labels"])
-        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss = task.run_batch(batch, "train")["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

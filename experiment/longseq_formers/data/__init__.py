@@ -1,4 +1,4 @@
-"""Synthetic data generation."""
+"""Synthetic data generation and data files."""
 
 from .sorting import (
     SortingData,

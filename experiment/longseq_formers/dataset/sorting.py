@@ -18,7 +18,7 @@ class SortingDataset(Dataset):
     Every other label is -100 (ignored by the loss and the accuracy).
 
     Args:
-        data: the generated task.
+        data: the task's splits.
         split: "train", "dev" or "test".
     """
 

@@ -1,4 +1,5 @@
-"""Lightning tasks: the training and evaluation loops of each experiment."""
+"""Lightning tasks: the shared segment loop (``base``) and each experiment's task."""
 
-from .sorting import SortingDataModule, SortingTask, segment_slices
+from .base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
+from .sorting import SortingDataModule, SortingTask
 from .timing import StepTimer

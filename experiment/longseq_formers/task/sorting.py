@@ -1,117 +1,80 @@
-"""Training and evaluation of a segment-recurrent LM on the sorting task, as a Lightning module."""
+"""The sorting task: read the symbols segment by segment with fresh memory, then predict them sorted by count."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.sorting import load_sorting_data, model_vocab_size
 from ..dataset.sorting import IGNORE_INDEX, SortingDataset
-from ..model import build_model, config_from_dict
+from .base import Segment, SegmentLoss, SegmentTask
 
 
-def segment_slices(length: int, segment_length: int) -> List[slice]:
-    """Splits positions 0..length-1 into segments of ``segment_length``, aligned to the end of the sequence.
+class SortingTask(SegmentTask):
+    """Each batch holds whole samples: memory is reset before it, and the loss is on the targets after the separator.
 
-    The first segment takes the remainder, so the last segment always holds the ``segment_length`` most recent
-    tokens: the separator and the targets share it with the end of the symbol sequence.
-    """
-    starts = list(range(length - segment_length, 0, -segment_length))[::-1]
-    bounds = [0] + starts + [length] if starts else [0, length]
-    return [slice(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
-
-
-class SortingTask(L.LightningModule):
-    """Reads each sample segment by segment with fresh memory, and learns the targets after the separator.
-
-    Only segments that hold targets build an autograd graph: memory between segments is detached, so the
-    others could not receive gradients anyway.
+    The loss is the cross-entropy averaged over every target token of the batch; the metric is their accuracy.
+    Only segments that hold targets build an autograd graph (unless the model returns an ``aux_loss``): memory
+    between segments is detached, so the others could not receive gradients anyway.
 
     Args:
-        model_config: the model's configuration as a dict (``PretrainedConfig.to_dict()``), with its model_type.
+        model_config: the model's configuration as a dict, with its model_type.
         segment_length: tokens per segment.
-        learning_rate: Adam's peak learning rate.
-        warmup_steps: steps of linear warm-up from 0; after it the rate decays linearly to 0 at the last step.
+        learning_rate: AdamW's peak learning rate.
+        warmup_ratio: fraction of the steps of linear warm-up from 0.
+        weight_decay: AdamW's weight decay.
+        segment_alignment: "start" (the paper's) or "end", see ``segment_slices``.
     """
 
-    def __init__(self, model_config: Dict[str, Any], segment_length: int, learning_rate: float, warmup_steps: int):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = build_model(config_from_dict(model_config))
-        num_classes = self.model.config.vocab_size
-        self.accuracies = torch.nn.ModuleDict(
-            {
-                f"{split}_accuracy": MulticlassAccuracy(
-                    num_classes=num_classes, average="micro", ignore_index=IGNORE_INDEX
-                )
-                for split in ("train", "val", "test")
-            }
+    monitor = "val/accuracy"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model_config: Dict[str, Any],
+        segment_length: int,
+        learning_rate: float = 2e-4,
+        warmup_ratio: float = 0.06,
+        weight_decay: float = 0.0,
+        segment_alignment: str = "start",
+    ) -> None:
+        super().__init__(
+            model_config,
+            segment_length,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            carry_memory=False,
+            segment_alignment=segment_alignment,
         )
 
-    def run_sample(self, input_ids: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Resets memory and reads whole samples, returning the logits and labels at the target positions.
+    def build_metrics(self) -> Dict[str, Metric]:
+        return {
+            "accuracy": MulticlassAccuracy(
+                num_classes=self.model.config.vocab_size, average="micro", ignore_index=IGNORE_INDEX
+            )
+        }
 
-        Args:
-            input_ids: shaped [BatchSize, SequenceLength].
-            labels: shaped [BatchSize, SequenceLength], IGNORE_INDEX off the targets.
+    def segment_requires_grad(self, segment: Segment) -> bool:
+        return bool((segment.tensors["labels"] != IGNORE_INDEX).any())
 
-        Returns:
-            logits shaped [NumTargets, VocabSize] and their labels shaped [NumTargets].
-        """
-        self.model.reset_memory()
-        target_logits, target_labels = [], []
-        for segment in segment_slices(input_ids.size(1), self.hparams.segment_length):
-            segment_labels = labels[:, segment]
-            is_target = segment_labels != IGNORE_INDEX  # [B, L]
-            has_targets = bool(is_target.any())
-            with torch.set_grad_enabled(torch.is_grad_enabled() and has_targets):
-                logits = self.model(input_ids=input_ids[:, segment]).logits  # [B, L, V]
-            if has_targets:
-                target_logits.append(logits[is_target])
-                target_labels.append(segment_labels[is_target])
-        return torch.cat(target_logits).float(), torch.cat(target_labels)
-
-    def _step(self, batch: Dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits, labels = self.run_sample(batch["input_ids"], batch["labels"])
-        loss = F.cross_entropy(logits, labels)
-        accuracy = self.accuracies[f"{split}_accuracy"]
-        accuracy(logits, labels)
-        on_step = split == "train"
-        batch_size = batch["input_ids"].size(0)
-        self.log(
-            f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=batch_size, sync_dist=True
-        )
-        self.log(f"{split}/accuracy", accuracy, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=batch_size)
-        return loss
-
-    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
-
-    def configure_optimizers(self) -> Dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
-        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup_steps = min(self.hparams.warmup_steps, total_steps)
-
-        def rate(step: int) -> float:
-            if step < warmup_steps:
-                return (step + 1) / warmup_steps
-            return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
+        labels = segment.tensors["labels"]  # [B, L]
+        is_target = labels != IGNORE_INDEX  # [B, L]
+        if not bool(is_target.any()):
+            return None
+        logits = output.logits[is_target].float()  # [NumTargets, VocabSize]
+        targets = labels[is_target]  # [NumTargets]
+        self.metrics(split)["accuracy"].update(logits, targets)
+        return SegmentLoss(F.cross_entropy(logits, targets, reduction="sum"), targets.numel())
 
 
 class SortingDataModule(L.LightningDataModule):
-    """Loaders over a sorting-data file written by ``make_sorting_data``.
+    """Loaders over a sorting-data file in the paper's JSON layout.
 
     Args:
         data_path: the file.
@@ -120,11 +83,11 @@ class SortingDataModule(L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, data_path: str, batch_size: int, eval_batch_size: Optional[int] = None, num_workers: int = 0):
+    def __init__(self, data_path: str, batch_size: int, eval_batch_size: int = 1, num_workers: int = 0) -> None:
         super().__init__()
         self.data = load_sorting_data(data_path)
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
+        self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
 
     @property

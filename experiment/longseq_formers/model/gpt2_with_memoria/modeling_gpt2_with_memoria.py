@@ -54,9 +54,11 @@ class GPT2WithMemoriaCausalLMOutput(ModelOutput):
         last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
         reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
         lifespan_delta: lifespan each reminded engram earned shaped [BatchSize, NumReminded].
+        aux_loss: always None: the model has no auxiliary training loss.
     """
 
     logits: Optional[torch.FloatTensor] = None
+    aux_loss: Optional[torch.FloatTensor] = None
     last_hidden_state: Optional[torch.FloatTensor] = None
     reminded_indices: Optional[torch.LongTensor] = None
     lifespan_delta: Optional[torch.FloatTensor] = None
@@ -397,15 +399,23 @@ class GPT2WithMemoriaLMHeadModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurren
         """
         self.transformer.reset_memory(rows)
 
-    def forward(self, input_ids: torch.LongTensor) -> GPT2WithMemoriaCausalLMOutput:
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> GPT2WithMemoriaCausalLMOutput:
         """Runs the next segment and scores the next token at every position.
 
         Args:
             input_ids: token ids shaped [BatchSize, SegmentLength].
+            attention_mask: None, or all ones shaped [BatchSize, SegmentLength]: this model does not take padding.
 
         Returns:
             logits shaped [BatchSize, SegmentLength, VocabSize], with the body's outputs.
         """
+        if attention_mask is not None and (attention_mask.shape != input_ids.shape or not bool(attention_mask.all())):
+            raise ValueError(
+                f"attention_mask must be None or all ones shaped like input_ids {tuple(input_ids.shape)}; "
+                f"got shape {tuple(attention_mask.shape)}: this model does not take padding"
+            )
         body = self.transformer(input_ids)
         return GPT2WithMemoriaCausalLMOutput(
             logits=self.lm_head(body.last_hidden_state),

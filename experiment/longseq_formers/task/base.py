@@ -1,0 +1,287 @@
+"""The Lightning module every task is built on: the segment loop, memory resets, loss, metrics and optimiser.
+
+A task subclasses :class:`SegmentTask` and implements only what differs between tasks:
+
+- :meth:`SegmentTask.segment_loss` (required): the loss terms of one segment, and the task's metric updates;
+- :meth:`SegmentTask.build_metrics`: the torchmetrics the task reports for each split;
+- :meth:`SegmentTask.split_batch`: how a batch is cut into segments (default: every sequence-shaped tensor
+  cut into ``segment_length`` pieces from the start of the sequence);
+- :meth:`SegmentTask.model_inputs`: what the model gets from a segment (default: input_ids, attention_mask);
+- :meth:`SegmentTask.segment_requires_grad`: whether a segment builds an autograd graph (default: yes);
+- :meth:`SegmentTask.rows_to_reset`: with ``carry_memory``, which rows start a new stream in this batch;
+- :meth:`SegmentTask.build_model`: the model class (default: ``AutoModelForCausalLM``);
+- the class attributes ``monitor`` / ``monitor_mode``: the dev metric that picks the best checkpoint.
+
+The loss of a batch is the sum of every segment's loss terms divided by the number of terms (so a token-level
+loss is the mean over all tokens, and a per-segment loss with count 1 is the mean over segments), plus the
+mean of the ``aux_loss`` the model returned on the segments that built a graph.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import Metric
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+from .. import model as _registered_models  # noqa: F401  (registers every model with the Auto classes)
+
+SPLITS = ("train", "val", "test")
+ALIGNMENTS = ("start", "end")
+
+
+def segment_slices(length: int, segment_length: int, alignment: str = "start") -> List[slice]:
+    """Splits positions 0..length-1 into consecutive segments of at most ``segment_length``.
+
+    Args:
+        length: the sequence length.
+        segment_length: the longest segment.
+        alignment: "start" cuts from the start of the sequence (the paper's: the last segment is the short
+            one); "end" cuts from the end (the first segment is the short one, the last holds the most recent
+            ``segment_length`` positions).
+
+    Returns:
+        the segments' slices, in order.
+    """
+    if length < 1 or segment_length < 1:
+        raise ValueError(f"length and segment_length must be at least 1, got {length} and {segment_length}")
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if alignment == "start":
+        bounds = list(range(0, length, segment_length)) + [length]
+    else:
+        bounds = [0] + list(range(length % segment_length or segment_length, length, segment_length)) + [length]
+    return [slice(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass
+class Segment:
+    """One segment of a batch.
+
+    Args:
+        index: its position among the batch's segments, from 0.
+        is_last: whether it is the batch's last segment.
+        tensors: the batch's tensors cut to this segment, each shaped [BatchSize, SegmentLength, ...]; tensors
+            that are not sequence-shaped (e.g. document labels [BatchSize]) are passed whole.
+    """
+
+    index: int
+    is_last: bool
+    tensors: Dict[str, torch.Tensor]
+
+
+@dataclass
+class SegmentLoss:
+    """The loss terms of one segment.
+
+    Args:
+        total: their sum, a scalar tensor.
+        count: how many terms were summed (tokens for a token-level loss; 1 for one loss per segment).
+    """
+
+    total: torch.Tensor
+    count: Union[int, torch.Tensor]
+
+
+class SegmentTask(L.LightningModule):
+    """Runs a segment-recurrent model over long samples, segment by segment, and trains it.
+
+    Args:
+        model_config: the model's configuration as a dict (``PretrainedConfig.to_dict()``), with its model_type.
+        segment_length: tokens per segment.
+        learning_rate: AdamW's peak learning rate.
+        warmup_ratio: fraction of the training steps over which the rate rises linearly from 0; it then decays
+            linearly to 0 at the last step.
+        weight_decay: AdamW's decoupled weight decay.
+        carry_memory: False: every row's memory is reset before each batch (each batch holds whole samples).
+            True: memory is carried from batch to batch (a batch is the next stretch of each row's stream);
+            only the rows :meth:`rows_to_reset` names are reset, and every row at the start of each epoch of
+            training, validation and test.
+        segment_alignment: "start" or "end", see :func:`segment_slices`.
+    """
+
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(
+        self,
+        model_config: Dict[str, Any],
+        segment_length: int,
+        learning_rate: float = 2e-4,
+        warmup_ratio: float = 0.06,
+        weight_decay: float = 0.0,
+        carry_memory: bool = False,
+        segment_alignment: str = "start",
+    ) -> None:
+        super().__init__()
+        if segment_length < 1:
+            raise ValueError(f"segment_length must be at least 1, got {segment_length}")
+        if not 0.0 <= warmup_ratio <= 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1], got {warmup_ratio}")
+        if segment_alignment not in ALIGNMENTS:
+            raise ValueError(f"segment_alignment must be one of {ALIGNMENTS}, got {segment_alignment!r}")
+        self.save_hyperparameters()
+        self.model = self.build_model(AutoConfig.for_model(**model_config))
+        self.split_metrics = nn.ModuleDict(
+            {f"{split}_metrics": nn.ModuleDict(self.build_metrics()) for split in SPLITS}
+        )
+        self._returns_aux_loss = False
+
+    # ---- hooks for tasks -------------------------------------------------------------------------------------
+
+    def build_model(self, config: PretrainedConfig) -> nn.Module:
+        """The model for ``config``; override for another head (e.g. ``AutoModelForSequenceClassification``)."""
+        return AutoModelForCausalLM.from_config(config)
+
+    def build_metrics(self) -> Dict[str, Metric]:
+        """Fresh torchmetrics by name (e.g. {"accuracy": ...}); one copy per split, logged per epoch as ``<split>/<name>``.
+
+        Update them with ``self.metrics(split)[name].update(...)`` in :meth:`segment_loss`.
+        """
+        return {}
+
+    def metrics(self, split: str) -> nn.ModuleDict:
+        """The metrics of ``split`` ("train", "val" or "test") by name."""
+        return self.split_metrics[f"{split}_metrics"]
+
+    def split_batch(self, batch: Dict[str, torch.Tensor]) -> Iterator[Segment]:
+        """Cuts a batch into segments along dimension 1 of its sequence-shaped tensors (those shaped like input_ids)."""
+        input_ids = batch["input_ids"]  # [B, L]
+        slices = segment_slices(input_ids.size(1), self.hparams.segment_length, self.hparams.segment_alignment)
+        for index, positions in enumerate(slices):
+            tensors = {
+                key: value[:, positions] if value.dim() >= 2 and value.shape[:2] == input_ids.shape else value
+                for key, value in batch.items()
+            }
+            yield Segment(index, index == len(slices) - 1, tensors)
+
+    def model_inputs(self, segment: Segment) -> Dict[str, Any]:
+        """The keyword arguments of the model call for ``segment``."""
+        return {"input_ids": segment.tensors["input_ids"], "attention_mask": segment.tensors.get("attention_mask")}
+
+    def segment_requires_grad(self, segment: Segment) -> bool:
+        """Whether ``segment`` builds an autograd graph in training; a model that returns ``aux_loss`` always does."""
+        return True
+
+    def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
+        """The loss terms of ``segment`` given the model's ``output``, or None when it has none.
+
+        Update the task's metrics here (``self.metrics(split)[name]``).
+
+        Args:
+            output: the model's output for this segment (``.logits`` and perhaps ``.aux_loss``).
+            segment: the segment.
+            split: "train", "val" or "test".
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement segment_loss")
+
+    def rows_to_reset(self, batch: Dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+        """With ``carry_memory``: the rows whose stream starts anew in ``batch`` (indices or a bool mask [B]).
+
+        Default: ``batch["reset"]`` when the batch has it, else None (no row).
+        """
+        return batch.get("reset")
+
+    # ---- the segment loop --------------------------------------------------------------------------------------
+
+    def reset_before_batch(self, batch: Dict[str, torch.Tensor]) -> None:
+        """Applies the reset policy before ``batch`` (see ``carry_memory``)."""
+        if not self.hparams.carry_memory:
+            self.model.reset_memory()
+            return
+        rows = self.rows_to_reset(batch)
+        if rows is not None and rows.numel() > 0 and (rows.dtype != torch.bool or bool(rows.any())):
+            self.model.reset_memory(rows)
+
+    def run_batch(self, batch: Dict[str, torch.Tensor], split: str) -> Dict[str, torch.Tensor]:
+        """Runs every segment of ``batch`` in order; returns the "loss" to optimise, "task_loss" and "aux_loss".
+
+        Args:
+            batch: tensors shaped [BatchSize, SequenceLength, ...] (and per-row tensors shaped [BatchSize, ...]).
+            split: "train", "val" or "test".
+        """
+        self.reset_before_batch(batch)
+        losses: List[SegmentLoss] = []
+        aux_losses: List[torch.Tensor] = []
+        for segment in self.split_batch(batch):
+            graph = torch.is_grad_enabled() and (self._returns_aux_loss or self.segment_requires_grad(segment))
+            with torch.set_grad_enabled(graph):
+                output = self.model(**self.model_inputs(segment))
+                loss = self.segment_loss(output, segment, split)
+            if loss is not None:
+                losses.append(loss)
+            aux_loss = getattr(output, "aux_loss", None)
+            if aux_loss is not None:
+                self._returns_aux_loss = True
+                aux_losses.append(aux_loss)
+        if not losses:
+            raise ValueError(f"{type(self).__name__}.segment_loss returned None for every segment of the batch")
+        task_loss = sum(loss.total for loss in losses) / sum(loss.count for loss in losses)
+        result = {"loss": task_loss, "task_loss": task_loss}
+        if aux_losses:
+            result["aux_loss"] = torch.stack(aux_losses).mean()
+            result["loss"] = task_loss + result["aux_loss"]
+        return result
+
+    def _step(self, batch: Dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        losses = self.run_batch(batch, split)
+        batch_size = batch["input_ids"].size(0)
+        on_step = split == "train"
+        options = dict(on_step=on_step, on_epoch=True, batch_size=batch_size, sync_dist=not on_step)
+        self.log(f"{split}/loss", losses["task_loss"], prog_bar=True, **options)
+        if "aux_loss" in losses:
+            self.log(f"{split}/aux_loss", losses["aux_loss"], **options)
+        for name, metric in self.metrics(split).items():
+            self.log(f"{split}/{name}", metric, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch_size)
+        return losses["loss"]
+
+    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _reset_carried_memory(self) -> None:
+        if self.hparams.carry_memory:
+            self.model.reset_memory()
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_carried_memory()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_carried_memory()
+
+    def on_validation_epoch_end(self) -> None:
+        self._reset_carried_memory()  # training resumes with fresh memory (its batch size may differ)
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_carried_memory()
+
+    # ---- optimisation ------------------------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Dict[str, Any]:
+        """AdamW with linear warm-up from 0 over ``warmup_ratio`` of the steps, then linear decay to 0."""
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, linear_warmup_decay(total_steps, round(self.hparams.warmup_ratio * total_steps))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def linear_warmup_decay(total_steps: int, warmup_steps: int):
+    """The learning-rate factor at each step: 0 to 1 over ``warmup_steps``, then down to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor

@@ -1,0 +1,137 @@
+"""Training and testing any task with Lightning: Trainer, checkpoints, TensorBoard and results.json.
+
+A task's train script parses the arguments of ``experiment.cli`` and calls :func:`train_and_test` with its task
+module and data module; everything else (seeding, callbacks, the Trainer, the tests of the last and the best
+checkpoint, the model in Hugging Face format, results.json) is done here.
+"""
+
+import argparse
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from ..cli import interval, namespace_to_dict, parse_devices, show_progress_bar
+from .model.gpt2_weights import copy_gpt2_weights
+from .task.base import SegmentTask
+from .task.timing import StepTimer
+
+QUIET_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*The number of training batches .* is smaller than the logging interval.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Silences Lightning's tips and hardware banners and the warnings that do not apply to these runs."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def build_trainer(
+    args: argparse.Namespace, task: SegmentTask, extra_callbacks: Sequence[Callback] = ()
+) -> Tuple[L.Trainer, ModelCheckpoint]:
+    """The Trainer for ``args`` (see ``experiment.cli``) and its checkpoint callback.
+
+    Checkpoints go to ``<output-dir>/checkpoints`` (the best by ``task.monitor`` and the last), TensorBoard logs
+    to ``<output-dir>/tensorboard``.
+    """
+    output_dir = Path(args.output_dir)
+    checkpoints = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best-{step}",
+        monitor=task.monitor,
+        mode=task.monitor_mode,
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        default_root_dir=output_dir,
+        logger=TensorBoardLogger(output_dir, name="tensorboard"),
+        callbacks=[checkpoints, LearningRateMonitor("step"), *extra_callbacks],
+        accelerator=args.accelerator,
+        devices=parse_devices(args.devices),
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        precision=args.precision,
+        max_steps=args.max_steps,
+        max_epochs=args.epochs if args.max_steps < 0 else None,
+        gradient_clip_val=args.gradient_clip or None,
+        val_check_interval=interval(args.val_check_interval),
+        limit_val_batches=interval(args.limit_val_batches),
+        log_every_n_steps=10,
+        enable_progress_bar=show_progress_bar(args.no_progress_bar),
+        enable_model_summary=False,
+    )
+    return trainer, checkpoints
+
+
+def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
+    """The test metrics of one checkpoint, without the "test/" prefix."""
+    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
+    return {key.removeprefix("test/"): value for key, value in metrics.items()}
+
+
+def train_and_test(
+    args: argparse.Namespace,
+    make_task: Callable[[], SegmentTask],
+    datamodule: L.LightningDataModule,
+    extra_results: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Seeds, trains, tests the last and the best checkpoints and writes ``<output-dir>/results.json``.
+
+    Args:
+        args: the parsed arguments of ``experiment.cli``'s groups.
+        make_task: builds the task module (called after seeding, so initial weights follow ``--seed``).
+        datamodule: the task's data.
+        extra_results: more fields for results.json.
+
+    Returns:
+        results.json's contents: "test" (the last checkpoint's metrics, the headline figure), "test_best" (the
+        best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", the paths and the settings.
+    """
+    quiet_lightning()
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    output_dir = Path(args.output_dir)
+    task = make_task()
+    if getattr(args, "gpt2_checkpoint", None):
+        copied = copy_gpt2_weights(task.model, args.gpt2_checkpoint)
+        print(f"copied {len(copied)} parameters from {args.gpt2_checkpoint}")
+    timer = StepTimer()
+    trainer, checkpoints = build_trainer(args, task, [timer])
+    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from)
+    task.model.save_pretrained(output_dir / "model")
+    results = {
+        "model_type": task.model.config.model_type,
+        "parameters": sum(p.numel() for p in task.model.parameters()),
+        "steps": trainer.global_step,
+        "mean_step_seconds": timer.mean_seconds,
+        "test": _tested(trainer, task, datamodule, checkpoints.last_model_path),
+        "test_best": _tested(trainer, task, datamodule, checkpoints.best_model_path or checkpoints.last_model_path),
+        "last_checkpoint": checkpoints.last_model_path,
+        "best_checkpoint": checkpoints.best_model_path,
+        "output_dir": str(output_dir),
+        **(extra_results or {}),
+        "settings": namespace_to_dict(args),
+    }
+    write_results(output_dir / "results.json", results)
+    return results
+
+
+def write_results(path: Path, results: Dict[str, Any]) -> None:
+    """Writes ``results`` as indented JSON, creating the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def read_results(paths: List[Path]) -> List[Dict[str, Any]]:
+    """Reads results.json files."""
+    return [json.loads(Path(path).read_text()) for path in paths]
