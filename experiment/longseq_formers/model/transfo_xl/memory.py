@@ -88,6 +88,8 @@ class SegmentMemory:
         num_evicted = min(mask.size(1), -(-overflow // evict_multiple) * evict_multiple)
         evicted_states, evicted_mask = states[:, :, :num_evicted], mask[:, :num_evicted]
         self.states, self.mask = states[:, :, num_evicted:], mask[:, num_evicted:]
+        if self.mask.size(1) == 0:
+            self.states, self.mask = None, None
         return evicted_states, evicted_mask
 
     def forget(self, rows: Optional[torch.Tensor] = None) -> None:

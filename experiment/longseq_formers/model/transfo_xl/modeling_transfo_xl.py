@@ -139,14 +139,18 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
     """Transformer-XL's body: token embeddings, the decoder, and the per-row memory of earlier segments.
 
     Subclasses change what the layers read from memory and how a segment is remembered by overriding
-    :meth:`read_memory`, :meth:`remember` and :meth:`forget`.
+    :meth:`build_memory`, :meth:`read_memory`, :meth:`remember` and :meth:`forget`.
     """
 
     def __init__(self, config: TransfoXLConfig) -> None:
         super().__init__(config)
         self.decoder = build_decoder(config)
-        self.memory = SegmentMemory(config.mem_len)
+        self.build_memory(config)
         self.post_init()
+
+    def build_memory(self, config: TransfoXLConfig) -> None:
+        """Creates the memory and whatever modules maintain it (none for Transformer-XL)."""
+        self.memory = SegmentMemory(config.mem_len)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.decoder.token_emb.emb
