@@ -103,14 +103,16 @@ def check_segment(
         ValueError: naming the argument and what was expected.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-        shape = list(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be an integer tensor shaped [BatchSize, SegmentLength], got {shape}")
+        got = f"{input_ids.dtype} {list(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) else type(input_ids)
+        raise ValueError(f"input_ids must be an integer tensor shaped [BatchSize, SegmentLength], got {got}")
     batch_size, length = input_ids.shape
+    if batch_size == 0:
+        raise ValueError("input_ids must hold at least one row, got BatchSize 0")
     if length == 0 or length > config.n_positions:
         raise ValueError(f"input_ids' SegmentLength must be in [1, n_positions = {config.n_positions}], got {length}")
     if input_ids.min() < 0 or input_ids.max() >= config.vocab_size:
         raise ValueError(
-            f"input_ids must be in [0, vocab_size = {config.vocab_size}), got {input_ids.min()}..{input_ids.max()}"
+            f"input_ids must be in [0, vocab_size = {config.vocab_size}), got {input_ids.min().item()}..{input_ids.max().item()}"
         )
     if memory_rows is not None and memory_rows != batch_size:
         raise ValueError(
@@ -125,7 +127,9 @@ def check_segment(
         )
     if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 0 and 1 (or be bool)")
-    return attention_mask.to(device=input_ids.device, dtype=torch.bool)
+    if attention_mask.device != input_ids.device:
+        raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
+    return attention_mask.bool()
 
 
 class TransfoXLPreTrainedModel(PreTrainedModel):
