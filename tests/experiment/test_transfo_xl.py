@@ -166,6 +166,19 @@ def test_bad_input_is_rejected_with_a_clear_error(input_ids, attention_mask, mes
         tiny_model()(input_ids=input_ids, attention_mask=attention_mask)
 
 
+def test_padding_in_a_model_cast_to_bfloat16_is_rejected_but_autocast_takes_it():
+    model = tiny_model()
+    mask = torch.ones(3, LENGTH, dtype=torch.long)
+    mask[0, 0] = 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(input_ids=segments(1)[0], attention_mask=mask).logits.isfinite().all()
+    model.reset_memory()
+    model.to(torch.bfloat16)
+    assert model(input_ids=segments(1)[0]).logits.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="use torch.autocast"):
+        model(input_ids=segments(1)[0], attention_mask=mask)
+
+
 def test_a_batch_of_another_size_needs_a_full_reset_and_bad_rows_are_rejected():
     model = tiny_model()
     model(input_ids=segments(1)[0])

@@ -225,9 +225,15 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
                 f"the memory is on {memory_states[0].device} but input_ids on {input_ids.device}; "
                 "call reset_memory() after moving the model"
             )
+        padded = not bool(valid.all())
+        if padded and self.dtype != torch.float32 and not torch.is_autocast_enabled(input_ids.device.type):
+            raise ValueError(
+                f"attention_mask with padding needs float32 weights (x-transformers 2.31.10 mixes dtypes there), "
+                f"but the model is {self.dtype}: keep it float32 and use torch.autocast for lower precision"
+            )
         hidden, intermediates = self.decoder(
             input_ids,
-            mask=valid,
+            mask=valid if padded else None,
             mems=memory_states,
             mem_masks=None if memory_mask is None else [memory_mask] * self.config.n_layer,
             return_intermediates=True,
