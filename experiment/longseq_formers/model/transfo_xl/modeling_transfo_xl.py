@@ -204,6 +204,21 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
         self.memory.append(layer_inputs, valid)
         return None
 
+    def _check_runnable(
+        self, input_ids: torch.Tensor, memory_states: Optional[List[torch.Tensor]], padded: bool
+    ) -> None:
+        """Rejects a memory left on another device, and padding in a model cast below float32."""
+        if memory_states is not None and memory_states[0].device != input_ids.device:
+            raise ValueError(
+                f"the memory is on {memory_states[0].device} but input_ids on {input_ids.device}; "
+                "call reset_memory() after moving the model"
+            )
+        if padded and self.dtype != torch.float32 and not torch.is_autocast_enabled(input_ids.device.type):
+            raise ValueError(
+                f"attention_mask with padding needs float32 weights (x-transformers 2.31.10 mixes dtypes there), "
+                f"but the model is {self.dtype}: keep it float32 and use torch.autocast for lower precision"
+            )
+
     def forward(
         self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
     ) -> TransfoXLModelOutput:
@@ -219,18 +234,9 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
             the final hidden states and the auxiliary loss (None for Transformer-XL).
         """
         valid = check_segment(input_ids, attention_mask, self.config, self.memory_rows)
-        memory_states, memory_mask = self.read_memory()
-        if memory_states is not None and memory_states[0].device != input_ids.device:
-            raise ValueError(
-                f"the memory is on {memory_states[0].device} but input_ids on {input_ids.device}; "
-                "call reset_memory() after moving the model"
-            )
         padded = not bool(valid.all())
-        if padded and self.dtype != torch.float32 and not torch.is_autocast_enabled(input_ids.device.type):
-            raise ValueError(
-                f"attention_mask with padding needs float32 weights (x-transformers 2.31.10 mixes dtypes there), "
-                f"but the model is {self.dtype}: keep it float32 and use torch.autocast for lower precision"
-            )
+        memory_states, memory_mask = self.read_memory()
+        self._check_runnable(input_ids, memory_states, padded)
         hidden, intermediates = self.decoder(
             input_ids,
             mask=valid if padded else None,
