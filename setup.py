@@ -21,6 +21,7 @@ setup(
             "torchmetrics>=1.4",
             "tensorboard>=2.16",
             "numpy>=1.24",
+            "x-transformers==2.31.10",
         ],
         "benchmark": ["matplotlib>=3.8"],
     },
