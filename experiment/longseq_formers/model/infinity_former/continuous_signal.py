@@ -25,11 +25,24 @@ class GaussianBasis:
     def __init__(self, num_basis: int, widths: Sequence[float]) -> None:
         if num_basis <= 0 or num_basis % len(widths) != 0:
             raise ValueError(f"num_basis must be a positive multiple of len(widths) = {len(widths)}, got {num_basis}")
-        per_width = num_basis // len(widths)
         self.num_basis = num_basis
-        self.centres = torch.linspace(0.0, 1.0, per_width, dtype=torch.float64).repeat(len(widths))  # [N]
-        self.widths = torch.tensor(widths, dtype=torch.float64).repeat_interleave(per_width)  # [N]
-        self._solvers: Dict[Tuple, torch.Tensor] = {}
+        self._per_width = num_basis // len(widths)
+        self._width_values = [float(width) for width in widths]
+        self._cache: Dict[Tuple, torch.Tensor] = {}  # ridge solvers and centres/widths, per device and dtype
+
+    @property
+    def centres(self) -> torch.Tensor:
+        """The centres c_j shaped [N], float64 (each width's centres on an even grid over [0, 1])."""
+        # made on use, never at construction: models are built on the meta device when loaded
+        return torch.linspace(0.0, 1.0, self._per_width, dtype=torch.float64, device="cpu").repeat(
+            len(self._width_values)
+        )
+
+    @property
+    def widths(self) -> torch.Tensor:
+        """The widths s_j shaped [N], float64."""
+        values = torch.tensor(self._width_values, dtype=torch.float64, device="cpu")
+        return values.repeat_interleave(self._per_width)
 
     def evaluate(self, positions: torch.Tensor) -> torch.Tensor:
         """psi(t) at every position.
@@ -40,7 +53,7 @@ class GaussianBasis:
         Returns:
             shaped [..., P, N], in the dtype of ``positions``.
         """
-        centres, widths = self.centres.to(positions), self.widths.to(positions)
+        centres, widths = self._parameters_like(positions)
         return gaussian_density(positions[..., None], centres, widths**2)
 
     def ridge_solver(self, positions: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -56,11 +69,11 @@ class GaussianBasis:
             shaped [N, P], float32, on the device of ``positions``.
         """
         key = (tuple(positions.tolist()), penalty, positions.device)
-        if key not in self._solvers:
+        if key not in self._cache:
             design = self.evaluate(positions.detach().to(torch.float64)).T  # [N, P]
             gram = design @ design.T + penalty * torch.eye(self.num_basis, dtype=torch.float64, device=design.device)
-            self._solvers[key] = torch.linalg.solve(gram, design).float()
-        return self._solvers[key]
+            self._cache[key] = torch.linalg.solve(gram, design).float()
+        return self._cache[key]
 
     def fit(self, values: torch.Tensor, positions: torch.Tensor, penalty: float) -> torch.Tensor:
         """Ridge-regression coefficients B of the signal through ``values`` at ``positions``.
@@ -97,8 +110,16 @@ class GaussianBasis:
         Returns:
             shaped [..., N].
         """
-        centres, widths = self.centres.to(mu), self.widths.to(mu)
+        centres, widths = self._parameters_like(mu)
         return gaussian_density(mu[..., None], centres, variance[..., None] + widths**2)
+
+    def _parameters_like(self, tensor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The centres and widths, each shaped [N], in the dtype and on the device of ``tensor`` (cached)."""
+        key = ("parameters", tensor.dtype, tensor.device)
+        if key not in self._cache:
+            self._cache[key] = torch.stack([self.centres, self.widths]).to(tensor)
+        centres, widths = self._cache[key]
+        return centres, widths
 
 
 def gaussian_density(x: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
