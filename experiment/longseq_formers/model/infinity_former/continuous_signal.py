@@ -56,23 +56,26 @@ class GaussianBasis:
         centres, widths = self._parameters_like(positions)
         return gaussian_density(positions[..., None], centres, widths**2)
 
-    def ridge_solver(self, positions: torch.Tensor, penalty: float) -> torch.Tensor:
+    def ridge_solver(self, positions: torch.Tensor, penalty: float, device: torch.device) -> torch.Tensor:
         """G = (F F^T + lambda I)^-1 F for fixed positions, so that the fit of X [.., P, D] is B = G X.
 
-        Computed in float64 once per (positions, penalty, device) and cached.
+        Computed in float64 on the CPU once per (positions, penalty, device) and cached.
 
         Args:
-            positions: t shaped [P].
+            positions: t shaped [P], on the CPU (they are the cache key).
             penalty: lambda > 0.
+            device: where the solver is wanted.
 
         Returns:
-            shaped [N, P], float32, on the device of ``positions``.
+            shaped [N, P], float32, on ``device``.
         """
-        key = (tuple(positions.tolist()), penalty, positions.device)
+        if positions.device.type != "cpu":
+            raise ValueError(f"positions of a ridge fit must be on the CPU, got {positions.device}")
+        key = (tuple(positions.tolist()), penalty, torch.device(device))
         if key not in self._cache:
             design = self.evaluate(positions.detach().to(torch.float64)).T  # [N, P]
-            gram = design @ design.T + penalty * torch.eye(self.num_basis, dtype=torch.float64, device=design.device)
-            self._cache[key] = torch.linalg.solve(gram, design).float()
+            gram = design @ design.T + penalty * torch.eye(self.num_basis, dtype=torch.float64)
+            self._cache[key] = torch.linalg.solve(gram, design).to(device=device, dtype=torch.float32)
         return self._cache[key]
 
     def fit(self, values: torch.Tensor, positions: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -80,13 +83,13 @@ class GaussianBasis:
 
         Args:
             values: X shaped [BatchSize, P, HiddenDim].
-            positions: t shaped [P].
+            positions: t shaped [P], on the CPU.
             penalty: lambda > 0.
 
         Returns:
-            B shaped [BatchSize, N, HiddenDim], float32.
+            B shaped [BatchSize, N, HiddenDim], float32, on the device of ``values``.
         """
-        return self.ridge_solver(positions, penalty) @ values.float()
+        return self.ridge_solver(positions, penalty, values.device) @ values.float()
 
     def reconstruct(self, coefficients: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """The signal x(t) = B^T psi(t) at ``positions``.
@@ -188,6 +191,6 @@ def sample_positions(histogram: torch.Tensor, num_samples: int) -> torch.Tensor:
     return ((bins + within) / num_bins).sort(dim=-1).values
 
 
-def even_positions(start: float, end: float, count: int, device: torch.device) -> torch.Tensor:
+def even_positions(start: float, end: float, count: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
     """The midpoints of ``count`` equal cells covering [start, end], shaped [count]."""
     return start + (end - start) * (torch.arange(count, device=device, dtype=torch.float32) + 0.5) / count

@@ -151,12 +151,20 @@ class ContinuousAttention(nn.Module):
         key, value = (x.view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2) for x in (key, value))
 
         scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, N]: K q per basis function
-        mu = torch.sigmoid(self.mu_proj(scores)).squeeze(-1)  # [B, H, L]
-        variance = F.softplus(self.variance_proj(scores)).squeeze(-1).clamp_min(torch.finfo(scores.dtype).tiny)
-        weights = self.basis.expectation(mu, variance)  # [B, H, L, N]: E_p[psi(t)]
+        mu, variance = self._gaussians(scores)
+        weights = self.basis.expectation(mu, variance)  # [B, H, L, N]: E_p[psi(t)], float32
 
-        context = (weights @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)  # [B, L, D]
+        context = (weights.to(value.dtype) @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
         return self.resid_dropout(self.c_proj(context)) * has_memory[:, None, None], mu, variance
+
+    def _gaussians(self, scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """mu = sigmoid(w_mu^T K q) and sigma^2 = softplus(w_sigma^T K q), each shaped [BatchSize, NumHeads,
+        SegmentLength], in float32 even under autocast (basis widths of 0.005 need more than bf16's precision)."""
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            scores = scores.float()
+            mu = torch.sigmoid(F.linear(scores, self.mu_proj.weight.float())).squeeze(-1)
+            variance = F.softplus(F.linear(scores, self.variance_proj.weight.float())).squeeze(-1)
+        return mu, variance.clamp_min(torch.finfo(variance.dtype).tiny)
 
 
 class MLP(nn.Module):
@@ -408,7 +416,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         """
         config, device = self.config, incoming.device
         num_incoming = incoming.size(1)
-        fresh = self.basis.fit(incoming, even_positions(0.0, 1.0, num_incoming, device), config.ltm_ridge_penalty)
+        fresh = self.basis.fit(incoming, even_positions(0.0, 1.0, num_incoming), config.ltm_ridge_penalty)
         if coefficients is None:
             return torch.where(incoming_valid[:, None, None], fresh, 0.0)
 
@@ -420,10 +428,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
             sample_at = even_positions(0.0, 1.0, num_samples, device).expand(incoming.size(0), -1)  # [B, M]
         old = self.basis.reconstruct(coefficients, sample_at)  # [B, M, D]
         positions = torch.cat(
-            [
-                even_positions(0.0, config.ltm_tau, num_samples, device),
-                even_positions(config.ltm_tau, 1.0, num_incoming, device),
-            ]
+            [even_positions(0.0, config.ltm_tau, num_samples), even_positions(config.ltm_tau, 1.0, num_incoming)]
         )
         continued = self.basis.fit(torch.cat([old, incoming.float()], dim=1), positions, config.ltm_ridge_penalty)
         updated = torch.where(has_long_term[:, None, None], continued, fresh)
