@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_infinity_former import InfinityFormerConfig
 from .continuous_signal import GaussianBasis, attention_histogram, kl_to_reference, sample_positions
-from .memory_state import InfinityFormerMemory
+from .memory import BlockReadout, InfinityFormerMemory
 from .modeling_infinity_former import (
     ContinuousAttention,
     InfinityFormerBlock,

@@ -28,14 +28,8 @@ from transformers.utils import ModelOutput
 
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_infinity_former import InfinityFormerConfig
-from .continuous_signal import (
-    GaussianBasis,
-    attention_histogram,
-    even_positions,
-    kl_to_reference,
-    sample_positions,
-)
-from .memory_state import InfinityFormerMemory, row_mask
+from .continuous_signal import GaussianBasis, kl_to_reference
+from .memory import BlockReadout, InfinityFormerMemory
 
 
 @dataclass
@@ -183,23 +177,6 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.act(self.c_fc(hidden))))
 
 
-@dataclass
-class BlockReadout:
-    """What a block hands back besides its output.
-
-    Args:
-        normed: the block's normalised inputs, detached, shaped [BatchSize, SegmentLength, HiddenDim]: what this
-            layer's memories store.
-        mu: the long-term Gaussians' means shaped [BatchSize, NumHeads, SegmentLength], or None without a
-            long-term memory.
-        variance: their variances, shaped like ``mu``, or None.
-    """
-
-    normed: torch.Tensor
-    mu: Optional[torch.Tensor] = None
-    variance: Optional[torch.Tensor] = None
-
-
 class InfinityFormerBlock(nn.Module):
     """A GPT-2 block whose attention is short-term self-attention plus continuous long-term attention."""
 
@@ -325,7 +302,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         hidden = self.ln_f(hidden)
 
         aux_loss = self._kl_regulariser(readouts, hidden)
-        self._write_memory(readouts)
+        self.memory.write(readouts, self.basis, self.config)
         return InfinityFormerModelOutput(last_hidden_state=hidden, aux_loss=aux_loss)
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> None:
@@ -364,75 +341,6 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
             kl = kl_to_reference(readout.variance.float(), self.config.ltm_kl_reference_std)  # [B, H, L]
             total = total + kl[has_long_term].mean()
         return self.config.ltm_kl_weight * total
-
-    @torch.no_grad()
-    def _write_memory(self, readouts: List[BlockReadout]) -> None:
-        """Moves states into the memories: the segment into the short-term memory, and what leaves it (or the
-        segment itself, without a short-term memory) into the long-term memory."""
-        memory = self.memory
-        batch_size = readouts[0].normed.size(0)
-        device = readouts[0].normed.device
-        all_rows = torch.ones(batch_size, dtype=torch.bool, device=device)
-        if self.config.short_term_memory:
-            incoming = memory.short_term or None
-            incoming_valid = memory.short_term_valid
-            memory.short_term = [readout.normed for readout in readouts]
-            memory.short_term_valid = all_rows
-        else:
-            incoming, incoming_valid = [readout.normed for readout in readouts], all_rows
-        if incoming is None:
-            return
-        if not memory.coefficients:
-            memory.coefficients = [None] * len(self.h)
-            memory.has_long_term = torch.zeros(batch_size, dtype=torch.bool, device=device)
-        memory.coefficients = [
-            self._updated_long_term(memory.coefficients[layer], memory.has_long_term, states, incoming_valid, readout)
-            for layer, (states, readout) in enumerate(zip(incoming, readouts))
-        ]
-        memory.has_long_term = memory.has_long_term | incoming_valid
-
-    def _updated_long_term(
-        self,
-        coefficients: Optional[torch.Tensor],
-        has_long_term: torch.Tensor,
-        incoming: torch.Tensor,
-        incoming_valid: torch.Tensor,
-        readout: BlockReadout,
-    ) -> torch.Tensor:
-        """One layer's new coefficients: old signal sampled into [0, tau] and ``incoming`` on [tau, 1], re-fitted.
-
-        Rows without a long-term memory fit ``incoming`` alone over [0, 1]; rows whose ``incoming`` is invalid
-        (reset since it was stored) keep their coefficients.
-
-        Args:
-            coefficients: B shaped [BatchSize, NumBasis, HiddenDim], or None when no row has any.
-            has_long_term: shaped [BatchSize].
-            incoming: the states entering the memory shaped [BatchSize, P, HiddenDim].
-            incoming_valid: shaped [BatchSize].
-            readout: this layer's readout of the segment (the attention histogram of sticky memories).
-
-        Returns:
-            shaped [BatchSize, NumBasis, HiddenDim], float32.
-        """
-        config, device = self.config, incoming.device
-        num_incoming = incoming.size(1)
-        fresh = self.basis.fit(incoming, even_positions(0.0, 1.0, num_incoming), config.ltm_ridge_penalty)
-        if coefficients is None:
-            return torch.where(incoming_valid[:, None, None], fresh, 0.0)
-
-        num_samples = config.ltm_num_samples or num_incoming
-        if config.ltm_sticky_memories and readout.mu is not None:
-            histogram = attention_histogram(readout.mu, readout.variance, config.ltm_sticky_bins)  # [B, Bins]
-            sample_at = sample_positions(histogram, num_samples)  # [B, M]
-        else:
-            sample_at = even_positions(0.0, 1.0, num_samples, device).expand(incoming.size(0), -1)  # [B, M]
-        old = self.basis.reconstruct(coefficients, sample_at)  # [B, M, D]
-        positions = torch.cat(
-            [even_positions(0.0, config.ltm_tau, num_samples), even_positions(config.ltm_tau, 1.0, num_incoming)]
-        )
-        continued = self.basis.fit(torch.cat([old, incoming.float()], dim=1), positions, config.ltm_ridge_penalty)
-        updated = torch.where(has_long_term[:, None, None], continued, fresh)
-        return torch.where(incoming_valid[:, None, None], updated, coefficients)
 
 
 class InfinityFormerLMHeadModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
