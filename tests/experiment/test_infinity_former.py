@@ -19,6 +19,7 @@ from experiment.longseq_formers.model.infinity_former import (
     sample_positions,
 )
 from experiment.longseq_formers.model.infinity_former.continuous_signal import even_positions, gaussian_density
+from experiment.longseq_formers.model.infinity_former.memory import BlockReadout, updated_long_term
 from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiment" / "configs"
@@ -111,6 +112,26 @@ def test_continuous_softmax_matches_numeric_integration(mu, variance):
     signal = basis.reconstruct(coefficients, grid)[0]  # [P, 3]
     read = torch.trapezoid(density[:, None] * signal, grid, dim=0)
     torch.testing.assert_close(closed_form @ coefficients[0], read, rtol=1e-6, atol=1e-8)
+
+
+def test_long_term_update_contracts_the_old_signal_into_tau_and_appends_the_new_one():
+    config = InfinityFormerConfig(ltm_num_basis=256, ltm_sticky_memories=False)
+    basis = GaussianBasis(256, config.ltm_basis_widths)
+    grid = even_positions(0.0, 1.0, 128)
+    first = torch.stack([torch.sin(4 * math.pi * grid), torch.cos(6 * math.pi * grid)], dim=-1)[None]  # [1, 128, 2]
+    second = torch.stack([torch.cos(2 * math.pi * grid), torch.sin(8 * math.pi * grid + 1)], dim=-1)[None]
+    rows = torch.ones(1, dtype=torch.bool)
+
+    fitted = updated_long_term(basis, config, None, ~rows, first, rows, BlockReadout(normed=first))
+    assert (basis.reconstruct(fitted, grid) - first).norm() < 1e-3 * first.norm()
+    fitted = updated_long_term(basis, config, fitted, rows, second, rows, BlockReadout(normed=second))
+    old_half, new_half = basis.reconstruct(fitted, grid * 0.5), basis.reconstruct(fitted, 0.5 + grid * 0.5)
+    assert (old_half - first).norm() < 0.05 * first.norm()
+    assert (new_half - second).norm() < 0.05 * second.norm()
+
+    # a row whose incoming states were reset away keeps its coefficients
+    kept = updated_long_term(basis, config, fitted, rows, first, ~rows, BlockReadout(normed=first))
+    assert torch.equal(kept, fitted)
 
 
 def test_kl_to_reference_matches_the_gaussian_formula():
@@ -313,7 +334,14 @@ def test_bad_configuration_names_the_field(field, value):
 
 
 @pytest.mark.parametrize(
-    "name", ["infinity-former-sort", "infinity-former-sort-small", "infinity-former-lm", "infinity-former-lm-small"]
+    "name",
+    [
+        "infinity-former-sort",
+        "infinity-former-sort-small",
+        "infinity-former-lm",
+        "infinity-former-lm-small",
+        "infinity-former-enwik8",
+    ],
 )
 def test_configuration_files_load_with_the_paper_memory_settings(name):
     fields = json.loads((CONFIG_DIR / f"{name}.json").read_text())
