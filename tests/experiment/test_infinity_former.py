@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
+from experiment.longseq_formers.model import copy_gpt2_weights
 from experiment.longseq_formers.model.infinity_former import (
     GaussianBasis,
     InfinityFormerConfig,
@@ -298,6 +299,16 @@ def test_save_and_load_round_trip_through_auto_classes(tmp_path):
     for got, want in zip(run(loaded.eval(), inputs), expected):
         torch.testing.assert_close(got, want)
     assert isinstance(AutoModel.from_pretrained(tmp_path), InfinityFormerModel)
+
+
+def test_gpt2_weights_fill_everything_but_the_memory(tmp_path):
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=2, n_embd=32, n_head=2, n_inner=64, n_positions=16, vocab_size=20)
+    ).save_pretrained(tmp_path)
+    model = tiny_model()
+    copied = set(copy_gpt2_weights(model, tmp_path))
+    not_copied = {name for name, _ in model.named_parameters()} - copied
+    assert not_copied and all(".ltm_attn." in name or name.endswith("memory_embedding") for name in not_copied)
 
 
 def test_bad_input_gets_a_clear_error():
