@@ -212,6 +212,15 @@ def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream():
     assert memory.has_long_term.all() and memory.short_term_valid.all()
 
 
+def test_segments_may_differ_in_length():
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(0)
+    for length in (5, 8, 3, 8, 16):
+        logits = model(input_ids=torch.randint(0, 9, (3, length), generator=generator)).logits
+        assert logits.shape == (3, length, 9) and torch.isfinite(logits).all()
+    assert model.transformer.memory.short_term[0].shape == (3, 16, 32)
+
+
 def test_reset_memory_gives_a_fresh_model_logits():
     model = tiny_model()
     inputs = segments(4)
@@ -285,6 +294,16 @@ def test_sticky_memories_change_what_the_long_term_memory_keeps():
     assert not torch.allclose(coefficients[True], coefficients[False])
 
 
+def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it():
+    inputs = segments(5)
+    model = tiny_model()
+    first = run(model, inputs, seed=1)[4]
+    model.reset_memory()
+    torch.testing.assert_close(run(model, inputs, seed=1)[4], first, rtol=0, atol=0)
+    model.reset_memory()
+    assert not torch.equal(run(model, inputs, seed=2)[4], first)
+
+
 def test_save_and_load_round_trip_through_auto_classes(tmp_path):
     model = tiny_model()
     inputs = segments(4)
@@ -330,6 +349,9 @@ def test_bad_input_gets_a_clear_error():
         model.reset_memory(torch.tensor([True, False]))
     with pytest.raises(ValueError, match="rows"):
         model.reset_memory(torch.tensor([5]))
+    with pytest.raises(ValueError, match="rows"):
+        model.reset_memory(torch.tensor([0.5]))
+    model.reset_memory([])  # no rows: nothing to forget
 
 
 @pytest.mark.parametrize(

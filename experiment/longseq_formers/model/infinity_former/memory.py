@@ -158,6 +158,8 @@ def row_mask(rows: torch.Tensor, batch_size: int, device: Optional[torch.device]
         ValueError: when ``rows`` is neither a bool mask of length BatchSize nor indices in [-BatchSize, BatchSize).
     """
     rows = torch.as_tensor(rows)
+    if rows.numel() == 0 and rows.dim() == 1:
+        rows = rows.long()
     if rows.dtype == torch.bool:
         if rows.shape != (batch_size,):
             raise ValueError(f"rows as a bool mask must be shaped [BatchSize] = [{batch_size}], got {list(rows.shape)}")
