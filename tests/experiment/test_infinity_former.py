@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config
 
 from experiment.longseq_formers.model import copy_gpt2_weights
 from experiment.longseq_formers.model.infinity_former import (
+    ContinuousAttention,
     GaussianBasis,
     InfinityFormerConfig,
     InfinityFormerLMHeadModel,
@@ -180,6 +181,33 @@ def test_sticky_sampling_of_a_row_does_not_depend_on_other_rows():
     torch.manual_seed(0)
     got = sample_positions(changed, 32)
     assert torch.equal(got[[0, 2]], expected[[0, 2]]) and not torch.equal(got[1], expected[1])
+
+
+def test_continuous_attention_matches_the_paper_formulas_computed_directly():
+    torch.manual_seed(0)
+    config = InfinityFormerConfig(**TINY)
+    attention = ContinuousAttention(config, GaussianBasis(16, [0.08, 0.16])).eval()
+    normed, coefficients = torch.randn(2, 5, 32), torch.randn(2, 16, 32)
+    has_memory = torch.tensor([True, False])
+    output, mu, variance = attention(normed, coefficients, has_memory)
+
+    heads, head_dim = 2, 16
+    query = attention.q_proj(normed).view(2, 5, heads, head_dim).transpose(1, 2)  # [B, H, L, d]
+    key, value = attention.kv_proj(coefficients).split(32, dim=-1)
+    key, value = (x.view(2, 16, heads, head_dim).transpose(1, 2) for x in (key, value))  # [B, H, N, d]
+    scores = query @ key.transpose(-1, -2) / math.sqrt(head_dim)  # [B, H, L, N]: s = K q / sqrt(d)
+    expected_mu = torch.sigmoid(scores @ attention.mu_proj.weight[0])
+    expected_variance = torch.nn.functional.softplus(scores @ attention.variance_proj.weight[0])
+    torch.testing.assert_close(mu, expected_mu)
+    torch.testing.assert_close(variance, expected_variance)
+
+    centres, widths = attention.basis.centres.float(), attention.basis.widths.float()
+    total_variance = expected_variance[..., None] + widths**2
+    basis_weights = torch.exp(-((expected_mu[..., None] - centres) ** 2) / (2 * total_variance))
+    basis_weights = basis_weights / torch.sqrt(2 * math.pi * total_variance)  # r_j = N(mu; c_j, sigma^2 + s_j^2)
+    context = (basis_weights @ value).transpose(1, 2).reshape(2, 5, 32)  # z = V^T r, heads concatenated
+    torch.testing.assert_close(output[0], attention.c_proj(context)[0])
+    assert torch.equal(output[1], torch.zeros(5, 32))
 
 
 # the model contract

@@ -144,20 +144,30 @@ class ContinuousAttention(nn.Module):
         key, value = self.kv_proj(coefficients.to(normed.dtype)).split(hidden_dim, dim=-1)
         key, value = (x.view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2) for x in (key, value))
 
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, N]: K q per basis function
-        mu, variance = self._gaussians(scores)
+        mu, variance = self._gaussians(query, key)
         weights = self.basis.expectation(mu, variance)  # [B, H, L, N]: E_p[psi(t)], float32
 
         context = (weights.to(value.dtype) @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
         return self.resid_dropout(self.c_proj(context)) * has_memory[:, None, None], mu, variance
 
-    def _gaussians(self, scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """mu = sigmoid(w_mu^T K q) and sigma^2 = softplus(w_sigma^T K q), each shaped [BatchSize, NumHeads,
-        SegmentLength], in float32 even under autocast (basis widths of 0.005 need more than bf16's precision)."""
-        with torch.autocast(device_type=scores.device.type, enabled=False):
-            scores = scores.float()
-            mu = torch.sigmoid(F.linear(scores, self.mu_proj.weight.float())).squeeze(-1)
-            variance = F.softplus(F.linear(scores, self.variance_proj.weight.float())).squeeze(-1)
+    def _gaussians(self, query: torch.Tensor, key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """mu = sigmoid(w_mu^T s) and sigma^2 = softplus(w_sigma^T s) with s = K q / sqrt(d).
+
+        Computed as (K^T w) . q / sqrt(d), which never forms s [BatchSize, NumHeads, SegmentLength, NumBasis], and
+        in float32 even under autocast (basis widths of 0.005 need more than bf16's precision).
+
+        Args:
+            query: shaped [BatchSize, NumHeads, SegmentLength, HeadDim].
+            key: K shaped [BatchSize, NumHeads, NumBasis, HeadDim].
+
+        Returns:
+            mu and sigma^2, each shaped [BatchSize, NumHeads, SegmentLength].
+        """
+        with torch.autocast(device_type=query.device.type, enabled=False):
+            readers = torch.cat([self.mu_proj.weight, self.variance_proj.weight]).float()  # [2, N]: w_mu, w_sigma
+            directions = readers @ key.float()  # [B, H, 2, d]: K^T w_mu, K^T w_sigma
+            logits = query.float() @ directions.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, 2]
+            mu, variance = torch.sigmoid(logits[..., 0]), F.softplus(logits[..., 1])
         return mu, variance.clamp_min(torch.finfo(variance.dtype).tiny)
 
 
