@@ -17,8 +17,8 @@ class InfinityFormerConfig(GPT2Config):
 
     Memory fields:
         short_term_memory: each layer also attends, like Transformer-XL, to its own normalised inputs of the
-            previous segment (a short-term memory one segment long: memory length = segment length, the paper's
-            sorting setting); a segment enters the long-term memory when it leaves the short-term one. False:
+            previous segment (a short-term memory one segment long: memory length = segment length); a segment
+            enters the long-term memory when it leaves the short-term one. False:
             no short-term memory; each segment enters the long-term memory right after it is read.
         ltm_num_basis: N, the number of Gaussian radial basis functions the long-term memory is fitted onto
             (its size: N coefficient vectors per layer and row, whatever the length of the past).
