@@ -1,0 +1,420 @@
+"""The infinity-former: its continuous signal (basis fit, continuous softmax, KL, sticky sampling) and the model
+contract (memory used, resets, gradients, Hugging Face round trips, bad input)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+from experiment.longseq_formers.model.gpt2_weights import copy_gpt2_weights
+from experiment.longseq_formers.model.infinity_former import (
+    ContinuousAttention,
+    GaussianBasis,
+    InfinityFormerConfig,
+    InfinityFormerLMHeadModel,
+    InfinityFormerModel,
+    attention_histogram,
+    kl_to_reference,
+    sample_positions,
+)
+from experiment.longseq_formers.model.infinity_former.continuous_signal import even_positions, gaussian_density
+from experiment.longseq_formers.model.infinity_former.memory import BlockReadout, updated_long_term
+from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiment" / "configs"
+TINY = {
+    "n_layer": 2,
+    "n_embd": 32,
+    "n_head": 2,
+    "n_inner": 64,
+    "n_positions": 16,
+    "vocab_size": 9,
+    "embd_pdrop": 0.0,
+    "attn_pdrop": 0.0,
+    "resid_pdrop": 0.0,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "use_cache": False,
+    "ltm_num_basis": 16,
+    "ltm_basis_widths": [0.08, 0.16],
+}
+
+
+def tiny_model(**overrides) -> InfinityFormerLMHeadModel:
+    """A tiny infinity-former in eval mode with seeded initial weights."""
+    torch.manual_seed(0)
+    return InfinityFormerLMHeadModel(InfinityFormerConfig(**{**TINY, **overrides})).eval()
+
+
+def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
+
+
+def run(model, inputs: list, seed: int = 0) -> list:
+    """Runs the segments in order with seeded sticky-memory sampling; returns each segment's logits."""
+    torch.manual_seed(seed)
+    return [model(input_ids=x).logits for x in inputs]
+
+
+def smooth_signal(positions: torch.Tensor) -> torch.Tensor:
+    """A sum of sines at ``positions`` [P], shaped [1, P, 1]."""
+    two_pi_t = 2 * math.pi * positions
+    return (torch.sin(3 * two_pi_t) + 0.5 * torch.sin(7 * two_pi_t + 1) + 0.3 * torch.cos(11 * two_pi_t))[None, :, None]
+
+
+# the continuous signal
+
+
+def test_ridge_fit_reconstructs_a_smooth_signal_better_with_more_basis_functions():
+    positions = even_positions(0.0, 1.0, 512, "cpu")
+    signal = smooth_signal(positions)
+    errors = []
+    for num_basis in (32, 64, 128, 256):
+        basis = GaussianBasis(num_basis, [0.005, 0.01])
+        fitted = basis.reconstruct(basis.fit(signal, positions, penalty=0.5), positions)
+        errors.append(((fitted - signal).norm() / signal.norm()).item())
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] < 0.01
+
+
+def test_ridge_fit_is_the_closed_form_minimiser():
+    basis = GaussianBasis(8, [0.1, 0.2])
+    positions = torch.rand(20, dtype=torch.float64)
+    values = torch.randn(1, 20, 3, dtype=torch.float64)
+    coefficients = basis.fit(values, positions, penalty=0.5).double()
+    design = basis.evaluate(positions)  # [P, N]
+    # the gradient of ||design B - X||^2 + lambda ||B||^2 vanishes at the minimiser
+    gradient = design.T @ (design @ coefficients[0] - values[0]) + 0.5 * coefficients[0]
+    assert gradient.abs().max() < 1e-4
+
+
+def test_basis_centres_lie_on_a_grid_per_width():
+    basis = GaussianBasis(8, [0.005, 0.01])
+    torch.testing.assert_close(basis.centres, torch.linspace(0, 1, 4, dtype=torch.float64).repeat(2))
+    torch.testing.assert_close(basis.widths, torch.tensor([0.005] * 4 + [0.01] * 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="num_basis"):
+        GaussianBasis(7, [0.005, 0.01])
+
+
+@pytest.mark.parametrize("mu,variance", [(0.3, 0.01), (0.5, 0.0004), (0.9, 0.05), (0.05, 0.2)])
+def test_continuous_softmax_matches_numeric_integration(mu, variance):
+    basis = GaussianBasis(16, [0.05, 0.1])
+    grid = torch.linspace(-3.0, 4.0, 200001, dtype=torch.float64)  # the real line, for these widths
+    density = gaussian_density(grid, torch.tensor(mu, dtype=torch.float64), torch.tensor(variance, dtype=torch.float64))
+    numeric = torch.trapezoid(density[:, None] * basis.evaluate(grid), grid, dim=0)  # [N]
+    closed_form = basis.expectation(torch.tensor(mu, dtype=torch.float64), torch.tensor(variance, dtype=torch.float64))
+    torch.testing.assert_close(closed_form, numeric, rtol=1e-6, atol=1e-8)
+
+    # reading the signal: V^T E_p[psi] is the expectation of x(t) = B^T psi(t) under p
+    coefficients = torch.randn(1, 16, 3, dtype=torch.float64)
+    signal = basis.reconstruct(coefficients, grid)[0]  # [P, 3]
+    read = torch.trapezoid(density[:, None] * signal, grid, dim=0)
+    torch.testing.assert_close(closed_form @ coefficients[0], read, rtol=1e-6, atol=1e-8)
+
+
+def test_long_term_update_contracts_the_old_signal_into_tau_and_appends_the_new_one():
+    config = InfinityFormerConfig(ltm_num_basis=256, ltm_sticky_memories=False)
+    basis = GaussianBasis(256, config.ltm_basis_widths)
+    grid = even_positions(0.0, 1.0, 128)
+    first = torch.stack([torch.sin(4 * math.pi * grid), torch.cos(6 * math.pi * grid)], dim=-1)[None]  # [1, 128, 2]
+    second = torch.stack([torch.cos(2 * math.pi * grid), torch.sin(8 * math.pi * grid + 1)], dim=-1)[None]
+    rows = torch.ones(1, dtype=torch.bool)
+
+    fitted = updated_long_term(basis, config, None, ~rows, first, rows, BlockReadout(normed=first))
+    assert (basis.reconstruct(fitted, grid) - first).norm() < 1e-3 * first.norm()
+    fitted = updated_long_term(basis, config, fitted, rows, second, rows, BlockReadout(normed=second))
+    old_half, new_half = basis.reconstruct(fitted, grid * 0.5), basis.reconstruct(fitted, 0.5 + grid * 0.5)
+    assert (old_half - first).norm() < 0.05 * first.norm()
+    assert (new_half - second).norm() < 0.05 * second.norm()
+
+    # a row whose incoming states were reset away keeps its coefficients
+    kept = updated_long_term(basis, config, fitted, rows, first, ~rows, BlockReadout(normed=first))
+    assert torch.equal(kept, fitted)
+
+
+def test_kl_to_reference_matches_the_gaussian_formula():
+    # KL(N(m, 0.01) || N(m, 0.05^2)) = log(0.05 / 0.1) + 0.01 / (2 * 0.0025) - 1/2
+    expected = math.log(0.5) + 2.0 - 0.5
+    torch.testing.assert_close(kl_to_reference(torch.tensor(0.01), 0.05), torch.tensor(expected))
+    variance = torch.tensor([1e-4, 0.0025, 0.3])
+    reference = torch.distributions.kl_divergence(
+        torch.distributions.Normal(0.4, variance.sqrt()), torch.distributions.Normal(0.4, 0.05)
+    )
+    torch.testing.assert_close(kl_to_reference(variance, 0.05), reference)
+    assert kl_to_reference(torch.tensor(0.0025), 0.05).abs() < 1e-6
+
+
+def test_attention_histogram_puts_the_mass_where_the_gaussians_are():
+    mu = torch.tensor([[0.33, 0.36], [0.8, 0.8]])  # [B = 2, Q = 2]; 0.8 is a bin edge
+    variance = torch.full_like(mu, 1e-6)
+    histogram = attention_histogram(mu, variance, num_bins=10)
+    torch.testing.assert_close(histogram.sum(dim=-1), torch.ones(2))
+    assert histogram[0, 3] > 0.99 and histogram[1, 8] > 0.49 and histogram[1, 7] > 0.49
+
+
+def test_sticky_sampling_follows_the_histogram_and_is_seeded():
+    histogram = torch.zeros(2, 8)
+    histogram[0, 2] = 1.0
+    histogram[1, 5:7] = 0.5
+    torch.manual_seed(3)
+    positions = sample_positions(histogram, 100)
+    assert positions.shape == (2, 100)
+    assert ((positions[0] >= 2 / 8) & (positions[0] <= 3 / 8)).all()
+    assert ((positions[1] >= 5 / 8) & (positions[1] <= 7 / 8)).all()
+    assert (positions[:, 1:] >= positions[:, :-1]).all()
+    torch.manual_seed(3)
+    torch.testing.assert_close(sample_positions(histogram, 100), positions, rtol=0, atol=0)
+    torch.manual_seed(4)
+    assert not torch.equal(sample_positions(histogram, 100), positions)
+
+
+def test_sticky_sampling_of_a_row_does_not_depend_on_other_rows():
+    histogram = torch.softmax(torch.randn(3, 16), dim=-1)
+    changed = histogram.clone()
+    changed[1] = torch.softmax(torch.randn(16), dim=-1)
+    torch.manual_seed(0)
+    expected = sample_positions(histogram, 32)
+    torch.manual_seed(0)
+    got = sample_positions(changed, 32)
+    assert torch.equal(got[[0, 2]], expected[[0, 2]]) and not torch.equal(got[1], expected[1])
+
+
+def test_continuous_attention_matches_the_paper_formulas_computed_directly():
+    torch.manual_seed(0)
+    config = InfinityFormerConfig(**TINY)
+    attention = ContinuousAttention(config, GaussianBasis(16, [0.08, 0.16])).eval()
+    normed, coefficients = torch.randn(2, 5, 32), torch.randn(2, 16, 32)
+    has_memory = torch.tensor([True, False])
+    output, mu, variance = attention(normed, coefficients, has_memory)
+
+    heads, head_dim = 2, 16
+    query = attention.q_proj(normed).view(2, 5, heads, head_dim).transpose(1, 2)  # [B, H, L, d]
+    key, value = attention.kv_proj(coefficients).split(32, dim=-1)
+    key, value = (x.view(2, 16, heads, head_dim).transpose(1, 2) for x in (key, value))  # [B, H, N, d]
+    scores = query @ key.transpose(-1, -2) / math.sqrt(head_dim)  # [B, H, L, N]: s = K q / sqrt(d)
+    expected_mu = torch.sigmoid(scores @ attention.mu_proj.weight[0])
+    expected_variance = torch.nn.functional.softplus(scores @ attention.variance_proj.weight[0])
+    torch.testing.assert_close(mu, expected_mu)
+    torch.testing.assert_close(variance, expected_variance)
+
+    centres, widths = attention.basis.centres.float(), attention.basis.widths.float()
+    total_variance = expected_variance[..., None] + widths**2
+    basis_weights = torch.exp(-((expected_mu[..., None] - centres) ** 2) / (2 * total_variance))
+    basis_weights = basis_weights / torch.sqrt(2 * math.pi * total_variance)  # r_j = N(mu; c_j, sigma^2 + s_j^2)
+    context = (basis_weights @ value).transpose(1, 2).reshape(2, 5, 32)  # z = V^T r, heads concatenated
+    torch.testing.assert_close(output[0], attention.c_proj(context)[0])
+    assert torch.equal(output[1], torch.zeros(5, 32))
+
+
+# the model contract
+
+
+def test_model_implements_the_segment_interface_and_auto_classes():
+    model = AutoModelForCausalLM.from_config(InfinityFormerConfig(**TINY))
+    assert isinstance(model, InfinityFormerLMHeadModel) and isinstance(model, SegmentRecurrentModel)
+    output = model(input_ids=segments(1)[0], attention_mask=None)
+    assert output.logits.shape == (3, 8, 9) and output.aux_loss.shape == ()
+
+
+@pytest.mark.parametrize("short_term_memory", [True, False])
+def test_an_earlier_segment_changes_later_logits(short_term_memory):
+    # with a one-segment short-term memory, segment 0 reaches segment 3 only through the long-term memory
+    model = tiny_model(short_term_memory=short_term_memory)
+    inputs = segments(4)
+    expected = run(model, inputs)[3]
+    model.reset_memory()
+    changed = [segments(1, seed=9)[0]] + inputs[1:]
+    assert not torch.allclose(run(model, changed)[3], expected)
+
+
+def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream():
+    model = tiny_model()
+    run(model, segments(6))
+    memory = model.transformer.memory
+    assert len(memory.coefficients) == 2
+    assert all(layer.shape == (3, 16, 32) for layer in memory.coefficients)
+    assert memory.has_long_term.all() and memory.short_term_valid.all()
+
+
+def test_segments_may_differ_in_length():
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(0)
+    for length in (5, 8, 3, 8, 16):
+        logits = model(input_ids=torch.randint(0, 9, (3, length), generator=generator)).logits
+        assert logits.shape == (3, length, 9) and torch.isfinite(logits).all()
+    assert model.transformer.memory.short_term[0].shape == (3, 16, 32)
+
+
+def test_reset_memory_gives_a_fresh_model_logits():
+    model = tiny_model()
+    inputs = segments(4)
+    fresh = run(model, inputs[3:])[0]
+    model.reset_memory()
+    run(model, inputs[:3])
+    model.reset_memory()
+    torch.testing.assert_close(run(model, inputs[3:])[0], fresh)
+
+
+@pytest.mark.parametrize("rows", [torch.tensor([1]), torch.tensor([False, True, False]), [1]])
+def test_resetting_chosen_rows_leaves_the_other_rows_bit_identical(rows):
+    inputs = segments(6)
+    reference = tiny_model()
+    torch.manual_seed(0)
+    expected = [reference(input_ids=x).logits for x in inputs]
+
+    model = tiny_model()
+    torch.manual_seed(0)
+    got = [model(input_ids=x).logits for x in inputs[:3]]
+    model.reset_memory(rows)
+    got += [model(input_ids=x).logits for x in inputs[3:]]
+    for segment in range(6):
+        assert torch.equal(got[segment][[0, 2]], expected[segment][[0, 2]])
+
+    # the reset row starts again: its next segment reads no memory, like a fresh model's first segment
+    fresh = tiny_model()(input_ids=inputs[3]).logits
+    torch.testing.assert_close(got[3][1], fresh[1])
+    assert not torch.allclose(got[3][1], expected[3][1])
+
+
+def test_gradients_reach_the_long_term_attention_and_the_memory_embedding():
+    model = tiny_model().train()
+    inputs = segments(3)
+    for x in inputs[:2]:
+        with torch.no_grad():
+            model(input_ids=x)
+    output = model(input_ids=inputs[2])
+    (output.logits.logsumexp(dim=-1).mean() + output.aux_loss).backward()
+    for block in model.transformer.h:
+        for parameter in (
+            block.ltm_attn.mu_proj.weight,
+            block.ltm_attn.variance_proj.weight,
+            block.ltm_attn.q_proj.weight,
+            block.ltm_attn.kv_proj.weight,
+            block.attn.memory_embedding,
+        ):
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    assert all(layer.grad_fn is None and not layer.requires_grad for layer in model.transformer.memory.coefficients)
+
+
+def test_aux_loss_is_the_weighted_kl_and_starts_at_zero():
+    inputs = segments(3)
+    losses = {}
+    for weight in (1e-6, 3e-6):
+        model = tiny_model(ltm_kl_weight=weight)
+        torch.manual_seed(0)
+        losses[weight] = [model(input_ids=x).aux_loss for x in inputs]
+    # no long-term memory yet in segments 0 (empty) and 1 (segment 0 still in the short-term memory)
+    assert losses[1e-6][0] == 0 and losses[1e-6][1] == 0 and losses[1e-6][2] > 0
+    torch.testing.assert_close(losses[3e-6][2], 3 * losses[1e-6][2])
+
+
+def test_sticky_memories_change_what_the_long_term_memory_keeps():
+    inputs = segments(5)
+    coefficients = {}
+    for sticky in (True, False):
+        model = tiny_model(ltm_sticky_memories=sticky)
+        run(model, inputs)
+        coefficients[sticky] = model.transformer.memory.coefficients[0]
+    assert not torch.allclose(coefficients[True], coefficients[False])
+
+
+def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it():
+    inputs = segments(5)
+    model = tiny_model()
+    first = run(model, inputs, seed=1)[4]
+    model.reset_memory()
+    torch.testing.assert_close(run(model, inputs, seed=1)[4], first, rtol=0, atol=0)
+    model.reset_memory()
+    assert not torch.equal(run(model, inputs, seed=2)[4], first)
+
+
+def test_save_and_load_round_trip_through_auto_classes(tmp_path):
+    model = tiny_model()
+    inputs = segments(4)
+    expected = run(model, inputs)
+    model.save_pretrained(tmp_path)
+
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, InfinityFormerConfig)
+    assert config.ltm_num_basis == 16 and config.ltm_basis_widths == [0.08, 0.16]
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert isinstance(loaded, InfinityFormerLMHeadModel)
+    for got, want in zip(run(loaded.eval(), inputs), expected):
+        torch.testing.assert_close(got, want)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), InfinityFormerModel)
+
+
+def test_gpt2_weights_fill_everything_but_the_memory(tmp_path):
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=2, n_embd=32, n_head=2, n_inner=64, n_positions=16, vocab_size=20)
+    ).save_pretrained(tmp_path)
+    model = tiny_model()
+    copied = set(copy_gpt2_weights(model, tmp_path))
+    not_copied = {name for name, _ in model.named_parameters()} - copied
+    assert not_copied and all(".ltm_attn." in name or name.endswith("memory_embedding") for name in not_copied)
+
+
+def test_bad_input_gets_a_clear_error():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="input_ids"):
+        model(input_ids=torch.zeros(3, 8))
+    with pytest.raises(ValueError, match="input_ids"):
+        model(input_ids=torch.zeros(3, 8, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_positions"):
+        model(input_ids=torch.zeros(3, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="vocab_size"):
+        model(input_ids=torch.full((3, 8), 9))
+    with pytest.raises(ValueError, match="attention_mask"):
+        model(input_ids=torch.zeros(3, 8, dtype=torch.long), attention_mask=torch.tensor([[1] * 7 + [0]] * 3))
+    model(input_ids=torch.zeros(3, 8, dtype=torch.long), attention_mask=torch.ones(3, 8))
+    with pytest.raises(ValueError, match="reset_memory"):
+        model(input_ids=torch.zeros(2, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="rows"):
+        model.reset_memory(torch.tensor([True, False]))
+    with pytest.raises(ValueError, match="rows"):
+        model.reset_memory(torch.tensor([5]))
+    with pytest.raises(ValueError, match="rows"):
+        model.reset_memory(torch.tensor([0.5]))
+    model.reset_memory([])  # no rows: nothing to forget
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("ltm_tau", 1.0), ("ltm_num_basis", 15), ("ltm_basis_widths", [0.0, 0.1]), ("ltm_ridge_penalty", 0.0)],
+)
+def test_bad_configuration_names_the_field(field, value):
+    with pytest.raises(Exception, match=field):
+        InfinityFormerConfig(**{**TINY, field: value})
+
+
+# the configurations
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "infinity-former-sort",
+        "infinity-former-sort-small",
+        "infinity-former-lm",
+        "infinity-former-lm-small",
+        "infinity-former-enwik8",
+    ],
+)
+def test_configuration_files_load_with_the_paper_memory_settings(name):
+    fields = json.loads((CONFIG_DIR / f"{name}.json").read_text())
+    config = AutoConfig.from_pretrained(CONFIG_DIR / f"{name}.json")
+    assert fields["model_type"] == "infinity_former" and isinstance(config, InfinityFormerConfig)
+    assert config.ltm_tau == 0.5 and config.ltm_ridge_penalty == 0.5 and config.ltm_kl_weight == 1e-6
+    assert config.ltm_sticky_memories and config.ltm_sticky_bins == 128 and config.short_term_memory
+
+
+@pytest.mark.parametrize("name", ["infinity-former-sort-small", "infinity-former-lm-small"])
+def test_small_configurations_build_and_run(name):
+    config = AutoConfig.from_pretrained(CONFIG_DIR / f"{name}.json")
+    model = AutoModelForCausalLM.from_config(config).eval()
+    for x in segments(3, batch_size=2, length=16):
+        assert model(input_ids=x).logits.shape == (2, 16, config.vocab_size)
