@@ -178,9 +178,7 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             self.state.read_memories = self.state.read_memories.detach()
         self._attached_boundaries = 0
 
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> RMTModelOutput:
+    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None) -> RMTModelOutput:
         """Runs the next segment of every row's stream and keeps the memory it writes.
 
         Args:
