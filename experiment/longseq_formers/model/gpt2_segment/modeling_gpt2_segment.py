@@ -3,17 +3,30 @@
 from typing import Optional
 
 import torch
-from transformers import GPT2LMHeadModel
+from transformers import GPT2LMHeadModel, GPT2Model
 
 from ..segment_recurrent import SegmentRecurrentModel
+from .configuration_gpt2_segment import GPT2SegmentConfig
+
+
+class GPT2SegmentModel(GPT2Model, SegmentRecurrentModel):
+    """transformers' GPT-2 body as a segment-recurrent model that carries nothing between segments."""
+
+    config_class = GPT2SegmentConfig
+
+    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+        """Does nothing: this model keeps no memory between segments."""
 
 
 class GPT2SegmentLMHeadModel(GPT2LMHeadModel, SegmentRecurrentModel):
     """transformers' GPT-2 as a segment-recurrent model that carries nothing between segments.
 
-    Each segment sees only its own tokens, so :meth:`reset_memory` has nothing to forget. Checkpoints are plain
-    GPT-2 checkpoints (``model_type`` "gpt2").
+    Each segment sees only its own tokens, so :meth:`reset_memory` has nothing to forget. It is registered with
+    the Auto classes under ``model_type`` "gpt2_segment"; its weights are GPT-2's, so plain GPT-2 checkpoints
+    load into it.
     """
+
+    config_class = GPT2SegmentConfig
 
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
         """Does nothing: this model keeps no memory between segments."""
