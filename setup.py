@@ -21,6 +21,7 @@ setup(
             "torchmetrics>=1.4",
             "tensorboard>=2.16",
             "numpy>=1.24",
+            "recurrent-memory-transformer-pytorch==0.7.0",
         ],
         "benchmark": ["matplotlib>=3.8"],
     },
