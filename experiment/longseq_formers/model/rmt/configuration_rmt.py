@@ -42,6 +42,7 @@ class RMTConfig(PretrainedConfig):
             backpropagation through time, in windows of ``bptt_segments + 1`` segments). 0 detaches the memory
             tokens at every boundary, which leaves the memory-token parameters without any gradient: what a
             segment writes is then never trained. XL memories are always detached.
+        tie_word_embeddings: False: the core keeps separate token embeddings and output layer.
     """
 
     model_type = "memoria_rmt"

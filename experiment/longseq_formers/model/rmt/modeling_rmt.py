@@ -196,15 +196,7 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
         _check_input_ids(input_ids, self.config)
         mask = _check_attention_mask(attention_mask, input_ids)
         state = self._state_for(input_ids)
-        if mask is not None and bool((state.ended & mask.any(dim=1)).any()):
-            rows = (state.ended & mask.any(dim=1)).nonzero().flatten().tolist()
-            raise ValueError(
-                f"rows {rows} had padding in an earlier segment, so their stream has ended; call "
-                "reset_memory(rows) before giving them new tokens, or mask them out entirely"
-            )
-        if mask is None and bool(state.ended.any()):
-            rows = state.ended.nonzero().flatten().tolist()
-            raise ValueError(f"rows {rows} had padding in an earlier segment; reset them or mask them out")
+        _check_ended_rows(state, mask)
         result = self._run_rows(input_ids, mask, state)
         self.state = self._next_state(state, result, mask)
         return RMTModelOutput(last_hidden_state=result.hidden, logits=result.logits)
@@ -359,6 +351,17 @@ def _merge_rows(
         memories=merge(first.memories, second.memories, dim=0),
         xl_memories=xl_memories,
     )
+
+
+def _check_ended_rows(state: RMTMemoryState, mask: Optional[torch.Tensor]) -> None:
+    """Raises ValueError if a row whose stream ended (it held padding) is given tokens before its reset."""
+    given_tokens = state.ended if mask is None else state.ended & mask.any(dim=1)  # [B]
+    if bool(given_tokens.any()):
+        rows = given_tokens.nonzero().flatten().tolist()
+        raise ValueError(
+            f"rows {rows} had padding in an earlier segment, so their stream has ended; call "
+            "reset_memory(rows) before giving them new tokens, or mask them out entirely"
+        )
 
 
 def _check_input_ids(input_ids: torch.Tensor, config: RMTConfig) -> None:
