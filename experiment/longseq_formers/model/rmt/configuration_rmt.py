@@ -34,8 +34,9 @@ class RMTConfig(PretrainedConfig):
         num_memory_tokens: M, the memory tokens read at the start of a segment and written at its end.
         use_xl_memories: also carry each layer's keys and values of the previous segment (Transformer-XL memory).
         xl_mem_len: how many positions of keys and values each layer keeps; at most ``max_segment_length``
-            (the library's limit). The kept positions are the last ones of [read memory, segment, write memory],
-            so the written memory tokens are among them.
+            (the library's limit). The kept positions are the last ones of [read memory, segment, write memory]:
+            the last ``num_memory_tokens`` of them are the written memory tokens, so the XL memory covers the
+            previous segment's last ``xl_mem_len - num_memory_tokens`` tokens.
         enhanced_xl_recurrence: the library's option to feed each layer the next layer's XL memory.
         memory_not_causal: let the write memory tokens attend to the whole segment, as in the RMT paper.
         bptt_segments: how many segment boundaries gradients may cross through the memory tokens (truncated
