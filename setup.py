@@ -22,6 +22,7 @@ setup(
             "tensorboard>=2.16",
             "numpy>=1.24",
             "x-transformers==2.31.10",
+            "recurrent-memory-transformer-pytorch==0.7.0",
         ],
         "benchmark": ["matplotlib>=3.8"],
     },

@@ -1,0 +1,102 @@
+"""Configuration of the Recurrent Memory Transformer baseline (Bulatov et al., 2022)."""
+
+from typing import Optional
+
+from huggingface_hub.dataclasses import strict
+from transformers import PretrainedConfig
+
+
+@strict
+class RMTConfig(PretrainedConfig):
+    """The fields of lucidrains' ``RecurrentMemoryTransformer`` core plus how memory is carried between segments.
+
+    The GPT-2 names ``n_positions``, ``n_embd``, ``n_layer`` and ``n_head`` read (and write) ``max_segment_length``,
+    ``hidden_size``, ``num_hidden_layers`` and ``num_attention_heads``, so a harness written for GPT-2 configs can
+    ask for them.
+
+    Transformer fields:
+        vocab_size: number of token ids.
+        hidden_size: model width D.
+        num_hidden_layers: number of Transformer blocks.
+        num_attention_heads: attention heads per block.
+        head_dim: width of one head; None: ``hidden_size // num_attention_heads``.
+        ff_mult: feed-forward expansion. The library's feed-forward block is a GEGLU whose inner width is
+            ``int(hidden_size * ff_mult * 2 / 3)``, so ``ff_mult`` 4 has the parameters of a plain
+            ``4 * hidden_size`` MLP.
+        max_segment_length: the longest segment one call may take (the size of the absolute position table).
+        attn_dropout: dropout on the attention weights.
+        ff_dropout: dropout inside the feed-forward block.
+        rotary_pos_emb: use rotary position embeddings in attention.
+        abs_pos_emb: add learned absolute position embeddings to the tokens.
+        num_residual_streams: hyper-connection residual streams of the library; 1 is a plain pre-norm residual.
+
+    Memory fields:
+        num_memory_tokens: M, the memory tokens read at the start of a segment and written at its end.
+        use_xl_memories: also carry each layer's keys and values of the previous segment (Transformer-XL memory).
+        xl_mem_len: how many positions of keys and values each layer keeps; at most ``max_segment_length``
+            (the library's limit). The kept positions are the last ones of [read memory, segment, write memory]:
+            the last ``num_memory_tokens`` of them are the written memory tokens, so the XL memory covers the
+            previous segment's last ``xl_mem_len - num_memory_tokens`` tokens.
+        enhanced_xl_recurrence: the library's option to feed each layer the next layer's XL memory.
+        memory_not_causal: let the write memory tokens attend to the whole segment, as in the RMT paper.
+        bptt_segments: how many segment boundaries gradients may cross through the memory tokens (truncated
+            backpropagation through time, in windows of ``bptt_segments + 1`` segments). 0 detaches the memory
+            tokens at every boundary, which leaves the memory-token parameters without any gradient: what a
+            segment writes is then never trained. XL memories are always detached.
+        tie_word_embeddings: False: the core keeps separate token embeddings and output layer.
+    """
+
+    model_type = "memoria_rmt"
+    attribute_map = {
+        "n_positions": "max_segment_length",
+        "max_position_embeddings": "max_segment_length",
+        "n_embd": "hidden_size",
+        "n_layer": "num_hidden_layers",
+        "n_head": "num_attention_heads",
+    }
+
+    vocab_size: int = 50257
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    head_dim: Optional[int] = None
+    ff_mult: float | int = 4.0
+    max_segment_length: int = 1024
+    attn_dropout: float | int = 0.0
+    ff_dropout: float | int = 0.0
+    rotary_pos_emb: bool = False
+    abs_pos_emb: bool = True
+    num_residual_streams: int = 1
+    num_memory_tokens: int = 128
+    use_xl_memories: bool = True
+    xl_mem_len: int = 896
+    enhanced_xl_recurrence: bool = False
+    memory_not_causal: bool = True
+    bptt_segments: int = 1
+    tie_word_embeddings: bool = False
+
+    def validate_rmt_fields(self) -> None:
+        """Rejects sizes the library cannot build, naming the field."""
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_segment_length", "num_memory_tokens", "num_residual_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.head_dim is not None and self.head_dim < 1:
+            raise ValueError(f"head_dim must be positive or None, got {self.head_dim}")
+        if self.ff_mult <= 0:
+            raise ValueError(f"ff_mult must be positive, got {self.ff_mult}")
+        if self.use_xl_memories and not 1 <= self.xl_mem_len <= self.max_segment_length:
+            raise ValueError(
+                f"xl_mem_len must be in [1, max_segment_length={self.max_segment_length}], got {self.xl_mem_len}"
+            )
+        if self.bptt_segments < 0:
+            raise ValueError(f"bptt_segments must be >= 0, got {self.bptt_segments}")
+        if not self.abs_pos_emb and not self.rotary_pos_emb:
+            raise ValueError("at least one of abs_pos_emb and rotary_pos_emb must be True: tokens need positions")
+
+    @property
+    def total_memory(self) -> int:
+        """Vectors of memory a row carries between segments: memory tokens plus XL positions per layer."""
+        return self.num_memory_tokens + (self.xl_mem_len if self.use_xl_memories else 0)
