@@ -6,9 +6,10 @@ A task's train script builds its parser with :func:`make_parser`, adds its own d
 """
 
 import argparse
+import json
 import os
 import sys
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -21,7 +22,7 @@ def make_parser(description: Optional[str]) -> argparse.ArgumentParser:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_config: Optional[str] = None) -> None:
-    """--model-config, --output-dir, --segment-length, --gpt2-checkpoint."""
+    """--model-config, --output-dir, --segment-length, --gpt2-checkpoint, --config-override."""
     group = parser.add_argument_group("model and outputs")
     group.add_argument(
         "--model-config",
@@ -32,6 +33,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_config: Optiona
     group.add_argument("--output-dir", required=True, help="where checkpoints, logs, the model and results.json go")
     group.add_argument("--segment-length", type=int, default=64, help="tokens per segment")
     group.add_argument("--gpt2-checkpoint", help="local GPT-2 directory to copy starting weights from")
+    group.add_argument(
+        "--config-override",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a field of the model configuration (VALUE read as JSON, else as a string); repeatable, "
+        "e.g. memoria_reset_period=1 for the erase-every-segment ablation",
+    )
 
 
 def add_training_arguments(
@@ -76,6 +85,24 @@ def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="hide the progress bar (it is also hidden when stderr is not a terminal or CI is set)",
     )
+
+
+def parse_overrides(overrides: List[str]) -> Dict[str, Any]:
+    """``FIELD=VALUE`` strings as a dict; each VALUE is read as JSON (1, 0.5, true, null, "x") or else kept as text.
+
+    Raises:
+        ValueError: naming the override when it has no ``=`` or an empty field.
+    """
+    fields: Dict[str, Any] = {}
+    for override in overrides:
+        field, equals, value = override.partition("=")
+        if not equals or not field.strip():
+            raise ValueError(f"--config-override must look like FIELD=VALUE, got {override!r}")
+        try:
+            fields[field.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[field.strip()] = value
+    return fields
 
 
 def parse_devices(value: Union[str, int]) -> Union[str, int]:

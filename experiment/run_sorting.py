@@ -1,111 +1,207 @@
-"""The default sorting experiment: the Memoria Transformer against the same-size Transformer without memory.
+"""The sorting comparison: Memoria, its memoryless ablation, the paper's baselines, RMT and the plain Transformer.
 
-Generates its own data (the paper's generator), trains both small models with the same settings and seeds,
-tests their last checkpoints and prints the test token accuracies side by side, with the difference and which
-model is better. Everything lands under --output-dir.
+Generates the data (the paper's generator) for each prompt length, trains every small model with the same
+settings and seeds, tests the last checkpoints and prints one table per prompt length: mean and standard
+deviation of test token accuracy over the seeds, the difference from the plain Transformer, training-step time
+and parameters, with two counting rules as reference points. Runs whose results.json already exists with the
+same settings are read back instead of retrained (``--retrain`` to redo them), so an interrupted comparison
+resumes where it stopped. Everything lands under --output-dir.
 
 Example:
-    python -m experiment.run_sorting                             # prompt of 4 segments, seed 42
-    python -m experiment.run_sorting --seeds 42 43 44            # three seeds
+    python -m experiment.run_sorting --quick                     # a few minutes: one seed, 128 symbols
+    python -m experiment.run_sorting                             # the full table: 3 seeds, 128 and 512 symbols
+    python -m experiment.run_sorting --models memoria memoria-erased transformer --seeds 1 2 3 4 5
 """
 
+import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .cli import arguments, make_parser
 
 CONFIGS = Path(__file__).parent / "configs"
-MODELS = {
-    "Memoria Transformer": CONFIGS / "memoria-gpt2-sort-small.json",
-    "Transformer": CONFIGS / "gpt2-sort-small.json",
+# key: (name in the table, configuration file, configuration overrides)
+MODEL_CHOICES: Dict[str, Tuple[str, Path, Dict[str, Any]]] = {
+    "memoria": ("Memoria Transformer", CONFIGS / "memoria-gpt2-sort-small.json", {}),
+    "memoria-erased": (
+        "Memoria, erased every segment",
+        CONFIGS / "memoria-gpt2-sort-small.json",
+        {"memoria_reset_period": 1},
+    ),
+    "transfo-xl": ("Transformer-XL", CONFIGS / "transfo-xl-sort-small.json", {}),
+    "compressive": ("Compressive Transformer", CONFIGS / "compressive-sort-small.json", {}),
+    "infinity-former": ("infinity-former", CONFIGS / "infinity-former-sort-small.json", {}),
+    "rmt": ("Recurrent Memory Transformer", CONFIGS / "rmt-sort-small.json", {}),
+    "transformer": ("Transformer", CONFIGS / "gpt2-sort-small.json", {}),
 }
-BASELINE = "Transformer"
+MODELS = {name: (path, overrides) for name, path, overrides in MODEL_CHOICES.values()}
+BASELINE = "transformer"
+QUICK = dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200)
+# the settings a saved run must share with this one to be reused
+RUN_SETTINGS = ("segment_length", "batch_size", "learning_rate", "warmup_ratio", "max_steps", "seed")
 
 
 def build_parser():
     """The script's arguments."""
     parser = make_parser(__doc__)
     parser.add_argument("--output-dir", default="outputs/sorting")
-    parser.add_argument("--sequence-length", type=int, default=128, help="symbols before the separator")
+    parser.add_argument("--models", nargs="+", choices=list(MODEL_CHOICES), default=list(MODEL_CHOICES))
+    parser.add_argument(
+        "--sequence-lengths", type=int, nargs="+", default=[128, 512], help="symbols before the separator"
+    )
     parser.add_argument("--segment-length", type=int, default=32)
     parser.add_argument("--vocab-size", type=int, default=10, help="number of symbols (the paper's is 20)")
-    parser.add_argument("--num-train", type=int, default=4000)
-    parser.add_argument("--num-dev", type=int, default=200)
-    parser.add_argument("--num-test", type=int, default=500)
+    parser.add_argument("--num-train", type=int, default=3200)
+    parser.add_argument("--num-dev", type=int, default=100)
+    parser.add_argument("--num-test", type=int, default=300)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds; one run per model each")
-    parser.add_argument("--max-steps", type=int, default=250)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="training seeds")
+    parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--eval-batch-size", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--val-check-interval", type=int, default=125)
+    parser.add_argument("--warmup-ratio", type=float, default=0.06)
+    parser.add_argument("--val-check-interval", type=int, default=100)
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, 128 symbols, 100 steps: " + ", ".join(map(str, QUICK.items()))
+    )
+    parser.add_argument("--retrain", action="store_true", help="train again even where results.json exists")
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the progress bars")
     return parser
 
 
-def make_data(args) -> Path:
-    """Writes the data file unless it exists; returns its path."""
+def parse_args(argv: Optional[List[str]] = None):
+    """Parses the arguments; ``--quick`` replaces the settings it names."""
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+def make_data(args, sequence_length: int) -> Path:
+    """Writes the data file of ``sequence_length`` symbols unless it exists; returns its path."""
     from .longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
 
-    path = Path(args.output_dir) / f"sort-T{args.sequence_length}-K{args.vocab_size}-seed{args.data_seed}.json"
+    name = f"sort-T{sequence_length}-K{args.vocab_size}-n{args.num_train}-{args.num_dev}-{args.num_test}"
+    path = Path(args.output_dir) / "data" / f"{name}-seed{args.data_seed}.json"
     if not path.exists():
         data = generate_sorting_data(
-            args.sequence_length, args.vocab_size, args.num_train, args.num_dev, args.num_test, args.data_seed
+            sequence_length, args.vocab_size, args.num_train, args.num_dev, args.num_test, args.data_seed
         )
         save_sorting_data(data, path)
     return path
 
 
-def run(args) -> Dict[str, List[Dict]]:
-    """Runs every model with every seed; returns each model's results.json contents, one per seed."""
+def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
+    """The results.json of a finished run with the same data and settings, or None."""
+    from .longseq_formers.training import read_results
+
+    path = output_dir / "results.json"
+    if not path.exists():
+        return None
+    saved = read_results([path])[0]
+    settings = saved.get("settings", {})
+    same = all(settings.get(key) == getattr(train_args, key) for key in RUN_SETTINGS)
+    same = same and settings.get("data") == str(train_args.data)
+    same = same and settings.get("config_override") == train_args.config_override
+    return saved if same else None
+
+
+def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) -> Dict:
+    """Trains (or reads back) model ``key`` on one data file with one seed; returns its results.json contents."""
     from . import train_sorting
 
-    data_path = make_data(args)
-    results: Dict[str, List[Dict]] = {name: [] for name in MODELS}
-    for seed in args.seeds:
-        for name, config in MODELS.items():
-            print(f"== training {name}, seed {seed}", flush=True)
-            output_dir = Path(args.output_dir) / f"{config.stem}-T{args.sequence_length}-seed{seed}"
-            train_args = arguments(
-                data=data_path,
-                model_config=config,
-                output_dir=output_dir,
-                segment_length=args.segment_length,
-                batch_size=args.batch_size,
-                eval_batch_size=args.eval_batch_size,
-                learning_rate=args.learning_rate,
-                warmup_ratio=args.warmup_ratio,
-                max_steps=args.max_steps,
-                val_check_interval=args.val_check_interval,
-                seed=seed,
-                accelerator="cpu",
-                devices=1,
-                no_progress_bar=args.no_progress_bar,
-            )
-            results[name].append(train_sorting.train(train_sorting.build_parser().parse_args(train_args)))
+    _, config, overrides = MODEL_CHOICES[key]
+    output_dir = Path(args.output_dir) / f"T{sequence_length}" / f"{key}-seed{seed}"
+    epochs = math.ceil(args.max_steps * args.batch_size / args.num_train)
+    train_args = train_sorting.build_parser().parse_args(
+        arguments(
+            data=data_path,
+            model_config=config,
+            output_dir=output_dir,
+            segment_length=args.segment_length,
+            batch_size=args.batch_size,
+            eval_batch_size=args.eval_batch_size,
+            learning_rate=args.learning_rate,
+            warmup_ratio=args.warmup_ratio,
+            max_steps=args.max_steps,
+            epochs=epochs,
+            val_check_interval=args.val_check_interval,
+            seed=seed,
+            accelerator="cpu",
+            devices=1,
+            no_progress_bar=args.no_progress_bar,
+        )
+        + [f"--config-override={field}={value}" for field, value in overrides.items()]
+    )
+    saved = None if args.retrain else _saved_run(output_dir, train_args)
+    if saved is not None:
+        print(f"== {key}, {sequence_length} symbols, seed {seed}: read back from {output_dir}", flush=True)
+        return saved
+    print(f"== training {key}, {sequence_length} symbols, seed {seed}", flush=True)
+    return train_sorting.train(train_args)
+
+
+def counting_rules(data_path: Path, segment_length: int) -> Dict[str, float]:
+    """Test accuracy of the counting rules: over the last segment only, and over the whole sequence."""
+    from .longseq_formers.data.sorting import counting_rule_accuracy, load_sorting_data
+
+    data = load_sorting_data(data_path)
+    return {
+        "count the last segment's symbols, then emit by count": counting_rule_accuracy(
+            data.test, data.sequence_length, data.vocab_size, segment_length
+        ),
+        "count the whole sequence, then emit by count": counting_rule_accuracy(
+            data.test, data.sequence_length, data.vocab_size
+        ),
+    }
+
+
+def run(args) -> Dict[int, Dict[str, List[Dict]]]:
+    """Every model with every seed at every prompt length; returns {length: {key: [results per seed]}}."""
+    results: Dict[int, Dict[str, List[Dict]]] = {}
+    for sequence_length in args.sequence_lengths:
+        data_path = make_data(args, sequence_length)
+        results[sequence_length] = {key: [] for key in args.models}
+        for seed in args.seeds:
+            for key in args.models:
+                results[sequence_length][key].append(train_one(args, key, data_path, sequence_length, seed))
     return results
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
-    results = run(args)
+def report(args, results: Dict[int, Dict[str, List[Dict]]]) -> str:
+    """One table per prompt length, with the counting rules beneath it."""
     from .summary import ComparisonRow, format_comparison
 
-    rows = [
-        ComparisonRow(
-            name,
-            [run["test"]["accuracy"] for run in runs],
-            runs[0]["parameters"],
-            sum(run["mean_step_seconds"] for run in runs) / len(runs),
+    baseline = MODEL_CHOICES[BASELINE if BASELINE in args.models else args.models[-1]][0]
+    sections = []
+    for sequence_length, by_model in results.items():
+        rows = [
+            ComparisonRow(
+                MODEL_CHOICES[key][0],
+                [run["test"]["accuracy"] for run in runs],
+                runs[0]["parameters"],
+                sum(run["mean_step_seconds"] for run in runs) / len(runs),
+            )
+            for key, runs in by_model.items()
+        ]
+        title = (
+            f"Sorting, {sequence_length} symbols from {args.vocab_size} ({sequence_length // args.segment_length}x "
+            f"the segment of {args.segment_length}), {args.max_steps} steps of batch {args.batch_size}: "
+            "test token accuracy of the last checkpoint"
         )
-        for name, runs in results.items()
-    ]
-    print(
-        f"\nSorting, {args.sequence_length} symbols from {args.vocab_size}, segments of {args.segment_length}, "
-        f"{args.max_steps} steps of batch {args.batch_size}: test token accuracy (last checkpoint)\n"
-    )
-    print(format_comparison(rows, args.seeds, "test accuracy", True, BASELINE, args.output_dir))
+        table = format_comparison(rows, args.seeds, "test accuracy", True, baseline, args.output_dir)
+        rules = counting_rules(make_data(args, sequence_length), args.segment_length)
+        lines = [f"  {name}: {accuracy:.4f}" for name, accuracy in rules.items()]
+        sections.append("\n".join([title, "", table, "", "Reference points on the same test set:", *lines]))
+    return "\n\n".join(sections)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    results = run(args)
+    print("\n" + report(args, results))
 
 
 if __name__ == "__main__":

@@ -75,5 +75,9 @@ def format_comparison(
             f"Better: {best.name}, by {abs(best.mean - reference):.4f} mean {metric} over {baseline} "
             f"({direction} is better; {len(seeds)} seed{'s' if len(seeds) > 1 else ''})."
         )
+        if len(seeds) > 1:
+            spread = max(stdev(best.values), stdev(by_name[baseline].values))
+            larger = "larger" if abs(best.mean - reference) > spread else "not larger"
+            verdict += f" The difference is {larger} than the seed spread (the larger std, {spread:.4f})."
     where = f"Outputs: {output_dir} (per run: results.json, checkpoints/, tensorboard/, model/)"
     return "\n".join([_table(header, body), "", verdict, where])

@@ -34,15 +34,11 @@ def build_parser():
 
 def train(args) -> Dict[str, Any]:
     """Trains, tests the last and the best checkpoints and writes results.json; returns its contents."""
-    from transformers import AutoConfig
-
     from .longseq_formers.task import SortingDataModule, SortingTask
-    from .longseq_formers.training import train_and_test
+    from .longseq_formers.training import load_model_config, train_and_test
 
     datamodule = SortingDataModule(args.data, args.batch_size, args.eval_batch_size, args.num_workers)
-    config = AutoConfig.from_pretrained(args.model_config, vocab_size=datamodule.model_vocab_size)
-    if args.segment_length > config.n_positions:
-        raise ValueError(f"--segment-length {args.segment_length} exceeds the model's n_positions {config.n_positions}")
+    config = load_model_config(args, vocab_size=datamodule.model_vocab_size)
 
     def make_task() -> SortingTask:
         return SortingTask(

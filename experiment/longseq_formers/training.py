@@ -15,8 +15,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from transformers import AutoConfig, PretrainedConfig
 
-from ..cli import interval, namespace_to_dict, parse_devices, show_progress_bar
+from ..cli import interval, namespace_to_dict, parse_devices, parse_overrides, show_progress_bar
 from .model.gpt2_weights import copy_gpt2_weights
 from .task.base import SegmentTask
 from .task.timing import StepTimer
@@ -78,6 +79,26 @@ def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataMo
     """The test metrics of one checkpoint, without the "test/" prefix."""
     metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
+
+
+def load_model_config(args: argparse.Namespace, **fields: Any) -> PretrainedConfig:
+    """The model configuration of ``--model-config`` with ``fields`` and then ``--config-override`` applied.
+
+    Raises:
+        ValueError: when an override names a field the configuration does not have, when a field is out of
+            range (the configuration's own checks), or when ``--segment-length`` exceeds the positions the model
+            has (``n_positions`` or ``max_segment_length``).
+    """
+    overrides = parse_overrides(getattr(args, "config_override", []) or [])
+    config = AutoConfig.from_pretrained(args.model_config)
+    unknown = sorted(field for field in overrides if not hasattr(config, field))
+    if unknown:
+        raise ValueError(f"--config-override names fields {unknown} that {config.model_type} configurations lack")
+    config = AutoConfig.for_model(**{**config.to_dict(), **fields, **overrides})  # validated on construction
+    positions = getattr(config, "n_positions", None) or getattr(config, "max_segment_length", None)
+    if positions is not None and args.segment_length > positions:
+        raise ValueError(f"--segment-length {args.segment_length} exceeds the model's {positions} positions")
+    return config
 
 
 def train_and_test(

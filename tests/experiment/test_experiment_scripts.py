@@ -70,21 +70,42 @@ def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp
     assert "test accuracy" in capsys.readouterr().out
 
 
-def test_run_sorting_prints_both_models_side_by_side(tmp_path, capsys):
-    run_sorting.main(
-        [
-            f"--output-dir={tmp_path}",
-            "--sequence-length=16",
-            "--segment-length=8",
-            "--vocab-size=4",
-            "--num-train=8",
-            "--num-dev=4",
-            "--num-test=4",
-            "--max-steps=2",
-            "--batch-size=4",
-            "--val-check-interval=2",
-        ]
+def run_sorting_args(tmp_path, *extra: str) -> list:
+    return [
+        f"--output-dir={tmp_path}",
+        "--sequence-lengths=16",
+        "--segment-length=8",
+        "--vocab-size=4",
+        "--num-train=8",
+        "--num-dev=4",
+        "--num-test=4",
+        "--max-steps=2",
+        "--batch-size=4",
+        "--val-check-interval=2",
+        "--eval-batch-size=4",
+        *extra,
+    ]
+
+
+def test_run_sorting_compares_every_model_and_reads_finished_runs_back(tmp_path, capsys):
+    run_sorting.main(run_sorting_args(tmp_path, "--seeds=1"))
+    output = capsys.readouterr().out
+    table = output.split("test token accuracy")[-1]
+    for name, _, _ in run_sorting.MODEL_CHOICES.values():
+        assert name in table
+    assert "vs Transformer" in table and "Better:" in table and f"Outputs: {tmp_path}" in table
+    assert (
+        "count the last segment's symbols" in table and "count the whole sequence, then emit by count: 1.0000" in table
     )
+    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.MODEL_CHOICES)
+
+    run_sorting.main(run_sorting_args(tmp_path, "--seeds=1", "--models", "memoria-erased", "transformer"))
+    again = capsys.readouterr().out
+    assert again.count("read back") == 2 and "== training" not in again
+    assert table.split("Memoria, erased every segment")[1].split()[0] in again  # the same accuracy
+
+
+def test_run_sorting_with_seeds_reports_their_spread(tmp_path, capsys):
+    run_sorting.main(run_sorting_args(tmp_path, "--seeds", "1", "2", "--models", "memoria-erased", "transformer"))
     table = capsys.readouterr().out.split("test token accuracy")[-1]
-    assert "Memoria Transformer" in table and "vs Transformer" in table
-    assert "Better:" in table and f"Outputs: {tmp_path}" in table
+    assert "std" in table and "seed 1" in table and "seed 2" in table

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from experiment.longseq_formers.data.sorting import (
+    counting_rule_accuracy,
     generate_sorting_data,
     generate_sorting_examples,
     load_sorting_data,
@@ -119,3 +120,22 @@ def test_dataset_labels_only_the_targets():
     assert item["labels"][labelled].tolist() == example[-6:].tolist()
     # the first target is predicted at the separator
     assert item["input_ids"][labelled.nonzero()[0]] == separator_id(6)
+
+
+def test_counting_rules_count_the_whole_sequence_or_only_the_separators_segment():
+    # T = 6, K = 3, segments of 4: the separator (input position 6) is in the segment [4, 8), which shows
+    # symbols 4 and 5 of the prompt only
+    example = torch.tensor([[0, 0, 0, 1, 2, 2, 3, 0, 2, 1]])  # counts 0:3, 2:2, 1:1 -> targets 0, 2, 1
+    assert counting_rule_accuracy(example, 6, 3) == 1.0
+    # the last segment shows two 2s: ranking 2, 0, 1; knowing the targets emitted so far, it predicts
+    # 2 (not 0), then 2 (0 emitted), then 1: 2 of 3
+    assert counting_rule_accuracy(example, 6, 3, segment_length=4) == pytest.approx(2 / 3)
+    # with segments of 3 the separator starts a segment: nothing to count, ranking 0, 1, 2: it predicts 0,
+    # then 1 (not 2), then 1: 2 of 3
+    assert counting_rule_accuracy(example, 6, 3, segment_length=3) == pytest.approx(2 / 3)
+    # a second example, targets 1, 2, 0; its last segment shows two 1s: ranking 1, 0, 2, predictions 1, 0, 0:
+    # 2 of 3, so (2 + 2) / 6 over both
+    both = torch.cat([example, torch.tensor([[2, 2, 0, 1, 1, 1, 3, 1, 2, 0]])])
+    assert counting_rule_accuracy(both, 6, 3, segment_length=4) == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match=r"\[N, 10\]"):
+        counting_rule_accuracy(example[:, :-1], 6, 3)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from experiment.longseq_formers.model.gpt2_segment import GPT2SegmentConfig, GPT2SegmentLMHeadModel, GPT2SegmentModel
@@ -108,8 +109,9 @@ def test_memory_without_abstractor_uses_the_hidden_states(new_memoria_model):
     assert outputs[-1].reminded_indices.size(1) > 0
 
 
-def test_gradients_reach_the_abstractor_and_both_cross_attentions(new_memoria_model):
-    model = new_memoria_model()
+@pytest.mark.parametrize("shared", [True, False])
+def test_gradients_reach_the_abstractor_and_the_memory_cross_attention(new_memoria_model, shared):
+    model = new_memoria_model(memoria_shared_memory_attention=shared)
     model.train()
     *earlier, last = segments(3)
     with torch.no_grad():
@@ -117,23 +119,74 @@ def test_gradients_reach_the_abstractor_and_both_cross_attentions(new_memoria_mo
             model(input_ids=x)
     model(input_ids=last).logits.logsumexp(-1).sum().backward()
     named = dict(model.named_parameters())
-    checked = [name for name in named if name.startswith("transformer.abstractor.") or "_attn." in name]
+    checked = [name for name in named if name.startswith("transformer.abstractor.") or ".memory_attn." in name]
     assert any(name.startswith("transformer.abstractor.") for name in checked)
     for layer in range(2):
-        assert f"transformer.h.{layer}.working_attn.q_proj.weight" in checked
-        assert f"transformer.h.{layer}.reminded_attn.kv_proj.weight" in checked
+        for module in range(1 if shared else 2):
+            assert f"transformer.h.{layer}.memory_attn.{module}.kv_proj.weight" in checked
+        assert f"transformer.h.{layer}.memory_attn.{1 if shared else 2}.q_proj.weight" not in named
     for name in checked:
         assert named[name].grad is not None and named[name].grad.abs().sum() > 0, name
 
 
-def test_lifespan_delta_shares_alpha_per_reminded_engram_and_skips_padding(new_memoria_model):
+def test_the_shared_memory_attention_is_one_module_read_twice(new_memoria_model):
+    shared, separate = new_memoria_model(), new_memoria_model(memoria_shared_memory_attention=False)
+    attention = shared.transformer.h[0].memory_attn[0]
+    per_attention = sum(p.numel() for p in attention.parameters())
+    assert shared.num_parameters() == separate.num_parameters() - 2 * per_attention
+
+    # the working-memory read and the reminded read both go through the one module
+    calls = []
+    attention.register_forward_hook(lambda module, args, output: calls.append(args[1].size(1)))
+    for x in segments(3):
+        shared(input_ids=x)
+    assert len(calls) == 6 and calls[4] > 0 and calls[5] > 0  # the third segment reads both kinds of memory
+
+
+def test_paper_lifespan_delta_is_the_mean_attention_times_padded_width_and_alpha(new_memoria_model):
     model = new_memoria_model(memoria_lifespan_extend_scale=2.0)
+    weights = []
+    for block in model.transformer.h:
+        block.memory_attn[0].register_forward_hook(lambda module, args, output: weights.append(output[1]))
+    for x in segments(4):
+        weights.clear()
+        output = model(input_ids=x)
+        if output.reminded_indices.size(1) == 0:
+            continue
+        real = output.reminded_indices >= 0
+        reminded_weights = torch.stack(weights[1::2])  # [Layers, B, H, L, R]: each block's second read
+        expected = reminded_weights.mean(dim=(0, 2, 3)) * real.size(1) * 2.0
+        torch.testing.assert_close(output.lifespan_delta, expected)
+        assert torch.all(output.lifespan_delta[~real] == 0)
+        # not renormalised: a row whose queries attend elsewhere too hands out less than alpha per engram
+        assert torch.all(output.lifespan_delta.sum(-1) <= real.size(1) * 2.0 + 1e-5)
+
+
+def test_renormalised_lifespan_delta_shares_alpha_per_reminded_engram(new_memoria_model):
+    model = new_memoria_model(memoria_lifespan_extend_scale=2.0, memoria_lifespan_delta="renormalised")
     outputs = [model(input_ids=x) for x in segments(5)]
     for output in outputs[2:]:
         real = output.reminded_indices >= 0
         assert real.any()
         assert torch.all(output.lifespan_delta[~real] == 0)
         torch.testing.assert_close(output.lifespan_delta.sum(-1), real.sum(-1).float() * 2.0)
+
+
+def test_bad_memoria_fields_are_refused_naming_the_field():
+    with pytest.raises(StrictDataclassClassValidationError, match="memoria_lifespan_delta"):
+        GPT2WithMemoriaConfig(memoria_lifespan_delta="halved")
+    with pytest.raises(StrictDataclassClassValidationError, match="memoria_reset_period"):
+        GPT2WithMemoriaConfig(memoria_reset_period=0)
+
+
+def test_erasing_every_segment_is_the_same_model_without_memory(new_memoria_model):
+    ablation, full = new_memoria_model(memoria_reset_period=1), new_memoria_model()
+    assert ablation.num_parameters() == full.num_parameters()
+    inputs = segments(4)
+    erased = run(ablation, inputs)
+    for x, logits in zip(inputs, erased):
+        torch.testing.assert_close(logits, run(new_memoria_model(), [x])[0])
+    assert not torch.allclose(erased[-1], run(full, inputs)[-1])
 
 
 def test_a_batch_of_another_size_needs_a_reset(new_memoria_model):
@@ -167,9 +220,21 @@ def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_g
     torch.testing.assert_close(target.wte.weight, source.wte.weight[:9])
     torch.testing.assert_close(target.wpe.weight, source.wpe.weight[:16])
     torch.testing.assert_close(target.ln_f.weight, source.ln_f.weight)
-    assert not any("working_attn" in name or "abstractor" in name for name in copied)
+    assert not any("memory_attn" in name or "abstractor" in name for name in copied)
 
     baseline = GPT2SegmentLMHeadModel(GPT2SegmentConfig(**{**tiny_gpt2_fields, "vocab_size": 12, "n_positions": 32}))
     copy_gpt2_weights(baseline, tmp_path)
     x = segments(1)[0]
     torch.testing.assert_close(baseline.eval()(input_ids=x).logits, gpt2.eval()(input_ids=x).logits)
+
+
+def test_the_small_sorting_configurations_have_parameter_counts_within_ten_percent():
+    import experiment.longseq_formers  # noqa: F401  (registers every model)
+    from experiment.run_sorting import MODELS
+
+    counts = {}
+    for name, (path, overrides) in MODELS.items():
+        config = AutoConfig.from_pretrained(path, vocab_size=21, **overrides)
+        counts[name] = AutoModelForCausalLM.from_config(config).num_parameters()
+    assert len(counts) == 7
+    assert max(counts.values()) <= 1.1 * min(counts.values()), counts

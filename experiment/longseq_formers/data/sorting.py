@@ -215,3 +215,39 @@ def load_sorting_data(path: Union[str, Path], sequence_length: Optional[int] = N
         sequence_length = len(first["prompt_ids"]) - 1
     splits = [_read_split(payload[name], name, path, sequence_length, vocab_size) for name in SPLITS]
     return SortingData(sequence_length, vocab_size, *splits)
+
+
+def counting_rule_accuracy(
+    examples: torch.Tensor, sequence_length: int, vocab_size: int, segment_length: Optional[int] = None
+) -> float:
+    """Token accuracy of the rule "emit the most frequent symbol not yet emitted" on the K target positions.
+
+    Counts (ties by first appearance, unseen symbols after in ascending id, as the targets are made) cover the
+    whole sequence when ``segment_length`` is None, which reproduces every target (accuracy 1.0); otherwise only
+    the symbols inside the segment that holds the separator, with segments cut from the start of the model's
+    input as the tasks cut them: what a model without memory can count. The targets emitted so far are known
+    to the rule as they are to a model trained with teacher forcing.
+
+    Args:
+        examples: shaped [N, T + 1 + K] (symbols, separator, targets).
+        sequence_length: T.
+        vocab_size: K.
+        segment_length: None, or the segment length.
+
+    Returns:
+        the fraction of the N * K target tokens the rule gets right.
+    """
+    expected_width = sequence_length + 1 + vocab_size
+    if examples.dim() != 2 or examples.size(1) != expected_width:
+        raise ValueError(f"examples must be shaped [N, {expected_width}], got {tuple(examples.shape)}")
+    start = 0 if segment_length is None else sequence_length - sequence_length % segment_length
+    correct = 0
+    for example in examples.numpy():
+        ranking = sort_by_frequency(example[start:sequence_length], vocab_size)  # [K]
+        targets = example[sequence_length + 1 :]  # [K]
+        emitted = set()
+        for target in targets:
+            prediction = next(symbol for symbol in ranking if symbol not in emitted)
+            correct += int(prediction == target)
+            emitted.add(int(target))
+    return correct / (examples.size(0) * vocab_size)

@@ -26,7 +26,14 @@ class GPT2WithMemoriaConfig(GPT2Config):
         memoria_lifespan_extend_scale: alpha, the scale of the lifespan each reminded engram earns from the
             attention it received (8 in the paper).
         memoria_reset_period: reset the memory on its own after this many segments; None: only when
-            ``reset_memory`` is called.
+            ``reset_memory`` is called. 1 erases the memory every segment: the memoryless ablation, with the
+            model and its parameters unchanged.
+        memoria_shared_memory_attention: one cross-attention module per block reads both the working memory and
+            the reminded memories, each read with its own LayerNorm (the paper's); false: a module for each.
+        memoria_lifespan_delta: "paper": the lifespan a reminded engram earns is its attention weight after
+            dropout, averaged over layers, heads and queries, times the padded reminded width and alpha;
+            "renormalised": that average renormalised over a row's real reminded engrams, times their count and
+            alpha.
         memoria_device: where Memoria keeps its engrams ("cpu", "cuda:0", ...); None: where the inputs are.
     """
 
@@ -41,3 +48,16 @@ class GPT2WithMemoriaConfig(GPT2Config):
     memoria_lifespan_extend_scale: float = 8.0
     memoria_reset_period: Optional[int] = None
     memoria_device: Optional[str] = None
+    memoria_shared_memory_attention: bool = True
+    memoria_lifespan_delta: str = "paper"
+
+    LIFESPAN_DELTAS = ("paper", "renormalised")
+
+    def validate_memoria(self) -> None:
+        """Raises ValueError naming the field when a Memoria field is out of range."""
+        if self.memoria_lifespan_delta not in self.LIFESPAN_DELTAS:
+            raise ValueError(
+                f"memoria_lifespan_delta must be one of {self.LIFESPAN_DELTAS}, got {self.memoria_lifespan_delta!r}"
+            )
+        if self.memoria_reset_period is not None and self.memoria_reset_period < 1:
+            raise ValueError(f"memoria_reset_period must be None or at least 1, got {self.memoria_reset_period}")

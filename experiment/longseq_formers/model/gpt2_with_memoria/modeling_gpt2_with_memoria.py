@@ -4,13 +4,18 @@ For each segment the model
   1. makes working memory: the Abstractor's summary of the previous segment's final hidden states, which are
      detached (or those hidden states themselves when ``memoria_num_memories`` is None);
   2. hands a detached copy to Memoria and gets back the reminded engrams;
-  3. runs every block: causal self-attention, cross-attention to the working memory, cross-attention to the
-     reminded engrams (padding indices masked), then the MLP;
+  3. runs every block: causal self-attention, a memory cross-attention to the working memory, the same
+     cross-attention module again to the reminded engrams (padding indices masked; each read has its own
+     LayerNorm), then the MLP;
   4. gives each reminded engram lifespan from the attention it received, and keeps its final hidden states for
      the next segment.
 
+That is the paper's architecture. ``memoria_shared_memory_attention: false`` gives each read its own
+cross-attention module, and ``memoria_lifespan_delta: "renormalised"`` the renormalised lifespan delta (see
+:meth:`GPT2WithMemoriaModel._lifespan_delta`).
+
 Gradients stop at segment boundaries (the hidden states the Abstractor reads are detached) but reach the
-Abstractor and both cross-attentions through the current segment's loss.
+Abstractor and the memory cross-attention through the current segment's loss.
 """
 
 import math
@@ -115,7 +120,8 @@ class MemoryCrossAttention(nn.Module):
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Attends every position to the memories that ``memory_mask`` keeps.
 
-        A row with no memory kept gets zero output and zero weights.
+        A row with no memory kept gets zero output and zero weights. The weights returned are the ones the
+        values were averaged with: after attention dropout (in training mode).
 
         Args:
             hidden: queries shaped [BatchSize, SegmentLength, HiddenDim].
@@ -142,7 +148,8 @@ class MemoryCrossAttention(nn.Module):
         # a row whose memories are all masked would spread its weight uniformly over padding: zero it instead
         weights = scores.softmax(dim=-1) * keep
 
-        attended = (self.attn_dropout(weights) @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
+        weights = self.attn_dropout(weights)
+        attended = (weights @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
         has_memory = memory_mask.any(dim=-1)[:, None, None]  # [B, 1, 1]
         return self.resid_dropout(self.c_proj(attended)) * has_memory, weights
 
@@ -164,16 +171,20 @@ class MLP(nn.Module):
 
 
 class GPT2WithMemoriaBlock(nn.Module):
-    """A GPT-2 block with two extra cross-attentions: to working memory and to reminded memories."""
+    """A GPT-2 block that also reads the working memory and the reminded memories by cross-attention.
+
+    ``memory_attn`` holds one cross-attention module used for both reads (the paper's), or two (working memory
+    first, then reminded) when ``memoria_shared_memory_attention`` is false.
+    """
 
     def __init__(self, config: GPT2WithMemoriaConfig) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.attn = CausalSelfAttention(config)
         self.ln_working = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.working_attn = MemoryCrossAttention(config)
         self.ln_reminded = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.reminded_attn = MemoryCrossAttention(config)
+        num_memory_attentions = 1 if config.memoria_shared_memory_attention else 2
+        self.memory_attn = nn.ModuleList([MemoryCrossAttention(config) for _ in range(num_memory_attentions)])
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = MLP(config)
 
@@ -185,7 +196,7 @@ class GPT2WithMemoriaBlock(nn.Module):
         reminded: torch.Tensor,
         reminded_mask: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Runs self-attention, the two memory cross-attentions and the MLP, each as a pre-norm residual step.
+        """Runs self-attention, the two memory reads and the MLP, each as a pre-norm residual step.
 
         Args:
             hidden: shaped [BatchSize, SegmentLength, HiddenDim].
@@ -199,9 +210,10 @@ class GPT2WithMemoriaBlock(nn.Module):
             reminded memories shaped [BatchSize, NumHeads, SegmentLength, NumReminded].
         """
         hidden = hidden + self.attn(self.ln_1(hidden))
-        working_out, _ = self.working_attn(self.ln_working(hidden), working_memory, working_memory_mask)
+        working_attn, reminded_attn = self.memory_attn[0], self.memory_attn[-1]
+        working_out, _ = working_attn(self.ln_working(hidden), working_memory, working_memory_mask)
         hidden = hidden + working_out
-        reminded_out, reminded_weights = self.reminded_attn(self.ln_reminded(hidden), reminded, reminded_mask)
+        reminded_out, reminded_weights = reminded_attn(self.ln_reminded(hidden), reminded, reminded_mask)
         hidden = hidden + reminded_out
         hidden = hidden + self.mlp(self.ln_2(hidden))
         return hidden, reminded_weights
@@ -229,6 +241,7 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
     """
 
     def __init__(self, config: GPT2WithMemoriaConfig) -> None:
+        config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
@@ -361,10 +374,14 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
 
     @torch.no_grad()
     def _lifespan_delta(self, attention_to_reminded: List[torch.Tensor], reminded_mask: torch.Tensor) -> torch.Tensor:
-        """Lifespan each reminded engram earns: its share of the attention, times their count, times alpha.
+        """Lifespan each reminded engram earns from the attention it received.
 
-        The share is the attention weight averaged over layers, heads and query positions, normalised to sum
-        to 1 over a row's real reminded engrams; padding gets 0.
+        The attention weight (after dropout) averaged over layers, heads and query positions, then
+          - "paper" (``memoria_lifespan_delta``, the paper's): times the padded reminded width NumReminded and
+            alpha, not renormalised, so a row whose queries also attend elsewhere hands out less lifespan;
+          - "renormalised": normalised to sum to 1 over a row's real reminded engrams, times their count and
+            alpha, so every row hands out alpha per real reminded engram.
+        Padding gets 0 in both.
 
         Args:
             attention_to_reminded: one weight tensor per layer, each shaped [BatchSize, NumHeads, SegmentLength,
@@ -375,6 +392,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
             shaped [BatchSize, NumReminded], float32.
         """
         attention = torch.stack(attention_to_reminded).float().mean(dim=(0, 2, 3)) * reminded_mask  # [B, R]
+        if self.config.memoria_lifespan_delta == "paper":
+            return attention * reminded_mask.size(1) * self.config.memoria_lifespan_extend_scale
         share = attention / attention.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(attention.dtype).tiny)
         num_reminded = reminded_mask.sum(dim=-1, keepdim=True)  # [B, 1]
         return share * num_reminded * self.config.memoria_lifespan_extend_scale
