@@ -15,7 +15,6 @@ from typing import Any, Dict, Iterator, Optional
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 SNAPSHOT_PACKAGES = ("memoria", "benchmarks", "tools")

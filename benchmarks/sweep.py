@@ -7,7 +7,8 @@ lifespan long enough that nothing dies, so memory can be grown to a chosen size:
 fills memory in large chunks of working engrams (adjusted with nothing reminded, so they become short-term and the
 overflow long-term), then times full steps. An implementation stops growing when its next point is predicted (from
 its last one, scaling as N^2) to exceed the time or memory cap, or when a point fails; the JSON records where and
-why. Writes ``benchmarks/results/sweep-DEVICE.json`` and a log-log plot ``sweep-DEVICE.png``.
+why. Writes ``outputs/benchmarks/sweep-DEVICE.json`` and a log-log plot ``sweep-DEVICE.png`` (``--json`` for
+another path).
 """
 
 import argparse
@@ -19,8 +20,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from benchmarks.harness import RESULTS_DIR, machine, mib, run_worker, source_fingerprint, source_snapshot
-from benchmarks.run import IMPLEMENTATIONS
+from benchmarks.harness import machine, mib, run_worker, source_fingerprint, source_snapshot
+from benchmarks.run import IMPLEMENTATIONS, OUTPUT_DIR
 from benchmarks.settings import SETTINGS
 
 LIFESPAN = 1_000_000
@@ -54,7 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="skip sizes predicted to peak higher (default: 12 on CPU, " "80%% of the GPU's memory on CUDA)",
     )
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds allowed per point (process)")
-    parser.add_argument("--json", type=Path, default=None, help="output (default benchmarks/results/sweep-DEVICE.json)")
+    parser.add_argument("--json", type=Path, default=None, help="output (default outputs/benchmarks/sweep-DEVICE.json)")
     args = parser.parse_args(argv)
     if args.max_memory_gib is None:
         if args.device.startswith("cuda"):
@@ -228,7 +229,7 @@ def plot(report: Dict[str, Any], path: Path) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the sweep, print the table, write the JSON and the plot."""
     args = parse_args(argv)
-    output = args.json or RESULTS_DIR / f"sweep-{args.device.split(':')[0]}.json"
+    output = args.json or OUTPUT_DIR / f"sweep-{args.device.split(':')[0]}.json"
     report = sweep(args, output)
     print()
     print(format_table(report))

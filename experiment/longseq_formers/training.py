@@ -16,6 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
+from transformers.utils import logging as transformers_logging
 
 from ..cli import interval, namespace_to_dict, parse_devices, parse_overrides, show_progress_bar
 from .model.gpt2_weights import copy_gpt2_weights
@@ -31,7 +32,9 @@ QUIET_WARNINGS = (
 
 
 def quiet_lightning() -> None:
-    """Silences Lightning's tips and hardware banners and the warnings that do not apply to these runs."""
+    """Silences Lightning's tips and hardware banners, transformers' progress bars for saving and loading a small
+    model, and the warnings that do not apply to these runs."""
+    transformers_logging.disable_progress_bar()
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for message in QUIET_WARNINGS:

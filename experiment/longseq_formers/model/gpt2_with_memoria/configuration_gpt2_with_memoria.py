@@ -5,6 +5,8 @@ from typing import Optional
 from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config
 
+from memoria.memoria import MODES
+
 
 @strict
 class GPT2WithMemoriaConfig(GPT2Config):
@@ -35,6 +37,10 @@ class GPT2WithMemoriaConfig(GPT2Config):
             "renormalised": that average renormalised over a row's real reminded engrams, times their count and
             alpha.
         memoria_device: where Memoria keeps its engrams ("cpu", "cuda:0", ...); None: where the inputs are.
+        memoria_mode: "reference" (memoria-pytorch 1.0.0's behaviour, engram for engram) or "paper" (the
+            algorithm as the paper describes it, without 1.0.0's quirks); see ``Memoria``.
+        memoria_keep_history: record every engram's history (``model.transformer.memoria.histories``, one per
+            row, cleared by ``reset_memory``) for engram analysis; slower, off for training.
     """
 
     model_type = "gpt2_with_memoria"
@@ -48,6 +54,8 @@ class GPT2WithMemoriaConfig(GPT2Config):
     memoria_lifespan_extend_scale: float = 8.0
     memoria_reset_period: Optional[int] = None
     memoria_device: Optional[str] = None
+    memoria_mode: str = "reference"
+    memoria_keep_history: bool = False
     memoria_shared_memory_attention: bool = True
     memoria_lifespan_delta: str = "paper"
 
@@ -55,6 +63,8 @@ class GPT2WithMemoriaConfig(GPT2Config):
 
     def validate_memoria(self) -> None:
         """Raises ValueError naming the field when a Memoria field is out of range."""
+        if self.memoria_mode not in MODES:
+            raise ValueError(f"memoria_mode must be one of {MODES}, got {self.memoria_mode!r}")
         if self.memoria_lifespan_delta not in self.LIFESPAN_DELTAS:
             raise ValueError(
                 f"memoria_lifespan_delta must be one of {self.LIFESPAN_DELTAS}, got {self.memoria_lifespan_delta!r}"

@@ -260,6 +260,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
             initial_lifespan=config.memoria_initial_lifespan,
             num_final_ltms=config.memoria_num_reminded_ltm,
             device=config.memoria_device,
+            mode=config.memoria_mode,
+            keep_history=config.memoria_keep_history,
         )
         self._previous_hidden: Optional[torch.Tensor] = None  # [B, L, D], detached
         self._stale_rows: Optional[torch.Tensor] = None  # [B] bool: rows reset since the previous segment
