@@ -81,7 +81,8 @@ def build_trainer(
 
 def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
     """The test metrics of one checkpoint, without the "test/" prefix."""
-    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
+    # the run's own checkpoints (they hold hyper-parameters, not only tensors), so weights_only=False
+    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=False)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
 
 
@@ -132,7 +133,7 @@ def train_and_test(
         print(f"copied {len(copied)} parameters from {args.gpt2_checkpoint}")
     timer = StepTimer()
     trainer, checkpoints = build_trainer(args, task, [timer])
-    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from, weights_only=False)
     # ModelCheckpoint writes last.ckpt when it validates, so it holds the final weights only when training ends on
     # a validation: save those explicitly and test them.
     final_checkpoint = str(output_dir / "checkpoints" / "final.ckpt")
