@@ -228,6 +228,9 @@ class Engrams:
     def select(self, indices: torch.Tensor) -> "Engrams":
         """The engrams at ``indices`` [BatchSize, K], in that order (repeats repeat; -1 reads as padding)."""
         indices = self._check_indices("indices", indices)
+        if self.memory_length == 0:  # every index is -1: all padding
+            padding = torch.zeros(self.batch_size, 1, self.hidden_dim, device=self.data.device)
+            return Engrams(padding, track_age=self.track_age, track_engram_id=self.track_engram_id).select(indices)
         valid = indices >= 0  # [B, K]
         index = indices.clamp(min=0)
         counts = self.induce_counts.gather(1, index[:, :, None].expand(-1, -1, self.memory_length))  # [B, K, N]

@@ -32,18 +32,20 @@ class Memoria:
     ``Memoria`` is not an ``nn.Module``: it has no parameters, and its state (the engrams) is saved with
     :meth:`state_dict` / :meth:`load_state_dict` and moved with :meth:`to`.
 
+    The first six arguments may be passed by position, in memoria-pytorch 1.0.0's order; the rest are keyword-only.
+
     Args:
         num_reminded_stm: STM engrams recalled per step and row.
         stm_capacity: the most STM engrams a row keeps; the oldest beyond it become LTM.
         ltm_search_depth: steps of each LTM graph walk.
         initial_lifespan: lifespan of a new engram.
         num_final_ltms: LTM engrams returned per step and row.
+        device: where engrams live; by default the device of the first input. Checked now: "cuda" on a machine
+            without CUDA raises ``ValueError``.
         track_age: keep :attr:`EngramStore.age`.
         track_id: keep :attr:`EngramStore.engram_ids` (forced on by ``keep_history``). ``track_engram_id`` (the
             name :class:`Engrams` uses) is accepted as a synonym.
         keep_history: record every step in one :class:`HistoryManager` per batch row (:attr:`histories`).
-        device: where engrams live; by default the device of the first input. Checked now: "cuda" on a machine
-            without CUDA raises ``ValueError``.
         similarity: "gaussian" (default, the paper's kernel ranked in log space), "l2", "cosine", or a callable
             ``f(working [B, W, D], keys [B, S, D]) -> [B, W, S]``.
         mode: "reference" (default) reproduces memoria-pytorch 1.0.0 engram for engram, quirks included;
@@ -59,10 +61,11 @@ class Memoria:
         ltm_search_depth: int,
         initial_lifespan: float,
         num_final_ltms: int,
+        device: Optional[Union[str, torch.device]] = None,
+        *,
         track_age: bool = False,
         track_id: bool = False,
         keep_history: bool = False,
-        device: Optional[Union[str, torch.device]] = None,
         similarity: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = "gaussian",
         mode: str = "reference",
         max_ltm_per_row: Optional[int] = None,
@@ -70,6 +73,11 @@ class Memoria:
     ) -> None:
         if track_engram_id is not None:
             track_id = track_id or track_engram_id
+        if isinstance(device, bool):
+            raise TypeError(
+                "device must be a str or torch.device, got a bool: the sixth positional argument is device, as in "
+                "memoria-pytorch 1.0.0; pass track_age, track_id and keep_history by keyword"
+            )
         _check_count("num_reminded_stm", num_reminded_stm, minimum=0)
         _check_count("stm_capacity", stm_capacity, minimum=1)
         _check_count("ltm_search_depth", ltm_search_depth, minimum=0)
