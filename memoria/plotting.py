@@ -25,6 +25,7 @@ TYPE_COLOURS = {"WORKING": "#f28e2b", "SHORTTERM": "#4e79a7", "LONGTERM": "#59a1
 TYPE_LABELS = {"WORKING": "new (working memory)", "SHORTTERM": "short-term", "LONGTERM": "long-term"}
 BAND_BOTTOM = {"LONGTERM": 0.0, "SHORTTERM": 1.25}  # each type's band is 1 high
 REMINDED_EDGE = "#d62728"
+AREA_PER_LIFESPAN, LIFESPAN_SHOWN = 16.0, (0.5, 25.0)  # marker area = 16 x lifespan clipped to [0.5, 25]
 
 _MEASURE_TITLES = {
     "reminder_rate": "reminders per step alive",
@@ -249,7 +250,7 @@ def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, slot
         axis.scatter(
             positions[:, 0],
             positions[:, 1],
-            s=10 * np.clip(lifespans, 0.3, 30),
+            s=AREA_PER_LIFESPAN * np.clip(lifespans, *LIFESPAN_SHOWN),
             c=[TYPE_COLOURS[kind] for kind in kinds],
             edgecolors=np.where(reminded, REMINDED_EDGE, "black").tolist(),
             linewidths=np.where(reminded, 1.6, 0.3),

@@ -16,7 +16,14 @@ from memoria.analysis import (  # noqa: E402
     serial_position_curve,
     shuffle_creation_times,
 )
-from memoria.plotting import animate_history, plot_engrams, plot_lag_crp, plot_serial_position  # noqa: E402
+from memoria.plotting import (  # noqa: E402
+    AREA_PER_LIFESPAN,
+    LIFESPAN_SHOWN,
+    animate_history,
+    plot_engrams,
+    plot_lag_crp,
+    plot_serial_position,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +93,8 @@ def test_engram_frame_draws_every_alive_engram_at_its_creation_step(histories):
     assert xs.tolist() == [history.engram_creation_times[i] for i in alive]
     # marker area follows lifespan
     lifespans = np.array([history.summaries[step].engrams[i].lifespan for i in alive])
-    np.testing.assert_allclose(points.get_sizes(), 10 * np.clip(lifespans, 0.3, 30))
+    np.testing.assert_allclose(points.get_sizes(), AREA_PER_LIFESPAN * np.clip(lifespans, *LIFESPAN_SHOWN))
+    assert len(np.unique(lifespans)) > 1
     # reminded engrams (fired at this step, created before it) get the thick outline
     fired = {f.engram_id for f in history.firings_per_time[step]}
     reminded = [i in fired and history.engram_creation_times[i] < step for i in alive]
