@@ -25,6 +25,8 @@ setup(
             "recurrent-memory-transformer-pytorch==0.7.0",
         ],
         "benchmark": ["matplotlib>=3.8"],
+        "analysis": ["numpy>=1.24,<3", "matplotlib>=3.8,<4", "pillow>=10,<14"],
+        "notebook": ["nbclient>=0.10,<1", "nbformat>=5.10,<6", "ipykernel>=6.29,<8"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
