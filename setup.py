@@ -23,6 +23,7 @@ setup(
             "numpy>=1.24",
             "x-transformers==2.31.10",
             "recurrent-memory-transformer-pytorch==0.7.0",
+            "tokenizers>=0.22,<0.24",
         ],
         "benchmark": ["matplotlib>=3.8"],
     },

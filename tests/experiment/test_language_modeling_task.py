@@ -7,6 +7,7 @@ import random
 import re
 import zipfile
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -326,3 +327,50 @@ def test_run_language_modeling_compares_and_reads_finished_runs_back(gutenberg, 
     assert "test perplexity" in printed and "Better:" in printed and "vs Transformer" in printed
     run_language_modeling.main(args)
     assert printed.count("== training") == 2 and capsys.readouterr().out.count("read back") == 2
+
+
+class RecordRank(L.Callback):
+    """Saves each process's first training batch and final weights to ``directory``/rank<r>.pt."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.first = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if self.first is None:
+            self.first = batch["input_ids"].clone()
+
+    def on_train_end(self, trainer, module) -> None:
+        weights = {name: value.detach().clone() for name, value in module.state_dict().items()}
+        torch.save({"first": self.first, "weights": weights}, f"{self.directory}/rank{trainer.global_rank}.pt")
+
+
+def test_ddp_ranks_read_different_streams_and_end_with_identical_weights(tmp_path):
+    rng = np.random.default_rng(4)
+    splits = {split: [rng.integers(0, 20, size=400)] for split in ("train", "valid", "test")}
+    datamodule = LanguageModelingDataModule(splits, 2, 2, 4, segments_per_batch=2)
+    torch.manual_seed(0)
+    task = LanguageModelingTask(TINY_XL, segment_length=4, learning_rate=1e-2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[RecordRank(str(tmp_path))],
+    )
+    trainer.fit(task, datamodule=datamodule)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    windows = make_windows(splits["train"], 4, 8)
+    for rank in range(2):
+        assert ranks[rank]["first"].tolist() == windows.input_ids[0, rank::2].tolist()
+    assert ranks[0]["first"].tolist() != ranks[1]["first"].tolist()
+    torch.manual_seed(0)
+    initial = LanguageModelingTask(TINY_XL, segment_length=4).state_dict()  # the weights training started from
+    for name, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][name]), name
+    assert any(not torch.equal(value, initial[name]) for name, value in ranks[0]["weights"].items())  # it trained
