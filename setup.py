@@ -24,6 +24,7 @@ setup(
             "x-transformers==2.31.10",
             "recurrent-memory-transformer-pytorch==0.7.0",
             "tokenizers>=0.22,<0.24",
+            "datasets>=4,<5",
         ],
         "benchmark": ["matplotlib>=3.8"],
     },

@@ -161,9 +161,13 @@ def test_saved_dataset_layouts(tmp_path):
         str(tmp_path / "pg")
     )
     assert load_pg19(tmp_path / "pg") == {"train": ["b1", "b2"], "valid": ["v"], "test": ["t"]}
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"body": ["x"]})}).save_to_disk(str(tmp_path / "bad"))
+    wrong_column = {k: datasets.Dataset.from_dict({"body": v}) for k, v in books.items()}
+    datasets.DatasetDict(wrong_column).save_to_disk(str(tmp_path / "column"))
+    with pytest.raises(ValueError, match="not 'text'"):
+        load_saved_dataset(tmp_path / "column")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["x"]})}).save_to_disk(str(tmp_path / "split"))
     with pytest.raises(ValueError, match="expected one of"):
-        load_saved_dataset(tmp_path / "bad")
+        load_saved_dataset(tmp_path / "split")
 
 
 # ---- tokenisers ----------------------------------------------------------------------------------------------------
