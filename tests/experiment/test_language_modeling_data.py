@@ -149,6 +149,7 @@ def test_saved_dataset_errors_without_dataset_dict(tmp_path):
 
 def test_saved_dataset_layouts(tmp_path):
     datasets = pytest.importorskip("datasets")
+    datasets.disable_progress_bars()
     lines = (ARTICLE_A + ARTICLE_B).splitlines()
     rows = {"train": lines, "validation": lines[:4], "test": lines[4:]}
     datasets.DatasetDict({k: datasets.Dataset.from_dict({"text": v}) for k, v in rows.items()}).save_to_disk(
