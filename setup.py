@@ -23,6 +23,8 @@ setup(
             "numpy>=1.24",
             "x-transformers==2.31.10",
             "recurrent-memory-transformer-pytorch==0.7.0",
+            "tokenizers>=0.22,<0.24",
+            "datasets>=4,<5",
         ],
         "benchmark": ["matplotlib>=3.8"],
         "analysis": ["numpy>=1.24,<3", "matplotlib>=3.8,<4", "pillow>=10,<14"],
