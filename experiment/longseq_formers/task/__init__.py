@@ -1,5 +1,6 @@
 """Lightning tasks: the shared segment loop (``base``) and each experiment's task."""
 
 from .base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
+from .classification import ClassificationDataModule, ClassificationTask
 from .sorting import SortingDataModule, SortingTask
 from .timing import StepTimer
