@@ -85,7 +85,7 @@ def read_semeval(articles_path: Union[str, Path], ground_truth_path: Union[str, 
             raise ValueError(f"{articles_path}: article {position} has no id attribute")
         if article_id not in truth:
             raise ValueError(f"{ground_truth_path} has no label for article id {article_id} of {articles_path}")
-        body = " ".join("".join(article.itertext()).split())
+        body = " ".join(" ".join(article.itertext()).split())  # a space at every element, as html_to_text
         label = label_index(LABELS, truth[article_id].lower(), f"{ground_truth_path}: article {article_id}")
         documents.append(Document(article_id, _document_text(article.attrib.get("title", ""), body), label))
     if not documents:
