@@ -51,12 +51,12 @@ def build_parser():
     parser.add_argument("--segments", type=int, default=8, help="segments read per document")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the split of plays")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="training seeds")
-    parser.add_argument("--max-steps", type=int, default=160)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--eval-batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--warmup-ratio", type=float, default=0.06)
-    parser.add_argument("--val-check-interval", type=int, default=80)
+    parser.add_argument("--val-check-interval", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="smoke test: " + ", ".join(map(str, QUICK.items())))
     parser.add_argument("--retrain", action="store_true", help="train again even where results.json exists")
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the progress bars")
@@ -113,7 +113,7 @@ def train_one(args, key: str, data_path: Path, tokenizer_dir: Path, seed: int) -
 
     _, config, overrides, extra = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"{key}-seed{seed}"
-    options = dict(max_segments=args.segments, **extra)
+    options = {"max_segments": args.segments, **extra}
     train_args = train_classification.build_parser().parse_args(
         arguments(
             dataset="json",
