@@ -10,7 +10,7 @@ otherwise write the file and return its ``Path``.
 """
 
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +25,7 @@ TYPE_COLOURS = {"WORKING": "#f28e2b", "SHORTTERM": "#4e79a7", "LONGTERM": "#59a1
 TYPE_LABELS = {"WORKING": "new (working memory)", "SHORTTERM": "short-term", "LONGTERM": "long-term"}
 BAND_BOTTOM = {"LONGTERM": 0.0, "SHORTTERM": 1.25}  # each type's band is 1 high
 REMINDED_EDGE = "#d62728"
-AREA_PER_LIFESPAN, LIFESPAN_SHOWN = 16.0, (0.5, 25.0)  # marker area = 16 x lifespan clipped to [0.5, 25]
+SMALLEST_MARKER = 0.05  # the smallest marker, as a fraction of the largest's area
 
 _MEASURE_TITLES = {
     "reminder_rate": "reminders per step alive",
@@ -179,10 +179,28 @@ def plot_lag_crp(
 
 
 # ------------------------------------------------------------------------------------------ engrams
-def _slots_per_step(history: HistoryManager) -> int:
-    """The most engrams created in one step: the height a band needs."""
+class _Canvas(NamedTuple):
+    """What every frame of one history shares, so that frames line up."""
+
+    slots: int  # the most engrams created in one step: the height a band is divided into
+    horizon: int  # creation steps on the x axis
+    longest: float  # the longest lifespan of any engram at any step: drawn at the largest marker
+    largest_area: float  # marker area (points^2) of the longest lifespan: fills a slot
+
+
+def _canvas(history: HistoryManager) -> _Canvas:
     counts = np.bincount(np.fromiter(history.engram_creation_times.values(), dtype=np.int64))
-    return max(int(counts.max()), 1)
+    slots = max(int(counts.max()), 1)
+    longest = max((e.lifespan for s in history.summaries for e in s.engrams.values()), default=1.0)
+    band_points = 90.0  # a band is about 90 points high in the 8 x 4 inch figure
+    return _Canvas(slots, len(counts), max(float(longest), 1e-6), (0.9 * band_points / slots) ** 2)
+
+
+def _marker_areas(lifespans: np.ndarray, canvas: _Canvas) -> np.ndarray:
+    """Marker area (points^2) per engram: log(1 + lifespan), scaled so that the longest lifespan of the history
+    fills a slot (lifespans are heavy-tailed: a linear scale would shrink most engrams to dots)."""
+    scaled = np.log1p(np.maximum(np.asarray(lifespans, dtype=np.float64), 0.0)) / np.log1p(canvas.longest)
+    return canvas.largest_area * np.clip(scaled, SMALLEST_MARKER, 1.0)
 
 
 def _layout(history: HistoryManager, step: int, slots: int):
@@ -232,25 +250,25 @@ def _arc(start: np.ndarray, end: np.ndarray, points: int = 16) -> np.ndarray:
     return (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
 
 
-def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, slots: int, horizon: int) -> None:
+def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, canvas: _Canvas) -> None:
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    ids, positions, kinds, lifespans = _layout(history, step, slots)
+    ids, positions, kinds, lifespans = _layout(history, step, canvas.slots)
     where = {engram_id: index for index, engram_id in enumerate(ids)}
     links = [link for link in _strongest_links(history, step, max_links) if link[0] in where and link[1] in where]
     if links:
         arcs = [_arc(positions[where[a]], positions[where[b]]) for a, b, _, _ in links]
-        alphas = [0.15 + 0.65 * weight for _, _, _, weight in links]
-        colours = [(0.3, 0.3, 0.3, alpha) for alpha in alphas]
-        axis.add_collection(LineCollection(arcs, colors=colours, linewidths=0.8, zorder=1))
+        colours = [(0.25, 0.25, 0.25, 0.2 + 0.6 * weight) for _, _, _, weight in links]
+        widths = [0.5 + 1.5 * weight for _, _, _, weight in links]
+        axis.add_collection(LineCollection(arcs, colors=colours, linewidths=widths, zorder=1))
     fired = {f.engram_id for f in history.firings_per_time[step]}
     reminded = np.array([i in fired and history.engram_creation_times[i] < step for i in ids], dtype=bool)
     if ids:
         axis.scatter(
             positions[:, 0],
             positions[:, 1],
-            s=AREA_PER_LIFESPAN * np.clip(lifespans, *LIFESPAN_SHOWN),
+            s=_marker_areas(lifespans, canvas),
             c=[TYPE_COLOURS[kind] for kind in kinds],
             edgecolors=np.where(reminded, REMINDED_EDGE, "black").tolist(),
             linewidths=np.where(reminded, 1.6, 0.3),
@@ -262,10 +280,10 @@ def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, slot
         f"{counts['LONGTERM']} long-term, {int(reminded.sum())} reminded",
         fontsize=10,
     )
-    axis.set_xlim(-0.7, horizon - 0.3)
+    axis.set_xlim(-0.7, canvas.horizon - 0.3)
     axis.set_ylim(-0.15, BAND_BOTTOM["SHORTTERM"] + 1.15)
     axis.set_yticks([0.5, BAND_BOTTOM["SHORTTERM"] + 0.5], ["long-term", "short-term"])
-    axis.set_xlabel(f"creation step (marker area = lifespan; arcs = the {max_links} most co-fired pairs)")
+    axis.set_xlabel(f"creation step (marker area: log(1 + lifespan); arcs: the {max_links} most co-fired pairs)")
     handles = [
         Line2D([], [], marker="o", linestyle="", color=colour, markeredgecolor="black", label=TYPE_LABELS[kind])
         for kind, colour in TYPE_COLOURS.items()
@@ -273,7 +291,7 @@ def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, slot
     handles.append(
         Line2D([], [], marker="o", linestyle="", color="white", markeredgecolor=REMINDED_EDGE, label="reminded")
     )
-    axis.legend(handles=handles, fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
+    axis.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def _check_history(history: HistoryManager) -> None:
@@ -293,9 +311,9 @@ def plot_engrams(
     """One row's engrams after ``step``: the frame :func:`animate_history` draws for that step.
 
     Each engram sits at x = its creation step, in the band of its type (long-term below, short-term above; the
-    working memory created at this step in its own colour), with marker area proportional to its lifespan and a
+    working memory created at this step in its own colour), with marker area growing with its lifespan and a
     red outline when it was reminded at this step; arcs join the ``max_links`` pairs that fired together most
-    often, more opaque the higher their conditional firing probability.
+    often, more opaque and thicker the higher their conditional firing probability.
 
     Args:
         history: a recorded :class:`~memoria.history.HistoryManager` (``Memoria(..., keep_history=True)``).
@@ -308,8 +326,7 @@ def plot_engrams(
     if not 0 <= step < history.timestep:
         raise ValueError(f"step must lie in [0, {history.timestep}), got {step}")
     figure = _new_figure((8.0, 4.0))
-    horizon = max(history.engram_creation_times.values()) + 1
-    _draw_engrams(figure.subplots(), history, step, max_links, _slots_per_step(history), horizon)
+    _draw_engrams(figure.subplots(), history, step, max_links, _canvas(history))
     figure.tight_layout()
     return _finish(figure, path, dpi)
 
@@ -351,13 +368,13 @@ def animate_history(
     except ImportError as error:  # pragma: no cover - exercised only without pillow
         raise ImportError("animate_history needs pillow: pip install 'memoria-pytorch[analysis]'") from error
 
-    slots, horizon = _slots_per_step(history), max(history.engram_creation_times.values()) + 1
+    canvas = _canvas(history)
     figure = _new_figure((8.0, 4.0), dpi)
     axis = figure.subplots()
     frames = []
     for step in steps:
         axis.clear()
-        _draw_engrams(axis, history, step, max_links, slots, horizon)
+        _draw_engrams(axis, history, step, max_links, canvas)
         figure.tight_layout()
         figure.canvas.draw()
         rgb = Image.fromarray(np.asarray(figure.canvas.buffer_rgba())).convert("RGB")
