@@ -189,3 +189,24 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
     again = capsys.readouterr().out
     assert again.count("read back from") == 4 and "training" not in again
     assert again[again.index("Shakespeare genre") :] == first[first.index("Shakespeare genre") :]
+
+
+def test_evaluation_refuses_data_with_other_labels(tiny_setup, tmp_path):
+    data, tokenizer, configs = tiny_setup
+    output_dir = tmp_path / "run"
+    train_classification.main(
+        ["--dataset=json", f"--data={data}", *common_args(output_dir, configs["plain"], tokenizer)]
+    )
+    layout = json.loads(data.read_text())
+    layout["labels"] = ["cold", "warm"]
+    (tmp_path / "other.json").write_text(json.dumps(layout))
+    with pytest.raises(ValueError, match=r"labels \['cold', 'warm'\] differ from the checkpoint's"):
+        eval_classification.main(
+            [
+                f"--checkpoint={output_dir / 'checkpoints' / 'final.ckpt'}",
+                "--dataset=json",
+                f"--data={tmp_path / 'other.json'}",
+                f"--tokenizer={tokenizer}",
+                "--accelerator=cpu",
+            ]
+        )
