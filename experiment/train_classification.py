@@ -11,8 +11,9 @@ Data (local files only):
   --dataset json          --data FILE: the classification JSON layout (experiment/README.md)
   --dataset hyperpartisan --data ARTICLES.xml --ground-truth GROUND_TRUTH.xml (the SemEval release), or
                           --data FILE.jsonl / FILE.parquet (a Hugging Face export of the by-article set);
-                          --split-file SPLITS.json picks the split by index (e.g. the Longformer one; overlap is
-                          reported), otherwise a clean seeded stratified split (--split-seed) is made.
+                          --split-file SPLITS.json picks the split by article id (the Longformer paper's
+                          hp-splits.json; overlap is reported), otherwise a clean seeded stratified split
+                          (--split-seed) is made.
 
 Example:
     python -m experiment.train_classification --dataset hyperpartisan --data data/articles-byarticle.xml \\
@@ -48,7 +49,16 @@ def add_data_arguments(parser) -> None:
     group.add_argument("--dataset", choices=("json", "hyperpartisan"), default="json")
     group.add_argument("--data", required=True, help="the data file (see above)")
     group.add_argument("--ground-truth", help="hyperpartisan: the SemEval ground-truth XML beside --data")
-    group.add_argument("--split-file", help="hyperpartisan: JSON {train, dev, test} of indices into the articles")
+    group.add_argument(
+        "--split-file", help="hyperpartisan: JSON {train, dev, test} of article ids (e.g. Longformer's hp-splits.json)"
+    )
+    group.add_argument(
+        "--split-by",
+        choices=("id", "index"),
+        help="hyperpartisan: the split file holds SemEval article ids or positions in file order (default: id for "
+        "the XML layout, index for an export)",
+    )
+    group.add_argument("--include-title", action="store_true", help="hyperpartisan: the title before the text")
     group.add_argument("--split-seed", type=int, default=0, help="hyperpartisan: seed of the clean split")
     group.add_argument("--tokenizer", required=True, help="local tokenizer directory (transformers or tokenizers)")
     group.add_argument(
@@ -79,7 +89,14 @@ def load_data(args):
         return load_classification_data(args.data)
     from .longseq_formers.data.hyperpartisan import load_hyperpartisan
 
-    return load_hyperpartisan(args.data, args.ground_truth, split_file=args.split_file, split_seed=args.split_seed)
+    return load_hyperpartisan(
+        args.data,
+        args.ground_truth,
+        split_file=args.split_file,
+        split_seed=args.split_seed,
+        split_by=args.split_by,
+        include_title=args.include_title,
+    )
 
 
 def model_config(args, num_labels: int, vocab_size: int, pad_token_id: int):

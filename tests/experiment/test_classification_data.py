@@ -63,15 +63,25 @@ def test_html_is_stripped_by_a_parser_and_whitespace_collapsed():
 
 def test_both_layouts_give_the_same_documents(tmp_path):
     articles, truth = write_semeval(tmp_path)
+    # the XML layout's split file holds article ids (as Longformer's hp-splits.json), an export's positions
     from_xml = load_hyperpartisan(
-        articles, truth, split_file=split_file(tmp_path / "s.json", {"train": [0, 1], "dev": [2], "test": [3]})
+        articles, truth, split_file=split_file(tmp_path / "ids.json", {"train": [1, 2], "dev": [3], "test": [4]})
     )
-    from_jsonl = load_hyperpartisan(write_jsonl(tmp_path / "by.jsonl"), split_file=tmp_path / "s.json")
+    from_jsonl = load_hyperpartisan(
+        write_jsonl(tmp_path / "by.jsonl"),
+        split_file=split_file(tmp_path / "positions.json", {"train": [0, 1], "dev": [2], "test": [3]}),
+    )
     assert from_xml.labels == from_jsonl.labels == ["false", "true"]
-    for a, b in zip(from_xml.train + from_xml.dev + from_xml.test, from_jsonl.train + from_jsonl.dev + from_jsonl.test):
-        assert a.text == b.text and a.label == b.label
-    assert from_xml.train[0].text == "Tax bill passes\n\nThe Senate passed the bill. It goes to the House & then on."
-    assert [doc.label for doc in from_xml.train] == [0, 1] and from_xml.overlap == {}
+    xml_docs = from_xml.train + from_xml.dev + from_xml.test
+    jsonl_docs = from_jsonl.train + from_jsonl.dev + from_jsonl.test
+    assert [d.text for d in xml_docs] == [d.text for d in jsonl_docs]
+    assert [d.label for d in xml_docs] == [d.label for d in jsonl_docs] == [0, 1, 1, 0]
+    assert from_xml.train[0].text == "The Senate passed the bill. It goes to the House & then on."
+    assert from_xml.overlap == {}
+    titled = load_hyperpartisan(articles, truth, split_file=tmp_path / "ids.json", include_title=True)
+    assert titled.train[0].text == "Tax bill passes\n\n" + from_xml.train[0].text
+    by_position = load_hyperpartisan(articles, truth, split_file=tmp_path / "positions.json", split_by="index")
+    assert [d.id for d in by_position.train] == ["0001", "0002"]
 
 
 def test_parquet_export(tmp_path):
@@ -86,11 +96,11 @@ def test_parquet_export(tmp_path):
 
 
 def test_a_split_file_that_repeats_articles_is_reported(tmp_path):
-    duplicate = ARTICLES + [("0005", "Tax bill passes", ARTICLES[0][2], "false")]  # same article, another id
+    duplicate = ARTICLES + [("0005", "Tax bill passes", ARTICLES[0][2], "false")]  # same text, another id
     articles, truth = write_semeval(tmp_path, duplicate)
-    splits = split_file(tmp_path / "s.json", {"train": [0, 1, 2], "dev": [2], "test": [4, 3, 1]})
+    splits = split_file(tmp_path / "s.json", {"train": [1, 2, 3], "dev": [3], "test": [5, 4, 2]})
     data = load_hyperpartisan(articles, truth, split_file=splits)
-    # dev repeats train's index 2; test repeats index 1 and the text of index 0
+    # dev repeats train's article 3; test repeats article 2 and the text of article 1 (as article 5)
     assert data.overlap == {"train-dev": 1, "train-test": 2}
     assert "overlap between splits: train-dev 1, train-test 2" in data.summary()
 
@@ -159,12 +169,21 @@ def test_export_errors(tmp_path):
 
 
 def test_split_file_errors(tmp_path):
+    documents = [Document(f"{i:04d}", f"text {i}", 0) for i in range(4)]
     with pytest.raises(FileNotFoundError, match="split file"):
-        read_split_file(tmp_path / "none.json", 4)
+        read_split_file(tmp_path / "none.json", documents)
     with pytest.raises(ValueError, match="lists"):
-        read_split_file(split_file(tmp_path / "a.json", {"train": [0], "dev": [1]}), 4)
-    with pytest.raises(ValueError, match=r"split 'test': indices must be integers in \[0, 4\)"):
-        read_split_file(split_file(tmp_path / "b.json", {"train": [0], "dev": [1], "test": [4]}), 4)
+        read_split_file(split_file(tmp_path / "a.json", {"train": [0], "dev": [1]}), documents)
+    bad_position = split_file(tmp_path / "b.json", {"train": [0], "dev": [1], "test": [4]})
+    with pytest.raises(ValueError, match=r"split 'test': entries must be positions in \[0, 4\)"):
+        read_split_file(bad_position, documents)
+    with pytest.raises(ValueError, match=r"split 'test': entries must be ids of the documents, got \[4\]"):
+        read_split_file(bad_position, documents, by="id")
+    assert read_split_file(
+        split_file(tmp_path / "c.json", {"train": [3], "dev": ["0001"], "test": []}), documents, by="id"
+    ) == {"train": [3], "dev": [1], "test": []}
+    with pytest.raises(ValueError, match="by must be"):
+        read_split_file(bad_position, documents, by="name")
 
 
 def test_the_json_layout_round_trips_and_checks_labels(tmp_path):

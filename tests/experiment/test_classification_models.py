@@ -228,3 +228,20 @@ def test_save_and_load_round_trip(tmp_path):
     assert isinstance(again, MemoriaBertForSequenceClassification) and isinstance(again.bert, MemoriaBertModel)
     segments = [tokens(seed=1), tokens(seed=2)]
     assert torch.allclose(run(model, segments)[-1], run(again, segments)[-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("model_type", MEMORIA_TYPES)
+def test_token_embeddings_can_be_resized(model_type):
+    model = make_model(model_type)
+    model.resize_token_embeddings(60)
+    assert model.get_input_embeddings().weight.shape == (60, ENCODER["hidden_size"])
+    assert run(model, [tokens()])[0].shape == (2, 3)
+
+
+def test_from_pretrained_initialises_the_abstractor_queries(tmp_path):
+    torch.manual_seed(5)
+    fields = {**ENCODER, "num_hidden_layers": 12}
+    BertModel(BertConfig(**{k: v for k, v in fields.items() if k != "num_labels"})).save_pretrained(tmp_path / "b")
+    model = MemoriaBertForSequenceClassification.from_pretrained(tmp_path / "b", num_labels=3)
+    queries = model.bert.abstractor.query_embeddings
+    assert torch.isfinite(queries).all() and 0.1 < queries.std().item() < 0.3  # normal(0, initializer_range 0.2)

@@ -113,7 +113,7 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
         (
             f"{i:04d}",
             f"Title {i}",
-            f"<p>{' '.join(WORDS[(i + j) % 10] for j in range(20))}</p>",
+            f"<p>{' '.join(WORDS[(i * j) % 10] for j in range(20))} {i}</p>",
             "true" if i % 2 else "false",
         )
         for i in range(20)
@@ -137,6 +137,7 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
     assert "loaded" in printed and "newly initialised" in printed
     results = json.loads((output_dir / "results.json").read_text())
     assert results["labels"] == ["false", "true"] and results["split_overlap"] == {}
+    assert "train: 16 documents" in printed and "dev: 2 documents" in printed  # the clean split of 20
     trained_from = torch.load(results["last_checkpoint"], weights_only=False)["state_dict"]
     assert trained_from["model.bert.embeddings.word_embeddings.weight"].shape == (40, 16)
 
@@ -188,3 +189,24 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
     again = capsys.readouterr().out
     assert again.count("read back from") == 4 and "training" not in again
     assert again[again.index("Shakespeare genre") :] == first[first.index("Shakespeare genre") :]
+
+
+def test_evaluation_refuses_data_with_other_labels(tiny_setup, tmp_path):
+    data, tokenizer, configs = tiny_setup
+    output_dir = tmp_path / "run"
+    train_classification.main(
+        ["--dataset=json", f"--data={data}", *common_args(output_dir, configs["plain"], tokenizer)]
+    )
+    layout = json.loads(data.read_text())
+    layout["labels"] = ["cold", "warm"]
+    (tmp_path / "other.json").write_text(json.dumps(layout))
+    with pytest.raises(ValueError, match=r"labels \['cold', 'warm'\] differ from the checkpoint's"):
+        eval_classification.main(
+            [
+                f"--checkpoint={output_dir / 'checkpoints' / 'final.ckpt'}",
+                "--dataset=json",
+                f"--data={tmp_path / 'other.json'}",
+                f"--tokenizer={tokenizer}",
+                "--accelerator=cpu",
+            ]
+        )

@@ -86,7 +86,7 @@ def test_the_last_segment_loss():
     "prediction, expected",
     [
         ("last", [2, 1]),  # row 0 by its last segment (class 2), row 1 by its only segment (class 1)
-        ("mean", [0, 1]),  # row 0: mean of [2, 0, 0] and [0, 0, 3] is [1, 0, 1.5] -> class 2? see below
+        ("mean", [0, 1]),  # row 0 by the mean of its segments' logits (class 0), row 1 as above
     ],
 )
 def test_predictions_and_metrics_against_hand_counts(prediction, expected):

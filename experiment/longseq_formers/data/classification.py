@@ -108,26 +108,45 @@ def split_overlap(splits: Dict[str, List[Document]]) -> Dict[str, int]:
     return result
 
 
-def read_split_file(path: Union[str, Path], num_documents: int) -> Dict[str, List[int]]:
-    """A split file: JSON ``{"train": [indices], "dev": [...], "test": [...]}`` into a list of ``num_documents``.
+SPLIT_KEYS = ("index", "id")
+
+
+def read_split_file(path: Union[str, Path], documents: List[Document], by: str = "index") -> Dict[str, List[int]]:
+    """A split file, JSON ``{"train": [...], "dev": [...], "test": [...]}``, as positions into ``documents``.
+
+    Args:
+        path: the file.
+        documents: the documents it splits.
+        by: "index": the entries are positions in ``documents``; "id": they are document ids, as integers (the
+            SemEval article ids of the Longformer split file, ``hp-splits.json``) or strings.
 
     Raises:
         FileNotFoundError: when the file is missing.
-        ValueError: naming the split when a key is missing, or an index is not an integer in [0, num_documents).
+        ValueError: naming the split when a key is missing, or an entry is not a position in [0, len(documents))
+            (by "index") or not the id of a document (by "id").
     """
+    if by not in SPLIT_KEYS:
+        raise ValueError(f"by must be one of {SPLIT_KEYS}, got {by!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split file {path} does not exist")
     splits = json.loads(path.read_text())
-    if not isinstance(splits, dict) or any(name not in splits for name in SPLIT_NAMES):
+    if not isinstance(splits, dict) or any(not isinstance(splits.get(name), list) for name in SPLIT_NAMES):
         raise ValueError(f"split file {path} must be a JSON object with lists {list(SPLIT_NAMES)}")
+    if by == "index":
+        positions = {i: i for i in range(len(documents))}
+        expected = f"positions in [0, {len(documents)})"
+    else:
+        positions = {doc.id: i for i, doc in enumerate(documents)}
+        positions.update({int(doc.id): i for i, doc in enumerate(documents) if doc.id.isdigit()})
+        expected = "ids of the documents"
+    result = {}
     for name in SPLIT_NAMES:
-        bad = [i for i in splits[name] if not isinstance(i, int) or not 0 <= i < num_documents]
+        bad = [entry for entry in splits[name] if isinstance(entry, bool) or entry not in positions]
         if bad:
-            raise ValueError(
-                f"split file {path}, split {name!r}: indices must be integers in [0, {num_documents}), got {bad[:5]}"
-            )
-    return {name: list(splits[name]) for name in SPLIT_NAMES}
+            raise ValueError(f"split file {path}, split {name!r}: entries must be {expected}, got {bad[:5]}")
+        result[name] = [positions[entry] for entry in splits[name]]
+    return result
 
 
 def apply_split(documents: List[Document], labels: List[str], indices: Dict[str, List[int]]) -> ClassificationData:

@@ -8,14 +8,15 @@ Two layouts are read, both local files:
   ``hyperpartisan_news_detection`` ``byarticle`` split: one row per article with ``text`` (HTML), ``title`` and
   ``hyperpartisan`` (true/false), and ``url`` when present (used as the id; the row index otherwise).
 
-A document's text is its title, a blank line, then the article's text with the markup removed by a real HTML
-parser (``html.parser``; entities decoded) and whitespace collapsed. Documents keep the file's order, so a split
-file's indices refer to that order (the order of the Hugging Face split, which follows the release).
+A document's text is the article's text with the markup removed by a real HTML parser (``html.parser``;
+entities decoded) and whitespace collapsed, as the Longformer preprocessing takes it (without the title;
+``include_title`` puts the title and a blank line before it). Documents keep the file's order.
 
-Splits: ``--split-file`` (``read_split_file``: JSON ``{"train", "dev", "test"}`` of indices, such as the
-Longformer paper's 516 / 64 / 65 split the Memoria paper used, which repeats articles across splits: the
-overlap is measured and reported), or by default :func:`clean_split`: seeded, stratified, deduplicated,
-disjoint, in the published split's proportions (about 80 / 10 / 10).
+Splits: a split file (``read_split_file``: JSON ``{"train", "dev", "test"}``) of SemEval article ids (the layout
+of the Longformer paper's ``hp-splits.json``, the 516 / 64 / 65 split the Memoria paper used, which puts some
+articles in two splits: the overlap is measured and reported) or of positions in file order; or by default
+:func:`clean_split`: seeded, stratified, deduplicated, disjoint, in the published split's proportions (about
+80 / 10 / 10).
 """
 
 import json
@@ -55,12 +56,14 @@ def html_to_text(html: str) -> str:
     return " ".join("".join(parser.parts).split())
 
 
-def _document_text(title: str, body: str) -> str:
+def _document_text(title: str, body: str, include_title: bool) -> str:
     title = " ".join(title.split())
-    return f"{title}\n\n{body}" if title else body
+    return f"{title}\n\n{body}" if title and include_title else body
 
 
-def read_semeval(articles_path: Union[str, Path], ground_truth_path: Union[str, Path]) -> List[Document]:
+def read_semeval(
+    articles_path: Union[str, Path], ground_truth_path: Union[str, Path], include_title: bool = False
+) -> List[Document]:
     """The articles of the SemEval XML release, labelled by its ground-truth XML, in the articles file's order.
 
     Raises:
@@ -87,7 +90,9 @@ def read_semeval(articles_path: Union[str, Path], ground_truth_path: Union[str, 
             raise ValueError(f"{ground_truth_path} has no label for article id {article_id} of {articles_path}")
         body = " ".join(" ".join(article.itertext()).split())  # a space at every element, as html_to_text
         label = label_index(LABELS, truth[article_id].lower(), f"{ground_truth_path}: article {article_id}")
-        documents.append(Document(article_id, _document_text(article.attrib.get("title", ""), body), label))
+        documents.append(
+            Document(article_id, _document_text(article.attrib.get("title", ""), body, include_title), label)
+        )
     if not documents:
         raise ValueError(f"{articles_path} holds no <article> elements")
     return documents
@@ -103,7 +108,7 @@ def _xml_root(path: Path) -> ElementTree.Element:
     return root
 
 
-def read_hf_export(path: Union[str, Path]) -> List[Document]:
+def read_hf_export(path: Union[str, Path], include_title: bool = False) -> List[Document]:
     """The rows of a JSON Lines or Parquet export of the Hugging Face ``byarticle`` split, in file order.
 
     Raises:
@@ -136,7 +141,7 @@ def read_hf_export(path: Union[str, Path]) -> List[Document]:
         if not isinstance(row, dict) or "text" not in row or "hyperpartisan" not in row:
             raise ValueError(f"{path}: row {index} must have fields 'text' and 'hyperpartisan'")
         label = label_index(LABELS, row["hyperpartisan"], f"{path}: row {index}")
-        text = _document_text(row.get("title") or "", html_to_text(row["text"] or ""))
+        text = _document_text(row.get("title") or "", html_to_text(row["text"] or ""), include_title)
         documents.append(Document(str(row.get("url") or index), text, label))
     if not documents:
         raise ValueError(f"{path} holds no rows")
@@ -148,14 +153,20 @@ def load_hyperpartisan(
     ground_truth: Optional[Union[str, Path]] = None,
     split_file: Optional[Union[str, Path]] = None,
     split_seed: int = 0,
+    split_by: Optional[str] = None,
+    include_title: bool = False,
 ) -> ClassificationData:
     """The by-article set split for training (see the module docstring).
 
     Args:
         data: the articles XML (with ``ground_truth``) or a .jsonl / .parquet export.
         ground_truth: the ground-truth XML; required with an XML ``data``, refused otherwise.
-        split_file: JSON ``{"train", "dev", "test"}`` of indices into the articles; None: the clean split.
+        split_file: JSON ``{"train", "dev", "test"}`` of article ids or positions; None: the clean split.
         split_seed: the clean split's seed.
+        split_by: "id" (the SemEval article ids, as the Longformer split file holds; the default for the XML
+            layout) or "index" (positions in file order; the default for an export, which has no article ids).
+        include_title: put the title before the text (the Longformer preprocessing, which the paper followed,
+            uses the text only).
 
     Returns:
         the splits; ``overlap`` counts the articles the split file puts in two splits (by id or text).
@@ -164,13 +175,14 @@ def load_hyperpartisan(
     if data.suffix == ".xml":
         if ground_truth is None:
             raise ValueError(f"the SemEval articles {data} need their ground-truth XML (ground_truth)")
-        documents = read_semeval(data, ground_truth)
+        documents = read_semeval(data, ground_truth, include_title)
     else:
         if ground_truth is not None:
             raise ValueError(f"ground_truth is only for the SemEval XML layout; {data} is an export with labels")
-        documents = read_hf_export(data)
+        documents = read_hf_export(data, include_title)
     if split_file is not None:
-        indices = read_split_file(split_file, len(documents))
+        by = split_by or ("id" if data.suffix == ".xml" else "index")
+        indices = read_split_file(split_file, documents, by)
     else:
         total = sum(PUBLISHED_SIZES.values())
         indices = clean_split(documents, PUBLISHED_SIZES["dev"] / total, PUBLISHED_SIZES["test"] / total, split_seed)

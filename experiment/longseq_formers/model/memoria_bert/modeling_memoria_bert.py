@@ -198,6 +198,22 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
         self._memory_rows: Optional[int] = None
         self._segments_since_reset = 0
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """transformers' ``from_pretrained``; when the checkpoint has no Abstractor (a plain BERT or RoBERTa), its
+        queries, which loading leaves uninitialised, are drawn from normal(0, initializer_range).
+
+        A model built with ``from_config`` keeps the Abstractor's own initialisation (the same distribution).
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        missing = set(info["missing_keys"])
+        for name, module in model.named_modules():
+            if isinstance(module, Abstractor) and f"{name}.query_embeddings" in missing:
+                with torch.no_grad():
+                    module.query_embeddings.normal_(0.0, model.config.initializer_range)
+        return (model, info) if output_loading_info else model
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word_embeddings
 
@@ -318,6 +334,9 @@ class MemoriaBertForSequenceClassification(MemoriaEncoderMixin, BertPreTrainedMo
     def get_input_embeddings(self) -> nn.Embedding:
         return self.bert.get_input_embeddings()
 
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.bert.set_input_embeddings(embeddings)
+
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
         """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
         self.bert.reset_memory(rows)
@@ -375,6 +394,9 @@ class MemoriaRobertaForSequenceClassification(MemoriaEncoderMixin, RobertaPreTra
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.roberta.get_input_embeddings()
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.roberta.set_input_embeddings(embeddings)
 
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
         """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
