@@ -27,6 +27,9 @@ setup(
             "datasets>=4,<5",
         ],
         "benchmark": ["matplotlib>=3.8"],
+        "analysis": ["numpy>=1.24,<3", "matplotlib>=3.8,<4", "pillow>=10,<14"],
+        "notebook": ["nbclient>=0.10,<1", "nbformat>=5.10,<6", "ipykernel>=6.29,<8"],
+        "parquet": ["pyarrow==18.1.0"],  # reading a Parquet export of Hyperpartisan
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,7 +1,7 @@
 """Evaluates a training checkpoint on a split of a sorting-data file and prints its token accuracy.
 
 Example:
-    python -m experiment.eval_sorting --checkpoint outputs/memoria-sort-1k/checkpoints/last.ckpt \\
+    python -m experiment.eval_sorting --checkpoint outputs/memoria-sort-1k/checkpoints/final.ckpt \\
         --data outputs/data/sort-1k.json
 """
 

@@ -1,7 +1,7 @@
 """The sorting comparison: Memoria, its memoryless ablation, the paper's baselines, RMT and the plain Transformer.
 
 Generates the data (the paper's generator) for each prompt length, trains every small model with the same
-settings and seeds, tests the last checkpoints and prints one table per prompt length: mean and standard
+settings and seeds, tests the weights at the end of training and prints one table per prompt length: mean and standard
 deviation of test token accuracy over the seeds, the difference from the plain Transformer, training-step time
 and parameters, with two counting rules as reference points. Runs whose results.json already exists with the
 same settings are read back instead of retrained (``--retrain`` to redo them), so an interrupted comparison
@@ -11,6 +11,7 @@ Example:
     python -m experiment.run_sorting --quick                     # a few minutes: one seed, 128 symbols
     python -m experiment.run_sorting                             # the full table: 3 seeds, 128 and 512 symbols
     python -m experiment.run_sorting --models memoria memoria-erased transformer --seeds 1 2 3 4 5
+    python -m experiment.run_sorting --models memoria memoria-two-attention memoria-renormalised   # the variants
 """
 
 import math
@@ -33,7 +34,19 @@ MODEL_CHOICES: Dict[str, Tuple[str, Path, Dict[str, Any]]] = {
     "infinity-former": ("infinity-former", CONFIGS / "infinity-former-sort-small.json", {}),
     "rmt": ("Recurrent Memory Transformer", CONFIGS / "rmt-sort-small.json", {}),
     "transformer": ("Transformer", CONFIGS / "gpt2-sort-small.json", {}),
+    # variants of the Memoria Transformer (not in the default comparison)
+    "memoria-two-attention": (
+        "Memoria, two memory attentions per block",
+        CONFIGS / "memoria-gpt2-sort-small.json",
+        {"memoria_shared_memory_attention": False},
+    ),
+    "memoria-renormalised": (
+        "Memoria, renormalised lifespan delta",
+        CONFIGS / "memoria-gpt2-sort-small.json",
+        {"memoria_lifespan_delta": "renormalised"},
+    ),
 }
+DEFAULT_MODELS = ["memoria", "memoria-erased", "transfo-xl", "compressive", "infinity-former", "rmt", "transformer"]
 MODELS = {name: (path, overrides) for name, path, overrides in MODEL_CHOICES.values()}
 BASELINE = "transformer"
 QUICK = dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200)
@@ -45,7 +58,13 @@ def build_parser():
     """The script's arguments."""
     parser = make_parser(__doc__)
     parser.add_argument("--output-dir", default="outputs/sorting")
-    parser.add_argument("--models", nargs="+", choices=list(MODEL_CHOICES), default=list(MODEL_CHOICES))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(MODEL_CHOICES),
+        default=DEFAULT_MODELS,
+        help="models to compare (memoria-two-attention and memoria-renormalised are the Memoria Transformer's variants)",
+    )
     parser.add_argument(
         "--sequence-lengths", type=int, nargs="+", default=[128, 512], help="symbols before the separator"
     )
@@ -189,7 +208,7 @@ def report(args, results: Dict[int, Dict[str, List[Dict]]]) -> str:
         title = (
             f"Sorting, {sequence_length} symbols from {args.vocab_size} ({sequence_length // args.segment_length}x "
             f"the segment of {args.segment_length}), {args.max_steps} steps of batch {args.batch_size}: "
-            "test token accuracy of the last checkpoint"
+            "test token accuracy at the end of training"
         )
         table = format_comparison(rows, args.seeds, "test accuracy", True, baseline, args.output_dir)
         rules = counting_rules(make_data(args, sequence_length), args.segment_length)

@@ -194,7 +194,7 @@ class SerialPositionCurve:
 
     Attributes:
         positions: the group's position: the creation step (``by="absolute"``) or the centre of a bin of
-            relative position c / T in [0, 1) (``by="relative"``).
+            relative position c / (T - 1) in [0, 1) (``by="relative"``).
         num_engrams: engrams in the group.
         p_reminded: fraction reminded at least once after creation.
         mean_times_reminded: mean number of steps at which they were reminded.
@@ -226,11 +226,17 @@ def _serial_position_counts(episode: Episode, by: str, size: int) -> np.ndarray:
     """Per position group: [engrams, engrams reminded, reminders, engrams alive at the end, steps of opportunity],
     shaped [5, size]."""
     position = episode.serial_position
-    group = position if by == "absolute" else np.minimum(position * size // episode.num_steps, size - 1)
+    included = np.ones(position.size)
+    if by == "absolute":
+        group = position
+    else:  # engrams of the last step never had a later step to be reminded in: left out, the rest span [0, 1)
+        included = (episode.created < episode.num_steps - 1).astype(float)
+        group = np.minimum(position * size // max(episode.num_steps - 1, 1), size - 1)
     times = _times_reminded(episode)
     alive = episode.deleted >= episode.num_steps
     exposure = np.maximum(episode.deleted - episode.created - 1, 0)
     weights = (np.ones(times.size), (times > 0).astype(float), times.astype(float), alive.astype(float), exposure)
+    weights = tuple(w * included for w in weights)
     return np.stack([np.bincount(group, weights=w, minlength=size) for w in weights])
 
 
@@ -262,8 +268,10 @@ def serial_position_curve(histories: Sequence, by: str = "relative", num_bins: i
 
     Args:
         histories: :class:`HistoryManager` s (or :class:`Episode` s), one per episode.
-        by: "relative" groups by c / T into ``num_bins`` bins (episodes of different lengths line up);
-            "absolute" groups by the creation step c.
+        by: "relative" groups by c / (T - 1) into ``num_bins`` bins, so that episodes of different lengths line
+            up; the engrams of an episode's last step are left out (no later step could remind them, so they would
+            only pull the last bin's reminder measures down). "absolute" groups by the creation step c, the last
+            step included.
         num_bins: bins of relative position.
 
     Returns:

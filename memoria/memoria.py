@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .engram import EngramType
+from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Similarity, WorkingMemoryQuery
@@ -32,17 +32,20 @@ class Memoria:
     ``Memoria`` is not an ``nn.Module``: it has no parameters, and its state (the engrams) is saved with
     :meth:`state_dict` / :meth:`load_state_dict` and moved with :meth:`to`.
 
+    The first six arguments may be passed by position, in memoria-pytorch 1.0.0's order; the rest are keyword-only.
+
     Args:
         num_reminded_stm: STM engrams recalled per step and row.
         stm_capacity: the most STM engrams a row keeps; the oldest beyond it become LTM.
         ltm_search_depth: steps of each LTM graph walk.
         initial_lifespan: lifespan of a new engram.
         num_final_ltms: LTM engrams returned per step and row.
-        track_age: keep :attr:`EngramStore.age`.
-        track_id: keep :attr:`EngramStore.engram_ids` (forced on by ``keep_history``).
-        keep_history: record every step in one :class:`HistoryManager` per batch row (:attr:`histories`).
         device: where engrams live; by default the device of the first input. Checked now: "cuda" on a machine
             without CUDA raises ``ValueError``.
+        track_age: keep :attr:`EngramStore.age`.
+        track_id: keep :attr:`EngramStore.engram_ids` (forced on by ``keep_history``). ``track_engram_id`` (the
+            name :class:`Engrams` uses) is accepted as a synonym.
+        keep_history: record every step in one :class:`HistoryManager` per batch row (:attr:`histories`).
         similarity: "gaussian" (default, the paper's kernel ranked in log space), "l2", "cosine", or a callable
             ``f(working [B, W, D], keys [B, S, D]) -> [B, W, S]``.
         mode: "reference" (default) reproduces memoria-pytorch 1.0.0 engram for engram, quirks included;
@@ -58,14 +61,23 @@ class Memoria:
         ltm_search_depth: int,
         initial_lifespan: float,
         num_final_ltms: int,
+        device: Optional[Union[str, torch.device]] = None,
+        *,
         track_age: bool = False,
         track_id: bool = False,
         keep_history: bool = False,
-        device: Optional[Union[str, torch.device]] = None,
         similarity: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = "gaussian",
         mode: str = "reference",
         max_ltm_per_row: Optional[int] = None,
+        track_engram_id: Optional[bool] = None,
     ) -> None:
+        if track_engram_id is not None:
+            track_id = track_id or track_engram_id
+        if isinstance(device, bool):
+            raise TypeError(
+                "device must be a str or torch.device, got a bool: the sixth positional argument is device, as in "
+                "memoria-pytorch 1.0.0; pass track_age, track_id and keep_history by keyword"
+            )
         _check_count("num_reminded_stm", num_reminded_stm, minimum=0)
         _check_count("stm_capacity", stm_capacity, minimum=1)
         _check_count("ltm_search_depth", ltm_search_depth, minimum=0)
@@ -101,9 +113,56 @@ class Memoria:
         self._fired: Optional[torch.Tensor] = None
 
     @property
-    def engrams(self) -> Optional[EngramStore]:
-        """The engram store (None before the first input); the same object as :attr:`store`."""
-        return self.store
+    def engrams(self) -> Engrams:
+        """A snapshot of every engram as an :class:`Engrams` value (memoria-pytorch 1.0.0's ``memoria.engrams``).
+
+        Built from :attr:`store` on each read (fields in position order, copied): changing it does not change the
+        memory; assign an :class:`Engrams` to replace the memory's engrams. ``Engrams.empty()`` while no engram
+        is held. The step path never builds it.
+        """
+        store = self.store
+        if store is None or store.length == 0:
+            return Engrams.empty(track_age=self.track_age, track_engram_id=self.track_id)
+        return Engrams(
+            store.data,
+            store.induce_counts,
+            store.engrams_types.clone(),
+            store.lifespan.clone(),
+            None if store.age is None else store.age.clone(),
+            None if store.engram_ids is None else store.engram_ids.clone(),
+            track_age=self.track_age,
+            track_engram_id=self.track_id,
+        )
+
+    @engrams.setter
+    def engrams(self, engrams: Engrams) -> None:
+        """Replace every engram with a copy of ``engrams`` (shaped [BatchSize, N, HiddenDim]), on this memory's
+        device (or that of ``engrams``); the next call is :meth:`add_working_memory`."""
+        if not isinstance(engrams, Engrams):
+            raise TypeError(f"memoria.engrams must be set to an Engrams, got {type(engrams).__name__}")
+        if engrams.batch_size == 0:
+            self.reset_memory()
+            return
+        if self.track_age and engrams.age is None or self.track_id and engrams.engram_ids is None:
+            raise ValueError("this Memoria tracks age/engram ids: the Engrams assigned must carry them too")
+        device = self.device or engrams.data.device
+        store = EngramStore(engrams.batch_size, engrams.hidden_dim, device, self.track_age, self.track_id)
+        store.load(engrams.data, engrams.lifespan, engrams.engrams_types, engrams.induce_counts)
+        if store.age is not None:
+            store.age.copy_(engrams.age)
+        if store.engram_ids is not None:
+            store.engram_ids.copy_(engrams.engram_ids)
+            store.next_id = int(engrams.engram_ids.max()) + 1 if engrams.engram_ids.numel() else 0
+        self.store = store
+        if self.keep_history and len(self.histories) != engrams.batch_size:
+            self.histories = [HistoryManager() for _ in range(engrams.batch_size)]
+        self._expected_call = STEP_ORDER[0]
+        self._reminded = None
+
+    @property
+    def ext_device(self) -> Optional[torch.device]:
+        """The device of the latest input, where results come back (memoria-pytorch 1.0.0's name)."""
+        return self._output_device
 
     @property
     def paper(self) -> bool:

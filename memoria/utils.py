@@ -8,29 +8,36 @@ INT32_MAX = 2**31 - 1
 
 
 def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Deduplicate integer indices per row, padding shorter rows with -1.
+    """Deduplicate integer values along one axis, padding shorter lines with -1.
 
-    The result holds each distinct value of a row once, in the order that the reference implementation
-    (memoria-pytorch 1.0.0) produces: a presence mask over the value range ``[min, max]`` ranked by
-    ``torch.topk``. The order is an artefact of topk's tie handling but it is observable (the tutorial prints
-    it), so it is part of the contract. ``-1`` is a value like any other when it occurs.
+    Each line of ``t`` along ``dim`` (a row, for a 2-d tensor and ``dim=1``) keeps each of its distinct values
+    once, in the order that memoria-pytorch 1.0.0 produces: a presence mask over the value range ``[min, max]``
+    of the whole tensor, ranked by ``torch.topk``. The order is an artefact of topk's tie handling but it is
+    observable (the tutorial prints it), so it is part of the contract. ``-1`` is a value like any other when it
+    occurs.
 
     Args:
-        t: integer tensor shaped [BatchSize, Length] (``dim`` selects the deduplicated axis).
+        t: integer tensor of any rank >= 1, e.g. shaped [BatchSize, Length].
         dim: the axis to deduplicate along.
 
     Returns:
-        integer tensor shaped [BatchSize, NumUnique] where NumUnique is the largest number of distinct values
-        in a row; rows with fewer distinct values are padded with -1.
+        integer tensor shaped like ``t`` except along ``dim``, whose size becomes the largest number of distinct
+        values in a line; lines with fewer distinct values are padded with -1. An empty ``t`` comes back as a copy.
     """
-    if t.dim() != 2:
-        raise ValueError(f"super_unique expects a 2-d tensor, got shape {tuple(t.shape)}")
-    if t.is_floating_point():
+    if not isinstance(t, torch.Tensor) or t.dim() == 0:
+        raise ValueError(
+            f"super_unique expects a tensor of rank >= 1, got {t if not isinstance(t, torch.Tensor) else t.shape}"
+        )
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"super_unique expects integer indices, got dtype {t.dtype}")
-    if dim not in (1, -1):
-        return super_unique(t.transpose(0, 1), dim=1).transpose(0, 1)
+    if not -t.dim() <= dim < t.dim():
+        raise ValueError(f"dim must be in [{-t.dim()}, {t.dim()}) for a {t.dim()}-d tensor, got {dim}")
     if t.numel() == 0:
         return t.clone()
+    if t.dim() != 2 or dim not in (1, -1):  # any other layout: lines as the rows of a 2-d tensor
+        lines = t.movedim(dim, -1)
+        unique = super_unique(lines.reshape(-1, lines.size(-1)), dim=1)  # [Lines, NumUnique]
+        return unique.view(lines.shape[:-1] + unique.shape[-1:]).movedim(-1, dim)
     low = t.min()
     present = torch.zeros(t.size(0), int(t.max() - low) + 1, dtype=torch.bool, device=t.device)
     present.scatter_(1, t - low, True)  # [B, ValueRange]

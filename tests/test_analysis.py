@@ -67,8 +67,9 @@ def test_relative_positions_bin_episodes_of_different_lengths():
     long = hand_history(created=[[0], [1], [2], [3]], fired=[[], [], [], [1]], deleted={})
     curve = serial_position_curve([short, long], by="relative", num_bins=2)
     assert curve.positions.tolist() == [0.25, 0.75]
-    # first half: short's 0 (reminded), long's 0 and 1 (1 reminded); second half: short's 1, long's 2 and 3
-    assert curve.num_engrams.tolist() == [3, 3]
+    # the last step's engrams (short's 1, long's 3) could not be reminded later: left out; the rest by c / (T - 1)
+    # first half: short's 0 (reminded), long's 0 and 1 (1 reminded); second half: long's 2
+    assert curve.num_engrams.tolist() == [3, 1]
     np.testing.assert_allclose(curve.p_reminded, [2 / 3, 0.0])
 
 
@@ -114,6 +115,17 @@ def test_recency_appears_when_late_engrams_are_reminded_more():
     primacy, recency = primacy_recency(episodes, num_samples=200)
     assert recency.value > 0.3 and recency.significant
     assert not primacy.significant
+
+
+def test_recency_is_measured_when_episodes_are_shorter_than_twice_the_bins():
+    # 17 steps in 10 bins: by c / T the last bin would hold only the last step's engrams, never remindable
+    rng = np.random.default_rng(5)
+    episodes = [flat_episode(rng, 17, lambda c, t: 0.6 if c >= t - 3 else 0.1) for _ in range(20)]
+    curve = serial_position_curve(episodes, num_bins=10)
+    assert not np.isnan(curve.reminder_rate).any()
+    assert curve.num_engrams.sum() == 16 * 20  # every engram but the last step's
+    primacy, recency = primacy_recency(episodes, num_samples=200)
+    assert recency.value > 0.3 and recency.significant and not primacy.significant
 
 
 def test_equal_reminder_rates_show_no_effect_but_counting_reminders_favours_early_engrams():

@@ -28,7 +28,7 @@ def test_store_invariants_hold_after_every_step(batch, width, capacity, num_stm,
         memoria.add_working_memory(torch.rand(batch, width, 4, generator=g))
         _, indices = memoria.remind()
         memoria.adjust_lifespan_and_memories(indices, (torch.rand(indices.shape, generator=g) * 3).round())
-        e = memoria.engrams
+        e = memoria.store
         counts, types, ids = e.induce_counts, e.engrams_types, e.engram_ids
         live = types != EngramType.NULL.value
         assert torch.equal(counts, counts.transpose(1, 2)), "counts are symmetric"

@@ -46,8 +46,9 @@ def build_trainer(
 ) -> Tuple[L.Trainer, ModelCheckpoint]:
     """The Trainer for ``args`` (see ``experiment.cli``) and its checkpoint callback.
 
-    Checkpoints go to ``<output-dir>/checkpoints`` (the best by ``task.monitor`` and the last), TensorBoard logs
-    to ``<output-dir>/tensorboard``.
+    Checkpoints go to ``<output-dir>/checkpoints`` (the best by ``task.monitor``, and ``last.ckpt`` at each
+    validation, for resuming), TensorBoard logs to ``<output-dir>/tensorboard``. The weights at the end of training
+    are saved by :func:`train_and_test` as ``final.ckpt``.
     """
     output_dir = Path(args.output_dir)
     checkpoints = ModelCheckpoint(
@@ -80,7 +81,8 @@ def build_trainer(
 
 def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
     """The test metrics of one checkpoint, without the "test/" prefix."""
-    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
+    # the run's own checkpoints (they hold hyper-parameters, not only tensors), so weights_only=False
+    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=False)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
 
 
@@ -119,7 +121,7 @@ def train_and_test(
         extra_results: more fields for results.json.
 
     Returns:
-        results.json's contents: "test" (the last checkpoint's metrics, the headline figure), "test_best" (the
+        results.json's contents: "test" (the metrics of the weights at the end of training, the headline figure), "test_best" (the
         best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", the paths and the settings.
     """
     quiet_lightning()
@@ -131,16 +133,20 @@ def train_and_test(
         print(f"copied {len(copied)} parameters from {args.gpt2_checkpoint}")
     timer = StepTimer()
     trainer, checkpoints = build_trainer(args, task, [timer])
-    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from, weights_only=False)
+    # ModelCheckpoint writes last.ckpt when it validates, so it holds the final weights only when training ends on
+    # a validation: save those explicitly and test them.
+    final_checkpoint = str(output_dir / "checkpoints" / "final.ckpt")
+    trainer.save_checkpoint(final_checkpoint)
     task.model.save_pretrained(output_dir / "model")
     results = {
         "model_type": task.model.config.model_type,
         "parameters": sum(p.numel() for p in task.model.parameters()),
         "steps": trainer.global_step,
         "mean_step_seconds": timer.mean_seconds,
-        "test": _tested(trainer, task, datamodule, checkpoints.last_model_path),
-        "test_best": _tested(trainer, task, datamodule, checkpoints.best_model_path or checkpoints.last_model_path),
-        "last_checkpoint": checkpoints.last_model_path,
+        "test": _tested(trainer, task, datamodule, final_checkpoint),
+        "test_best": _tested(trainer, task, datamodule, checkpoints.best_model_path or final_checkpoint),
+        "last_checkpoint": final_checkpoint,
         "best_checkpoint": checkpoints.best_model_path,
         "output_dir": str(output_dir),
         **(extra_results or {}),

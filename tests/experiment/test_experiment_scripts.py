@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from experiment import eval_sorting, make_sorting_data, run_sorting, train_sorting
 
@@ -56,6 +57,16 @@ def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp
     assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
     assert list((output_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert (output_dir / "model" / "config.json").exists()
+    # validation ran at step 2 only: the headline test is of the weights at step 3, saved as final.ckpt
+    final = output_dir / "checkpoints" / "final.ckpt"
+    assert results["last_checkpoint"] == str(final)
+    assert torch.load(final, map_location="cpu", weights_only=False)["global_step"] == 3
+    capsys.readouterr()
+    eval_sorting.main(["--checkpoint", str(final), "--data", str(tiny_data_file), "--batch-size", "4"])
+    assert (
+        f"test accuracy {results['test']['accuracy']:.4f}, loss {results['test']['loss']:.4f}"
+        in capsys.readouterr().out
+    )
 
     last = output_dir / "checkpoints" / "last.ckpt"
     train_sorting.main(
@@ -91,13 +102,13 @@ def test_run_sorting_compares_every_model_and_reads_finished_runs_back(tmp_path,
     run_sorting.main(run_sorting_args(tmp_path, "--seeds=1"))
     output = capsys.readouterr().out
     table = output.split("test token accuracy")[-1]
-    for name, _, _ in run_sorting.MODEL_CHOICES.values():
-        assert name in table
+    for key in run_sorting.DEFAULT_MODELS:
+        assert run_sorting.MODEL_CHOICES[key][0] in table
     assert "vs Transformer" in table and "Better:" in table and f"Outputs: {tmp_path}" in table
     assert (
         "count the last segment's symbols" in table and "count the whole sequence, then emit by count: 1.0000" in table
     )
-    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.MODEL_CHOICES)
+    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.DEFAULT_MODELS)
 
     run_sorting.main(run_sorting_args(tmp_path, "--seeds=1", "--models", "memoria-erased", "transformer"))
     again = capsys.readouterr().out

@@ -4,4 +4,4 @@ Build a model from a configuration file with
 ``AutoModelForCausalLM.from_config(AutoConfig.from_pretrained("experiment/configs/<name>.json"))``.
 """
 
-from . import compressive, gpt2_segment, gpt2_with_memoria, infinity_former, rmt, transfo_xl
+from . import bert_segment, compressive, gpt2_segment, gpt2_with_memoria, infinity_former, memoria_bert, rmt, transfo_xl

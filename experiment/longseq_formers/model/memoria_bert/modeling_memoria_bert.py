@@ -1,0 +1,400 @@
+"""Memoria BERT and Memoria RoBERTa: an encoder that reads a long document segment by segment through Memoria.
+
+For each segment ``[BatchSize, SegmentLength]`` the model
+  1. runs the embeddings and the first ``memory_layer_index`` layers of the encoder (padding masked);
+  2. summarises that layer's states of the segment's real tokens into ``memoria_num_memories`` working-memory
+     vectors with the Abstractor;
+  3. hands a detached copy to Memoria (``add_working_memory``, ``remind``) and gets back the reminded engrams;
+  4. runs the remaining layers; each also reads the working memory and then the reminded engrams between its
+     self-attention and its feed-forward block, with one memory attention module shared by both reads (each
+     read a pre-LayerNorm residual step with its own LayerNorm), as the paper's code does;
+  5. gives each reminded engram lifespan ``alpha * R * a_i`` (``adjust_lifespan_and_memories``), where ``a_i``
+     is the attention it received in the reminded read, averaged over the memory layers, the heads and the
+     segment's real tokens, and ``R`` the padded reminded width (the paper's rule, not renormalised);
+  6. classifies the segment from its first token (``[CLS]`` / ``<s>``), with the encoder's own head.
+
+The layers keep the names of transformers' ``BertModel`` / ``RobertaModel`` (``embeddings``, ``encoder.layer``,
+``pooler``), so ``from_pretrained`` on a local BERT or RoBERTa checkpoint directory loads the encoder and
+initialises only the new modules (the Abstractor, the memory attentions and their LayerNorms, and the head
+when the checkpoint has none).
+
+Gradients stop at segment boundaries (Memoria keeps detached engrams) but reach the Abstractor and the memory
+attention through the current segment's loss. A row whose segment is padding only (a document that ended
+before the batch's longest one) is run as if it were unpadded: its output is meaningless, and the
+classification task ignores it.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertLayer, BertPooler, BertPreTrainedModel
+from transformers.models.roberta.modeling_roberta import (
+    RobertaClassificationHead,
+    RobertaEmbeddings,
+    RobertaLayer,
+    RobertaPreTrainedModel,
+)
+from transformers.utils import ModelOutput
+
+from memoria import Abstractor, Memoria
+
+from ..segment_recurrent import SegmentRecurrentModel
+from .configuration_memoria_bert import MemoriaBertConfig, MemoriaRobertaConfig
+
+
+@dataclass
+class MemoriaEncoderOutput(ModelOutput):
+    """Output of one segment.
+
+    Args:
+        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
+        pooler_output: BERT's pooled first token shaped [BatchSize, HiddenDim] (None for RoBERTa).
+        reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
+        lifespan_delta: lifespan each reminded engram earned shaped [BatchSize, NumReminded].
+    """
+
+    last_hidden_state: Optional[torch.FloatTensor] = None
+    pooler_output: Optional[torch.FloatTensor] = None
+    reminded_indices: Optional[torch.LongTensor] = None
+    lifespan_delta: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class MemoriaSequenceClassifierOutput(ModelOutput):
+    """Class scores of one segment.
+
+    Args:
+        loss: cross-entropy against ``labels`` when they were given.
+        logits: class scores shaped [BatchSize, NumLabels].
+        aux_loss: always None: the model has no auxiliary training loss.
+        reminded_indices: shaped [BatchSize, NumReminded]; -1 is padding.
+        lifespan_delta: shaped [BatchSize, NumReminded].
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    aux_loss: Optional[torch.FloatTensor] = None
+    reminded_indices: Optional[torch.LongTensor] = None
+    lifespan_delta: Optional[torch.FloatTensor] = None
+
+
+def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """The padding mask of a segment as bool [BatchSize, SegmentLength], rows of padding only made all True.
+
+    Raises:
+        ValueError: naming the argument when ``input_ids`` is not a 2-D integer tensor or ``attention_mask`` is
+            not None or a 0/1 tensor of the same shape.
+    """
+    if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
+        raise ValueError(
+            f"input_ids must be integer token ids shaped [BatchSize, SegmentLength], got {input_ids.dtype} "
+            f"shaped {tuple(input_ids.shape)}"
+        )
+    if attention_mask is None:
+        return torch.ones_like(input_ids, dtype=torch.bool)
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask must be shaped like input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}"
+        )
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+    keep = attention_mask.bool()
+    return keep | ~keep.any(dim=1, keepdim=True)
+
+
+class MemoryAttention(nn.Module):
+    """Multi-head attention from a segment's positions to a set of memory vectors, returning its weights too."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} must be a multiple of num_attention_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
+        self.output = nn.Linear(hidden_size, hidden_size)
+        self.attention_dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, hidden: torch.Tensor, memories: torch.Tensor, memory_mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Attends every position to the memories ``memory_mask`` keeps (a row with none gets zeros).
+
+        Args:
+            hidden: queries shaped [BatchSize, SegmentLength, HiddenDim].
+            memories: keys and values shaped [BatchSize, MemoryLength, HiddenDim].
+            memory_mask: True where a memory is real shaped [BatchSize, MemoryLength].
+
+        Returns:
+            the attended values shaped [BatchSize, SegmentLength, HiddenDim] and the weights (after dropout)
+            shaped [BatchSize, NumHeads, SegmentLength, MemoryLength].
+        """
+        batch_size, length, hidden_dim = hidden.shape
+        memory_length = memories.size(1)
+        query = self.query(hidden).view(batch_size, length, self.num_heads, self.head_dim).transpose(1, 2)
+        key, value = self.key_value(memories.to(hidden.dtype)).split(hidden_dim, dim=-1)
+        key, value = (
+            x.view(batch_size, memory_length, self.num_heads, self.head_dim).transpose(1, 2) for x in (key, value)
+        )
+        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, M]
+        keep = memory_mask[:, None, None, :]  # [B, 1, 1, M]
+        weights = scores.masked_fill(~keep, torch.finfo(scores.dtype).min).softmax(dim=-1) * keep
+        weights = self.attention_dropout(weights)
+        attended = (weights @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
+        has_memory = memory_mask.any(dim=-1)[:, None, None]  # [B, 1, 1]
+        return self.output_dropout(self.output(attended)) * has_memory, weights
+
+
+class MemoryRead(nn.Module):
+    """A later layer's two memory reads: working memory, then reminded engrams, with one shared attention."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.attention = MemoryAttention(
+            config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob
+        )
+        self.ln_working = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ln_reminded = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        working: torch.Tensor,
+        reminded: torch.Tensor,
+        reminded_mask: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Returns the hidden states after both reads [BatchSize, SegmentLength, HiddenDim] and the weights of the
+        reminded read [BatchSize, NumHeads, SegmentLength, NumReminded]."""
+        working_mask = torch.ones(working.shape[:2], dtype=torch.bool, device=working.device)
+        hidden = hidden + self.attention(self.ln_working(hidden), working, working_mask)[0]
+        read, weights = self.attention(self.ln_reminded(hidden), reminded, reminded_mask)
+        return hidden + read, weights
+
+
+class MemoriaEncoderMixin(SegmentRecurrentModel):
+    """The segment loop shared by Memoria BERT and Memoria RoBERTa (see the module docstring)."""
+
+    def _build_body(self, config, embeddings_class, layer_class) -> None:
+        self.embeddings = embeddings_class(config)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers)])
+        num_memory_layers = config.num_hidden_layers - config.memory_layer_index
+        self.memory_reads = nn.ModuleList([MemoryRead(config) for _ in range(num_memory_layers)])
+        self.abstractor = Abstractor(config.memoria_num_memories, config.hidden_size, config.intermediate_size)
+        self.memoria = Memoria(
+            num_reminded_stm=config.memoria_num_reminded_stm,
+            stm_capacity=config.memoria_stm_capacity,
+            ltm_search_depth=config.memoria_ltm_search_depth,
+            initial_lifespan=config.memoria_initial_lifespan,
+            num_final_ltms=config.memoria_num_reminded_ltm,
+            device=config.memoria_device,
+            mode=config.memoria_mode,
+        )
+        self._memory_rows: Optional[int] = None
+        self._segments_since_reset = 0
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = embeddings
+
+    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+        """Forgets the engrams of every row, or only of ``rows``.
+
+        Args:
+            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
+        """
+        if rows is None or self._memory_rows is None:
+            self.memoria.reset_memory()
+            self._memory_rows = None
+            self._segments_since_reset = 0
+            return
+        self.memoria.reset_memory(rows)
+
+    def _encode(
+        self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Runs one segment; returns the final hidden states, the reminded indices and their lifespan delta."""
+        keep = check_segment(input_ids, attention_mask)  # [B, L]
+        batch_size = input_ids.size(0)
+        if self._memory_rows is not None and self._memory_rows != batch_size:
+            raise ValueError(
+                f"the memory holds {self._memory_rows} rows but the segment has {batch_size}; "
+                "call reset_memory() before a batch of another size"
+            )
+        period = self.config.memoria_reset_period
+        if period is not None and self._segments_since_reset >= period:
+            self.reset_memory()
+
+        hidden = self.embeddings(input_ids=input_ids)  # [B, L, D]
+        additive = (~keep)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min  # [B, 1, 1, L]
+        split = self.config.memory_layer_index
+        for layer in self.encoder.layer[:split]:
+            hidden = layer(hidden, additive)
+
+        working = self.abstractor(hidden, keep)  # [B, W, D]
+        self.memoria.add_working_memory(working.detach().float())
+        reminded, indices = self.memoria.remind()
+        reminded, indices = reminded.to(hidden.device, hidden.dtype), indices.to(hidden.device)
+        reminded_mask = indices >= 0  # [B, R]
+
+        weights: List[torch.Tensor] = []
+        for layer, read in zip(self.encoder.layer[split:], self.memory_reads):
+            attended = layer.attention(hidden, additive)[0]
+            attended, layer_weights = read(attended, working, reminded, reminded_mask)
+            hidden = layer.feed_forward_chunk(attended)
+            weights.append(layer_weights)
+
+        lifespan_delta = self._lifespan_delta(weights, keep, reminded_mask)
+        self.memoria.adjust_lifespan_and_memories(indices, lifespan_delta)
+        self._memory_rows = batch_size
+        self._segments_since_reset += 1
+        return hidden, indices, lifespan_delta
+
+    @torch.no_grad()
+    def _lifespan_delta(
+        self, weights: List[torch.Tensor], keep: torch.Tensor, reminded_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``alpha * R * a_i``: the reminded read's weight averaged over layers, heads and real tokens.
+
+        Args:
+            weights: per memory layer, shaped [BatchSize, NumHeads, SegmentLength, NumReminded].
+            keep: real tokens shaped [BatchSize, SegmentLength].
+            reminded_mask: real reminded engrams shaped [BatchSize, NumReminded].
+
+        Returns:
+            shaped [BatchSize, NumReminded], float32, 0 on padding.
+        """
+        per_token = torch.stack(weights).float().mean(dim=(0, 2))  # [B, L, R]
+        tokens = keep.float()
+        attention = (per_token * tokens[:, :, None]).sum(dim=1) / tokens.sum(dim=1, keepdim=True)  # [B, R]
+        return attention * reminded_mask * reminded_mask.size(1) * self.config.memoria_lifespan_extend_scale
+
+
+class MemoriaBertModel(MemoriaEncoderMixin, BertPreTrainedModel):
+    """Memoria BERT's body: BERT's embeddings, layers and pooler, the Abstractor, the memory reads and Memoria."""
+
+    config_class = MemoriaBertConfig
+
+    def __init__(self, config: MemoriaBertConfig) -> None:
+        config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
+        super().__init__(config)
+        self._build_body(config, BertEmbeddings, BertLayer)
+        self.pooler = BertPooler(config)
+        self.post_init()
+
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> MemoriaEncoderOutput:
+        """Runs the next segment of every row, reading from and writing to memory.
+
+        Args:
+            input_ids: token ids shaped [BatchSize, SegmentLength] (at most ``max_position_embeddings``).
+            attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
+        """
+        hidden, indices, delta = self._encode(input_ids, attention_mask)
+        return MemoriaEncoderOutput(hidden, self.pooler(hidden), indices, delta)
+
+
+class MemoriaBertForSequenceClassification(MemoriaEncoderMixin, BertPreTrainedModel):
+    """Memoria BERT with BERT's sequence-classification head (dropout and a linear layer on the pooled [CLS])."""
+
+    config_class = MemoriaBertConfig
+
+    def __init__(self, config: MemoriaBertConfig) -> None:
+        super().__init__(config)
+        self.bert = MemoriaBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.bert.get_input_embeddings()
+
+    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+        """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
+        self.bert.reset_memory(rows)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+    ) -> MemoriaSequenceClassifierOutput:
+        """Runs the next segment and scores the classes from it.
+
+        Args:
+            input_ids: token ids shaped [BatchSize, SegmentLength].
+            attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
+            labels: optional class ids shaped [BatchSize] for ``loss``.
+
+        Returns:
+            logits shaped [BatchSize, NumLabels], with the body's reminded indices and lifespan delta.
+        """
+        body = self.bert(input_ids, attention_mask)
+        logits = self.classifier(self.dropout(body.pooler_output))
+        return _classifier_output(logits, labels, body)
+
+
+class MemoriaRobertaModel(MemoriaEncoderMixin, RobertaPreTrainedModel):
+    """Memoria RoBERTa's body: RoBERTa's embeddings and layers, the Abstractor, the memory reads and Memoria."""
+
+    config_class = MemoriaRobertaConfig
+
+    def __init__(self, config: MemoriaRobertaConfig) -> None:
+        config.validate()
+        super().__init__(config)
+        self._build_body(config, RobertaEmbeddings, RobertaLayer)
+        self.post_init()
+
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> MemoriaEncoderOutput:
+        """Runs the next segment of every row, reading from and writing to memory (arguments as Memoria BERT's)."""
+        hidden, indices, delta = self._encode(input_ids, attention_mask)
+        return MemoriaEncoderOutput(hidden, None, indices, delta)
+
+
+class MemoriaRobertaForSequenceClassification(MemoriaEncoderMixin, RobertaPreTrainedModel):
+    """Memoria RoBERTa with RoBERTa's classification head (dense, tanh, dense on the first token <s>)."""
+
+    config_class = MemoriaRobertaConfig
+
+    def __init__(self, config: MemoriaRobertaConfig) -> None:
+        super().__init__(config)
+        self.roberta = MemoriaRobertaModel(config)
+        self.classifier = RobertaClassificationHead(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.roberta.get_input_embeddings()
+
+    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+        """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
+        self.roberta.reset_memory(rows)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+    ) -> MemoriaSequenceClassifierOutput:
+        """Runs the next segment and scores the classes from it (arguments and output as Memoria BERT's)."""
+        body = self.roberta(input_ids, attention_mask)
+        return _classifier_output(self.classifier(body.last_hidden_state), labels, body)
+
+
+def _classifier_output(
+    logits: torch.Tensor, labels: Optional[torch.Tensor], body: MemoriaEncoderOutput
+) -> MemoriaSequenceClassifierOutput:
+    loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
+    return MemoriaSequenceClassifierOutput(
+        loss=loss, logits=logits, reminded_indices=body.reminded_indices, lifespan_delta=body.lifespan_delta
+    )

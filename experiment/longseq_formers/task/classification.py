@@ -1,0 +1,160 @@
+"""Long-document classification: read each document segment by segment with fresh memory, then classify it."""
+
+from typing import Any, Dict, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from transformers import AutoModelForSequenceClassification, PretrainedConfig
+
+from ..data.classification import ClassificationData
+from ..data.tokenization import SegmentTokenizer
+from ..dataset.classification import ClassificationDataset
+from .base import Segment, SegmentLoss, SegmentTask
+
+PREDICTIONS = ("last", "mean")
+LOSSES = ("segments", "last")
+
+
+class ClassificationTask(SegmentTask):
+    """Each batch holds whole documents: memory is reset before it, and every segment is classified.
+
+    Batches come from :class:`ClassificationDataModule`: ``input_ids`` and ``attention_mask`` shaped
+    [BatchSize, NumSegments * SegmentLength], ``labels`` and ``num_segments`` shaped [BatchSize]. A document
+    shorter than the batch's longest is followed by segments of padding only, which count for nothing.
+
+    Args:
+        model_config: the model's configuration as a dict, with its model_type and ``num_labels``.
+        segment_length: tokens per segment (special tokens included).
+        learning_rate: AdamW's peak learning rate.
+        warmup_ratio: fraction of the steps of linear warm-up from 0.
+        weight_decay: AdamW's weight decay.
+        prediction: "last" (the paper's): a document's class is scored by its last segment's logits; "mean":
+            by the mean of its segments' logits (the segment-averaging baseline).
+        loss: "segments" (the paper's): the cross-entropy of every segment against the document's label,
+            averaged over the document's segments and then over the documents of the batch; "last": the
+            cross-entropy of each document's last segment only.
+    """
+
+    monitor = "val/macro_f1"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model_config: Dict[str, Any],
+        segment_length: int,
+        learning_rate: float = 2e-5,
+        warmup_ratio: float = 0.06,
+        weight_decay: float = 0.0,
+        prediction: str = "last",
+        loss: str = "segments",
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        super().__init__(
+            model_config,
+            segment_length,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            carry_memory=False,
+        )
+        self._logit_sum: Optional[torch.Tensor] = None  # [B, NumLabels]: the running sum of a batch's logits
+
+    def build_model(self, config: PretrainedConfig) -> nn.Module:
+        return AutoModelForSequenceClassification.from_config(config)
+
+    def build_metrics(self) -> Dict[str, Metric]:
+        num_classes = self.model.config.num_labels
+        return {
+            "accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            "macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
+        }
+
+    def segment_requires_grad(self, segment: Segment) -> bool:
+        num_segments = segment.tensors["num_segments"]
+        if self.hparams.loss == "last":
+            return bool((num_segments == segment.index + 1).any())
+        return bool((num_segments > segment.index).any())
+
+    def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
+        labels = segment.tensors["labels"]  # [B]
+        num_segments = segment.tensors["num_segments"]  # [B]
+        logits = output.logits.float()  # [B, NumLabels]
+        real = num_segments > segment.index  # [B]: rows whose document has this segment
+        ending = num_segments == segment.index + 1  # [B]: rows whose document ends with it
+        if segment.index == 0:
+            self._logit_sum = torch.zeros_like(logits)
+        self._logit_sum = self._logit_sum + logits.detach() * real[:, None]
+        if bool(ending.any()):
+            if self.hparams.prediction == "last":
+                scores = logits.detach()
+            else:
+                scores = self._logit_sum / num_segments[:, None]
+            for metric in self.metrics(split).values():
+                metric.update(scores[ending], labels[ending])
+        if self.hparams.loss == "last":
+            if not bool(ending.any()):
+                return None
+            total = F.cross_entropy(logits[ending], labels[ending], reduction="sum")
+            return SegmentLoss(total, int(ending.sum()))
+        if not bool(real.any()):
+            return None
+        per_row = F.cross_entropy(logits, labels, reduction="none") * real / num_segments  # [B]
+        # every document's terms add up to its mean over its segments; the batch divides by its documents once
+        return SegmentLoss(per_row.sum(), labels.numel() if segment.index == 0 else 0)
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Loaders over tokenised documents.
+
+    Args:
+        data: the documents and their splits.
+        tokenizer: see ``data.tokenization``.
+        segment_length: tokens per segment, special tokens included.
+        batch_size: training batch size (documents).
+        eval_batch_size: dev and test batch size.
+        max_segments: keep only each document's first this many segments (1: the truncation baseline).
+        num_workers: loader worker processes.
+    """
+
+    def __init__(
+        self,
+        data: ClassificationData,
+        tokenizer: SegmentTokenizer,
+        segment_length: int,
+        batch_size: int,
+        eval_batch_size: int = 1,
+        max_segments: Optional[int] = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.datasets = {
+            split: ClassificationDataset(data.split(split), tokenizer, segment_length, max_segments)
+            for split in ("train", "dev", "test")
+        }
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=dataset.collate
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

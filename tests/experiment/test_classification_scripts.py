@@ -1,0 +1,190 @@
+"""The classification scripts end to end on tiny data: train (JSON and Hyperpartisan layouts, from a local
+pretrained BERT), evaluate a checkpoint, and the comparison with its read-back of finished runs."""
+
+import json
+
+import pytest
+import torch
+from test_classification_data import write_plays, write_semeval
+from transformers import BertConfig, BertModel
+
+from experiment import eval_classification, run_classification, train_classification
+from experiment.longseq_formers.data.classification import ClassificationData, Document, save_classification_data
+from experiment.longseq_formers.data.tokenization import train_bpe_tokenizer
+
+TINY = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=16,
+    num_labels=2,
+)
+TINY_MEMORIA = dict(
+    memory_layer_index=1,
+    memoria_num_memories=2,
+    memoria_stm_capacity=4,
+    memoria_num_reminded_stm=2,
+    memoria_num_reminded_ltm=2,
+    memoria_ltm_search_depth=2,
+)
+WORDS = "red green blue cat dog sun moon star tree leaf".split()
+
+
+@pytest.fixture
+def tiny_setup(tmp_path):
+    """A classification JSON file, a tokenizer trained on it and tiny model configurations."""
+    rng = torch.Generator().manual_seed(0)
+
+    def document(index: int, label: int) -> Document:
+        picks = torch.randint(0, 5, (30,), generator=rng) + 5 * label
+        return Document(str(index), " ".join(WORDS[i] for i in picks), label)
+
+    splits = {name: [document(i, i % 2) for i in range(n)] for name, n in (("train", 8), ("dev", 4), ("test", 4))}
+    save_classification_data(ClassificationData(["warm", "cold"], **splits), tmp_path / "data.json")
+    tokenizer = train_bpe_tokenizer([d.text for d in splits["train"]], 40, tmp_path / "tokenizer")
+    configs = {}
+    for name, fields in (
+        ("memoria", {"model_type": "memoria_bert", **TINY, **TINY_MEMORIA}),
+        ("plain", {"model_type": "bert_segment", **TINY}),
+    ):
+        configs[name] = tmp_path / f"{name}.json"
+        configs[name].write_text(json.dumps(fields))
+    return tmp_path / "data.json", tokenizer, configs
+
+
+def common_args(output_dir, config, tokenizer, *extra):
+    return [
+        f"--model-config={config}",
+        f"--tokenizer={tokenizer}",
+        f"--output-dir={output_dir}",
+        "--segment-length=8",
+        "--batch-size=4",
+        "--eval-batch-size=4",
+        "--max-steps=2",
+        "--val-check-interval=1",
+        "--learning-rate=1e-3",
+        "--accelerator=cpu",
+        "--devices=1",
+        "--no-progress-bar",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("script", [train_classification, eval_classification, run_classification])
+def test_help_shows_the_defaults(script, capsys):
+    with pytest.raises(SystemExit) as exited:
+        script.main(["--help"])
+    assert exited.value.code == 0
+    assert "(default:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "model, extra", [("memoria", []), ("plain", ["--prediction=mean"]), ("plain", ["--max-segments=1"])]
+)
+def test_train_then_evaluate(model, extra, tiny_setup, tmp_path, capsys):
+    data, tokenizer, configs = tiny_setup
+    output_dir = tmp_path / "run"
+    train_classification.main(
+        ["--dataset=json", f"--data={data}", *common_args(output_dir, configs[model], tokenizer, *extra)]
+    )
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["labels"] == ["warm", "cold"] and results["steps"] == 2
+    for field in ("test", "test_best"):
+        assert 0 <= results[field]["accuracy"] <= 1 and 0 <= results[field]["macro_f1"] <= 1
+    assert "macro-F1" in capsys.readouterr().out
+    eval_classification.main(
+        [
+            f"--checkpoint={results['last_checkpoint']}",
+            "--dataset=json",
+            f"--data={data}",
+            f"--tokenizer={tokenizer}",
+            "--accelerator=cpu",
+            *(["--max-segments=1"] if "--max-segments=1" in extra else []),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert f"test accuracy {results['test']['accuracy']:.4f}" in printed
+
+
+def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_path, capsys):
+    _, _, configs = tiny_setup
+    articles = [
+        (
+            f"{i:04d}",
+            f"Title {i}",
+            f"<p>{' '.join(WORDS[(i + j) % 10] for j in range(20))}</p>",
+            "true" if i % 2 else "false",
+        )
+        for i in range(20)
+    ]
+    xml, truth = write_semeval(tmp_path, articles)
+    tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 5, 40, tmp_path / "tok")
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=40, **{k: v for k, v in TINY.items() if k != "num_labels"}))
+    bert.save_pretrained(tmp_path / "bert")
+    output_dir = tmp_path / "hp"
+    train_classification.main(
+        [
+            "--dataset=hyperpartisan",
+            f"--data={xml}",
+            f"--ground-truth={truth}",
+            f"--pretrained={tmp_path / 'bert'}",
+            *common_args(output_dir, configs["memoria"], tokenizer),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "loaded" in printed and "newly initialised" in printed
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["labels"] == ["false", "true"] and results["split_overlap"] == {}
+    trained_from = torch.load(results["last_checkpoint"], weights_only=False)["state_dict"]
+    assert trained_from["model.bert.embeddings.word_embeddings.weight"].shape == (40, 16)
+
+
+def test_bad_arguments_are_refused(tiny_setup, tmp_path):
+    data, tokenizer, configs = tiny_setup
+    with pytest.raises(ValueError, match="segment-length 20 needs 20 positions"):
+        train_classification.main(
+            [
+                "--dataset=json",
+                f"--data={data}",
+                *common_args(tmp_path / "x", configs["plain"], tokenizer),
+                "--segment-length=20",
+            ]
+        )
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        train_classification.main(
+            [
+                "--dataset=json",
+                f"--data={data}",
+                f"--pretrained={tmp_path}",
+                *common_args(tmp_path / "y", configs["plain"], tokenizer),
+            ]
+        )
+
+
+def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, capsys):
+    texts = write_plays(tmp_path / "texts", words=120)
+    args = [
+        f"--output-dir={tmp_path / 'cmp'}",
+        f"--texts-dir={texts}",
+        "--excerpt-words=30",
+        "--train-stride-words=30",
+        "--vocab-size=80",
+        "--segment-length=16",
+        "--segments=2",
+        "--seeds=1",
+        "--max-steps=2",
+        "--batch-size=8",
+        "--val-check-interval=2",
+        "--no-progress-bar",
+    ]
+    run_classification.main(args)
+    first = capsys.readouterr().out
+    for name in ("Memoria BERT", "Memoria BERT, erased every segment", "BERT, mean of segment logits"):
+        assert name in first
+    assert "vs BERT, first segment only" in first and "Better:" in first and "test macro-F1" in first
+    run_classification.main(args)
+    again = capsys.readouterr().out
+    assert again.count("read back from") == 4 and "training" not in again
+    assert again[again.index("Shakespeare genre") :] == first[first.index("Shakespeare genre") :]
