@@ -6,7 +6,7 @@ from window to window, reset at the start of each split.
 
 Example:
     python -m experiment.eval_language_modeling \\
-        --checkpoint outputs/language_modeling/memoria-seed42/checkpoints/last.ckpt
+        --checkpoint outputs/language_modeling/memoria-seed42/checkpoints/final.ckpt
 """
 
 from typing import Dict, List, Optional

@@ -53,6 +53,7 @@ RUN_SETTINGS = (
     "seed",
     "config_override",
 )
+PATH_SETTINGS = ("data_dir", "tokenizer")
 
 
 def build_parser():
@@ -132,8 +133,15 @@ def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
         return None
     saved = read_results([path])[0]
     settings = saved.get("settings", {})
-    same = all(settings.get(key) == getattr(train_args, key) for key in RUN_SETTINGS)
+    same = all(_same(key, settings.get(key), getattr(train_args, key)) for key in RUN_SETTINGS)
     return saved if same else None
+
+
+def _same(key: str, saved: Any, current: Any) -> bool:
+    """Whether a saved setting equals the current one; paths are compared resolved (relative or absolute)."""
+    if key in PATH_SETTINGS and isinstance(saved, str) and isinstance(current, str) and current != "bytes":
+        return Path(saved).resolve() == Path(current).resolve()
+    return saved == current
 
 
 def train_one(args, key: str, dataset: str, data_dir: str, tokenizer: str, extra: Dict, seed: int) -> Dict:

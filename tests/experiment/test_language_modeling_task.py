@@ -262,7 +262,7 @@ def test_train_and_evaluate_on_bpe_then_on_bytes(gutenberg, tmp_path, capsys):
 
     capsys.readouterr()
     eval_language_modeling.main(
-        ["--checkpoint", str(output / "checkpoints" / "last.ckpt"), "--batch-size=2", "--accelerator=cpu"]
+        ["--checkpoint", str(results["last_checkpoint"]), "--batch-size=2", "--accelerator=cpu"]
     )
     printed = capsys.readouterr().out
     test_ppl = float(re.search(r"test: perplexity ([0-9.]+)", printed).group(1))

@@ -63,8 +63,8 @@ def is_saved_dataset(path: Union[str, Path]) -> bool:
 def split_wikitext_articles(lines: Sequence[str]) -> List[str]:
     """Groups WikiText lines into articles: each starts at a top-level `` = Title = `` line.
 
-    Lines before the first heading form an article of their own (the published files have none). Lines keep
-    their newlines, so the articles concatenated give the text back.
+    Lines before the first heading (the published files open with a blank line) form an article of their own.
+    Lines keep their newlines, so the articles concatenated give the text back.
     """
     articles: List[List[str]] = []
     for line in lines:
@@ -82,17 +82,16 @@ def load_wikitext103(path: Union[str, Path]) -> Corpus:
             WikiText lines (the hub copy), which are joined and split into articles the same way.
 
     Returns:
-        {"train", "valid", "test"}: each a list of articles (str).
+        {"train", "valid", "test"}: each a list of articles (str); text that is only whitespace (the blank line
+        before the first heading) is dropped.
 
     Raises:
         FileNotFoundError: naming the missing file.
     """
     if is_saved_dataset(path):
         rows = load_saved_dataset(path)
-        return {
-            split: split_wikitext_articles([row if row.endswith("\n") else row + "\n" for row in rows[split]])
-            for split in SPLITS
-        }
+        lines = {split: [row if row.endswith("\n") else row + "\n" for row in rows[split]] for split in SPLITS}
+        return {split: [a for a in split_wikitext_articles(lines[split]) if a.strip()] for split in SPLITS}
     path = _require_dir(path, "wiki.train.raw, wiki.valid.raw and wiki.test.raw (or .tokens)")
     corpus: Corpus = {}
     for split in SPLITS:
