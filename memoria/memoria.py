@@ -524,24 +524,31 @@ class Memoria:
         )
         age = None if e.age is None else e.age.cpu()
         for row, history in enumerate(self.histories):
-            live = [p for p in range(e.length) if types[row, p] != EngramType.NULL.value and ids[row, p] >= 0]
+            live_mask = (types[row, : e.length] != EngramType.NULL.value) & (ids[row, : e.length] >= 0)  # [N]
+            live = live_mask.nonzero().flatten().tolist()
+            row_ids, row_types, row_life = ids[row].tolist(), types[row].tolist(), lifespan[row].tolist()
+            row_age = None if age is None else age[row].tolist()
+            row_counts = counts[row, : e.length, : e.length]  # [N, N]
+            fired = row_counts.diagonal()  # [N]
+            fired_list = fired.tolist()
             fields = [
                 {
-                    "id": int(ids[row, p]),
-                    "type": EngramType(int(types[row, p])).name,
-                    "lifespan": float(lifespan[row, p]),
-                    "age": None if age is None else int(age[row, p]),
-                    "fire_count": int(counts[row, p, p]),
+                    "id": row_ids[p],
+                    "type": EngramType(row_types[p]).name,
+                    "lifespan": row_life[p],
+                    "age": None if row_age is None else row_age[p],
+                    "fire_count": fired_list[p],
                 }
                 for p in live
             ]
+            # links between live engrams i != j that fired together, in row-major order of (i, j)
+            linked = (row_counts > 0) & (fired > 0)[:, None] & live_mask[:, None] & live_mask[None, :]
+            linked.fill_diagonal_(False)
             edges = {}
-            for i in live:
-                for j in live:
-                    together, fired = int(counts[row, i, j]), int(counts[row, i, i])
-                    if i != j and together > 0 and fired > 0:
-                        key = (int(ids[row, i]), int(ids[row, j]))
-                        edges[key] = EngramConnection(key[0], key[1], together / fired, together)
+            pairs = linked.nonzero()  # [L, 2]
+            for (i, j), together in zip(pairs.tolist(), row_counts[pairs[:, 0], pairs[:, 1]].tolist()):
+                key = (row_ids[i], row_ids[j])
+                edges[key] = EngramConnection(key[0], key[1], together / fired_list[i], together)
             by_type = {
                 name: [f["id"] for f in fields if f["type"] == name] for name in ("WORKING", "SHORTTERM", "LONGTERM")
             }
