@@ -14,6 +14,7 @@ Example:
     python -m experiment.run_sorting --models memoria memoria-two-attention memoria-renormalised   # the variants
 """
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -127,14 +128,14 @@ def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
     return saved if same else None
 
 
-def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) -> Dict:
-    """Trains (or reads back) model ``key`` on one data file with one seed; returns its results.json contents."""
+def training_arguments(args, key: str, data_path: Path, sequence_length: int, seed: int):
+    """The parsed ``train_sorting`` arguments of model ``key`` on one data file with one seed."""
     from . import train_sorting
 
     _, config, overrides = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"T{sequence_length}" / f"{key}-seed{seed}"
     epochs = math.ceil(args.max_steps * args.batch_size / args.num_train)
-    train_args = train_sorting.build_parser().parse_args(
+    return train_sorting.build_parser().parse_args(
         arguments(
             data=data_path,
             model_config=config,
@@ -152,8 +153,17 @@ def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) 
             devices=1,
             no_progress_bar=args.no_progress_bar,
         )
-        + [f"--config-override={field}={value}" for field, value in overrides.items()]
+        # values as JSON, which --config-override reads (False -> false, "renormalised" -> a string)
+        + [f"--config-override={field}={json.dumps(value)}" for field, value in overrides.items()]
     )
+
+
+def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) -> Dict:
+    """Trains (or reads back) model ``key`` on one data file with one seed; returns its results.json contents."""
+    from . import train_sorting
+
+    train_args = training_arguments(args, key, data_path, sequence_length, seed)
+    output_dir = Path(train_args.output_dir)
     saved = None if args.retrain else _saved_run(output_dir, train_args)
     if saved is not None:
         print(f"== {key}, {sequence_length} symbols, seed {seed}: read back from {output_dir}", flush=True)

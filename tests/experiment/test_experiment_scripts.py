@@ -120,3 +120,14 @@ def test_run_sorting_with_seeds_reports_their_spread(tmp_path, capsys):
     run_sorting.main(run_sorting_args(tmp_path, "--seeds", "1", "2", "--models", "memoria-erased", "transformer"))
     table = capsys.readouterr().out.split("test token accuracy")[-1]
     assert "std" in table and "seed 1" in table and "seed 2" in table
+
+
+@pytest.mark.parametrize("key", list(run_sorting.MODEL_CHOICES))
+def test_run_sorting_passes_each_models_overrides_with_their_types(key, tmp_path):
+    from experiment.longseq_formers.training import load_model_config
+
+    args = run_sorting.parse_args(run_sorting_args(tmp_path))
+    train_args = run_sorting.training_arguments(args, key, tmp_path / "data.json", 16, 1)
+    config = load_model_config(train_args)
+    for field, value in run_sorting.MODEL_CHOICES[key][2].items():
+        assert getattr(config, field) == value and type(getattr(config, field)) is type(value)
