@@ -50,7 +50,9 @@ def add_data_arguments(parser) -> None:
     group.add_argument("--data", required=True, help="the data file (see above)")
     group.add_argument("--ground-truth", help="hyperpartisan: the SemEval ground-truth XML beside --data")
     group.add_argument(
-        "--split-file", help="hyperpartisan: JSON {train, dev, test} of article ids (e.g. Longformer's hp-splits.json)"
+        "--split-file",
+        help="hyperpartisan: JSON {train, dev, test} of article ids or positions, or 'published': the shipped "
+        "Longformer split the paper used (positions into the Hugging Face byarticle export)",
     )
     group.add_argument(
         "--split-by",

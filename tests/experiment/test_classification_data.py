@@ -278,3 +278,16 @@ def test_the_dataset_pads_documents_to_whole_segments():
     assert batch["input_ids"].tolist() == [[1, 11, 12, 2, 1, 13, 14, 2], [1, 11, 2, 0, 0, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1] * 8, [1, 1, 1, 0, 0, 0, 0, 0]]
     assert batch["labels"].tolist() == [1, 0] and batch["num_segments"].tolist() == [2, 1]
+
+
+def test_the_shipped_published_split_is_the_papers_with_its_overlap(tmp_path):
+    # 645 distinct by-article rows; the published split (516 / 64 / 65 by position) shares test articles with
+    # train (51) and dev (7), as the issue and the Longformer split state
+    articles = [
+        (f"{i:07d}", f"title {i}", f"<p>article number {i}</p>", "true" if i % 3 else "false") for i in range(645)
+    ]
+    data = load_hyperpartisan(write_jsonl(tmp_path / "byarticle.jsonl", articles), split_file="published")
+    assert (len(data.train), len(data.dev), len(data.test)) == (516, 64, 65)
+    assert data.overlap == {"train-test": 51, "dev-test": 7}
+    with pytest.raises(ValueError, match="position"):  # a smaller export cannot hold the published positions
+        load_hyperpartisan(write_jsonl(tmp_path / "small.jsonl"), split_file="published")

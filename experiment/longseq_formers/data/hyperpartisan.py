@@ -14,8 +14,10 @@ entities decoded) and whitespace collapsed, as the Longformer preprocessing take
 
 Splits: a split file (``read_split_file``: JSON ``{"train", "dev", "test"}``) of SemEval article ids (the layout
 of the Longformer paper's ``hp-splits.json``, the 516 / 64 / 65 split the Memoria paper used, which puts some
-articles in two splits: the overlap is measured and reported) or of positions in file order; or by default
-:func:`clean_split`: seeded, stratified, deduplicated, disjoint, in the published split's proportions (about
+articles in two splits: the overlap is measured and reported) or of positions in file order; ``split_file="published"`` reads the shipped ``hyperpartisan_splits.json``: the
+Longformer split (its ``scripts/hp-splits.json``) as the Memoria paper's code used it, positions 0..644 into the
+Hugging Face ``byarticle`` export, 516 / 64 / 65, whose test split shares 51 articles with train and 7 with dev;
+or by default :func:`clean_split`: seeded, stratified, deduplicated, disjoint, in the published split's proportions (about
 80 / 10 / 10).
 """
 
@@ -29,6 +31,7 @@ from .classification import ClassificationData, Document, apply_split, clean_spl
 
 LABELS = ["false", "true"]  # the ground truth's values of "hyperpartisan"
 PUBLISHED_SIZES = {"train": 516, "dev": 64, "test": 65}
+PUBLISHED_SPLIT_FILE = Path(__file__).parent / "hyperpartisan_splits.json"  # positions into the byarticle export
 
 
 class _TextExtractor(HTMLParser):
@@ -161,7 +164,9 @@ def load_hyperpartisan(
     Args:
         data: the articles XML (with ``ground_truth``) or a .jsonl / .parquet export.
         ground_truth: the ground-truth XML; required with an XML ``data``, refused otherwise.
-        split_file: JSON ``{"train", "dev", "test"}`` of article ids or positions; None: the clean split.
+        split_file: JSON ``{"train", "dev", "test"}`` of article ids or positions; "published": the shipped
+            Longformer split, positions into the export (by "index" unless ``split_by`` says otherwise); None: the
+            clean split.
         split_seed: the clean split's seed.
         split_by: "id" (the SemEval article ids, as the Longformer split file holds; the default for the XML
             layout) or "index" (positions in file order; the default for an export, which has no article ids).
@@ -180,6 +185,8 @@ def load_hyperpartisan(
         if ground_truth is not None:
             raise ValueError(f"ground_truth is only for the SemEval XML layout; {data} is an export with labels")
         documents = read_hf_export(data, include_title)
+    if split_file == "published":
+        split_file, split_by = PUBLISHED_SPLIT_FILE, split_by or "index"
     if split_file is not None:
         by = split_by or ("id" if data.suffix == ".xml" else "index")
         indices = read_split_file(split_file, documents, by)
