@@ -274,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     recorded, summary = {}, {}
     for mode in args.modes:
-        print(f"== reading {args.num_episodes} episodes with Memoria in {mode} mode", flush=True)
+        print(f"== reading the test episodes (at most {args.num_episodes}) with Memoria in {mode} mode", flush=True)
         recorded[mode] = read_episodes(args, load_model(args, mode))
         effects = measure_effects(recorded[mode]["histories"], args.bootstrap_samples, args.seed)
         summary[mode] = {metric: recorded[mode][metric], "effects": effects}
