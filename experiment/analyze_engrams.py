@@ -1,10 +1,18 @@
 """Engram analysis on a trained Memoria Transformer: primacy, recency and temporal contiguity in real histories.
 
 Loads a trained model (a ``model/`` directory that a train script wrote), switches on Memoria's history
-(``memoria_keep_history``), lets it read test sequences segment by segment, one episode per sequence (memory
-reset between sequences), once with Memoria in each mode ("reference": memoria-pytorch 1.0.0's behaviour, the one
+(``memoria_keep_history``), lets it read test episodes segment by segment (memory reset between episodes), once
+with Memoria in each mode ("reference": memoria-pytorch 1.0.0's behaviour, the one
 the model was trained with; "paper": the algorithm as the paper describes it), and measures with
-``memoria.analysis``:
+``memoria.analysis``. Two kinds of episode:
+
+- sorting (``--sorting-data``): one test sequence per episode; the score is the target-token accuracy;
+- language modelling (``--corpus``, a corpus directory as train_language_modeling reads it, e.g. PG-19's layout):
+  the test split is tokenised with the run's tokenizer, joined (documents separated by the end-of-text token, as
+  ``--document-boundaries carry`` reads it) and cut into consecutive episodes of ``--episode-segments`` segments;
+  a last episode that the split does not fill is left out. The score is the perplexity over the episodes.
+
+The effects:
 
 - primacy and recency: the reminder rate (reminders per step the engram existed after its creation) of the
   earliest and the latest tenth of an episode's engrams (the last step's, never remindable, left out), minus that
@@ -15,7 +23,7 @@ the model was trained with; "paper": the algorithm as the paper describes it), a
 
 each with a 95% bootstrap interval over episodes and the same statistic after shuffling creation times (the
 control that removes any effect of creation order). It also reads the episodes once with the memory erased before
-every segment, to show how much the model relies on its memory. Writes effects.json (and, with
+every segment, to show how much the model relies on its memory (the first segment of an episode has none either way). Writes effects.json (and, with
 ``--save-histories``, the histories as gzip JSON) under --output-dir; per mode a serial-position and a lag-CRP
 figure, and with ``--gif`` an animation of the first episode (``Memoria-Engrams.gif``), under --images-dir.
 
@@ -23,11 +31,14 @@ Examples:
     python -m experiment.analyze_engrams --model outputs/sorting/T512/memoria-seed42/model \\
         --sorting-data outputs/sorting/data/sort-T512-K10-n3200-100-300-seed0.json
     python -m experiment.analyze_engrams --model ... --sorting-data ... --images-dir images --gif   # README figures
+    python -m experiment.analyze_engrams --model outputs/language_modeling/memoria-seed42/model \
+        --corpus outputs/data/gutenberg/pg19 --episode-segments 16   # tokenizer and segment length: the run's
 
 A figure file is written only where --images-dir points; the default is --output-dir, under outputs/.
 """
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -40,30 +51,43 @@ def build_parser():
     """The script's arguments."""
     parser = make_parser(__doc__)
     parser.add_argument("--model", required=True, help="a trained Memoria Transformer directory (Hugging Face format)")
-    parser.add_argument("--sorting-data", required=True, help="sorting-data file; its test split is read")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--sorting-data", help="sorting-data file; its test split is read, one episode per sequence")
+    data.add_argument("--corpus", help="language-modelling corpus directory; its test split is read")
+    parser.add_argument("--dataset", help="the corpus's format: pg19, wikitext103 or enwik8 (default: the run's)")
+    parser.add_argument("--tokenizer", help="the run's tokenizer directory (default: tokenizer/ beside --model)")
+    parser.add_argument("--episode-segments", type=int, default=16, help="segments per language-modelling episode")
     parser.add_argument(
         "--segment-length", type=int, help="tokens per segment (default: the training run's, from results.json)"
     )
-    parser.add_argument("--num-episodes", type=int, default=100, help="test sequences read, one episode each")
+    parser.add_argument("--num-episodes", type=int, default=100, help="test episodes read")
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="Memoria's tie-breaking noise and the bootstrap")
     parser.add_argument("--output-dir", default="outputs/engrams")
     parser.add_argument("--images-dir", help="where the figures go (default: --output-dir)")
-    parser.add_argument("--name", default="sorting", help="prefix of the figure files")
+    parser.add_argument("--name", help="prefix of the figure files (default: sorting, or lm with --corpus)")
     parser.add_argument("--gif", action="store_true", help="also animate the first episode as Memoria-Engrams.gif")
     parser.add_argument("--gif-mode", choices=MODES, default="reference", help="whose first episode is animated")
     parser.add_argument("--save-histories", action="store_true", help="write every history (gzip JSON, slow)")
     return parser
 
 
-def training_segment_length(model_dir: Path) -> int:
-    """The segment length the model was trained with, from the results.json beside its directory."""
+def training_setting(model_dir: Path, key: str, flag: str) -> Any:
+    """The training run's setting ``key``, from the results.json beside the model directory."""
     results = model_dir.parent / "results.json"
     if not results.exists():
-        raise ValueError(f"no {results} to read the segment length from: pass --segment-length")
-    return int(json.loads(results.read_text())["settings"]["segment_length"])
+        raise ValueError(f"no {results} to read the run's {key} from: pass {flag}")
+    settings = json.loads(results.read_text())["settings"]
+    if key not in settings:
+        raise ValueError(f"{results} has no setting {key!r}: pass {flag}")
+    return settings[key]
+
+
+def training_segment_length(model_dir: Path) -> int:
+    """The segment length the model was trained with, from the results.json beside its directory."""
+    return int(training_setting(model_dir, "segment_length", "--segment-length"))
 
 
 def load_model(args, mode: Optional[str]):
@@ -76,38 +100,94 @@ def load_model(args, mode: Optional[str]):
     return AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
 
 
-def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
-    """Reads the first --num-episodes test sequences, one episode each (memory reset between them).
-
-    Returns the target-token accuracy and, when the model keeps histories, one history per episode.
-    """
+def sorting_episodes(args):
+    """The first --num-episodes test sequences of --sorting-data: input_ids and labels, int64 [NumEpisodes, T + K]."""
     import torch
 
     from .longseq_formers.data.sorting import load_sorting_data
-    from .longseq_formers.dataset.sorting import IGNORE_INDEX, SortingDataset
-    from .longseq_formers.task.base import segment_slices
+    from .longseq_formers.dataset.sorting import SortingDataset
 
     dataset = SortingDataset(load_sorting_data(args.sorting_data), "test")
-    count = min(args.num_episodes, len(dataset))
-    histories, correct, total = [], 0, 0
+    rows = [dataset[i] for i in range(min(args.num_episodes, len(dataset)))]
+    return torch.stack([row["input_ids"] for row in rows]), torch.stack([row["labels"] for row in rows])
+
+
+def language_modeling_episodes(args, vocab_size: int):
+    """The first --num-episodes consecutive episodes of --episode-segments segments of the corpus's test split.
+
+    Returns:
+        input_ids and labels, int64 [NumEpisodes, EpisodeSegments * SegmentLength]: each label is the next token.
+
+    Raises:
+        ValueError: when the tokenizer's ids do not fit the model's vocabulary, or the test split is shorter than
+            one episode.
+    """
+    import torch
+
+    from .longseq_formers.data.language_modeling import IGNORE_INDEX, load_corpus, load_tokenizer, make_windows
+
+    if args.episode_segments < 1:
+        raise ValueError(f"--episode-segments must be at least 1, got {args.episode_segments}")
+    tokenizer = load_tokenizer(args.tokenizer)
+    if tokenizer.vocab_size > vocab_size:
+        raise ValueError(
+            f"--tokenizer {args.tokenizer} has {tokenizer.vocab_size} tokens, more than the model's vocabulary "
+            f"({vocab_size}): pass the tokenizer the model was trained with"
+        )
+    documents = tokenizer.encode_documents(load_corpus(args.dataset, args.corpus)["test"])
+    length = args.episode_segments * args.segment_length
+    windows = make_windows(documents, 1, length, tokenizer.eos_id, "carry")  # one stream: consecutive episodes
+    input_ids, labels = windows.input_ids[:, 0], windows.labels[:, 0]  # [NumWindows, Length]
+    full = (labels != IGNORE_INDEX).all(axis=1)  # only the last window can be padded
+    if not full.any():
+        raise ValueError(
+            f"the test split of --corpus {args.corpus} has {windows.num_tokens} tokens, fewer than one episode of "
+            f"--episode-segments {args.episode_segments} x --segment-length {args.segment_length}"
+        )
+    count = min(args.num_episodes, int(full.sum()))
+    return torch.from_numpy(input_ids[full][:count]), torch.from_numpy(labels[full][:count])
+
+
+def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
+    """Reads the episodes (sorting sequences or corpus episodes) --batch-size at a time, memory reset between them.
+
+    Returns the score (sorting: "accuracy", the target-token accuracy; language modelling: "ppl", the perplexity
+    over every token of the episodes) and, when the model keeps histories, "histories": one per episode.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .longseq_formers.dataset.sorting import IGNORE_INDEX
+    from .longseq_formers.task.base import segment_slices
+
+    if args.corpus is None:
+        input_ids, labels = sorting_episodes(args)
+    else:
+        input_ids, labels = language_modeling_episodes(args, model.config.vocab_size)
+    count = input_ids.size(0)
+    histories, score, total = [], 0.0, 0
     torch.manual_seed(args.seed)
     with torch.no_grad():
         for start in range(0, count, args.batch_size):
-            rows = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
-            input_ids = torch.stack([row["input_ids"] for row in rows])  # [B, T + K]
-            labels = torch.stack([row["labels"] for row in rows])  # [B, T + K]
+            batch = slice(start, min(start + args.batch_size, count))
             model.reset_memory()
             for positions in segment_slices(input_ids.size(1), args.segment_length):
                 if erase_memory:
                     model.reset_memory()
-                logits = model(input_ids=input_ids[:, positions]).logits  # [B, L, V]
-                is_target = labels[:, positions] != IGNORE_INDEX
-                correct += int((logits.argmax(-1)[is_target] == labels[:, positions][is_target]).sum())
-                total += int(is_target.sum())
+                logits = model(input_ids=input_ids[batch, positions]).logits  # [B, L, V]
+                targets = labels[batch, positions]  # [B, L]
+                scored = targets != IGNORE_INDEX
+                if args.corpus is None:
+                    score += int((logits.argmax(-1)[scored] == targets[scored]).sum())
+                else:
+                    score += float(F.cross_entropy(logits[scored].float(), targets[scored], reduction="sum"))
+                total += int(scored.sum())
             if model.config.memoria_keep_history:
                 histories.extend(model.transformer.memoria.histories)
-            print(f"  {min(start + args.batch_size, count)}/{count} episodes", flush=True)
-    return {"histories": histories, "accuracy": correct / max(total, 1)}
+            print(f"  {batch.stop}/{count} episodes", flush=True)
+    if args.corpus is None:
+        return {"histories": histories, "accuracy": score / max(total, 1)}
+    return {"histories": histories, "ppl": math.exp(score / max(total, 1))}
 
 
 def measure_effects(histories: List, samples: int, seed: int) -> Dict[str, Any]:
@@ -184,30 +264,36 @@ def draw(args, recorded: Dict[str, Dict[str, Any]], images_dir: Path) -> List[Pa
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     args.segment_length = args.segment_length or training_segment_length(Path(args.model))
+    if args.corpus is not None:
+        args.dataset = args.dataset or training_setting(Path(args.model), "dataset", "--dataset")
+        args.tokenizer = args.tokenizer or str(Path(args.model).parent / "tokenizer")
+    args.name = args.name or ("sorting" if args.corpus is None else "lm")
+    metric = "accuracy" if args.corpus is None else "ppl"
     output_dir = Path(args.output_dir)
     images_dir = Path(args.images_dir or output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     recorded, summary = {}, {}
     for mode in args.modes:
-        print(f"== reading {args.num_episodes} episodes with Memoria in {mode} mode", flush=True)
+        print(f"== reading the test episodes (at most {args.num_episodes}) with Memoria in {mode} mode", flush=True)
         recorded[mode] = read_episodes(args, load_model(args, mode))
         effects = measure_effects(recorded[mode]["histories"], args.bootstrap_samples, args.seed)
-        summary[mode] = {"accuracy": recorded[mode]["accuracy"], "effects": effects}
+        summary[mode] = {metric: recorded[mode][metric], "effects": effects}
         if args.save_histories:
             (output_dir / "histories" / mode).mkdir(parents=True, exist_ok=True)
             for index, history in enumerate(recorded[mode]["histories"]):
                 history.save(str(output_dir / "histories" / mode / f"episode-{index:04d}.json.gz"))
     print("== reading them again with the memory erased before every segment", flush=True)
-    erased = read_episodes(args, load_model(args, None), erase_memory=True)["accuracy"]
+    erased = read_episodes(args, load_model(args, None), erase_memory=True)[metric]
     episodes = len(next(iter(recorded.values()))["histories"])
-    results = {"settings": vars(args), "episodes": episodes, "accuracy_memory_erased": erased, **summary}
+    results = {"settings": vars(args), "episodes": episodes, f"{metric}_memory_erased": erased, **summary}
     (output_dir / "effects.json").write_text(json.dumps(results, indent=2) + "\n")
     figures = draw(args, recorded, images_dir)
 
     print(f"\n{episodes} episodes of {args.model}, one model; intervals are 95% bootstrap over episodes")
     print(format_effects(summary))
-    accuracies = ", ".join(f"{mode} mode {result['accuracy']:.4f}" for mode, result in summary.items())
-    print(f"\ntest target accuracy while recording: {accuracies}; memory erased every segment {erased:.4f}")
+    scores = ", ".join(f"{mode} mode {result[metric]:.4f}" for mode, result in summary.items())
+    what = "test target accuracy" if metric == "accuracy" else "test perplexity"
+    print(f"\n{what} while recording: {scores}; memory erased every segment {erased:.4f}")
     print(f"Outputs: {output_dir / 'effects.json'}; figures: {', '.join(map(str, figures))}")
 
 

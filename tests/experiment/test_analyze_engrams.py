@@ -77,3 +77,86 @@ def test_the_training_segment_length_is_required_without_results_json(tmp_path, 
     (tmp_path / "model").mkdir()
     with pytest.raises(ValueError, match="--segment-length"):
         analyze_engrams.main([f"--model={tmp_path / 'model'}", f"--sorting-data={tiny_data_file}"])
+
+
+@pytest.fixture
+def tiny_language_model(tiny_memoria_config, tmp_path):
+    """A tiny Memoria language model over bytes, as a run directory: model/, tokenizer/ and results.json."""
+    from experiment.longseq_formers.data.language_modeling import ByteTokenizer
+    from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
+
+    run = tmp_path / "lm-run"
+    GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=256)).save_pretrained(run / "model")
+    ByteTokenizer().save(run / "tokenizer")
+    (run / "results.json").write_text(json.dumps({"settings": {"segment_length": 8, "dataset": "pg19"}}))
+    return run / "model"
+
+
+@pytest.fixture
+def tiny_pg19(tmp_path):
+    """A PG-19 directory of 2 books per split; the test split holds 2 x 200 bytes."""
+    root = tmp_path / "pg19"
+    for index, split in enumerate(("train", "validation", "test")):
+        (root / split).mkdir(parents=True)
+        for book in range(2):
+            (root / split / f"{10 * index + book}.txt").write_text(
+                "".join(chr(97 + (7 * i + book) % 26) for i in range(200))
+            )
+    return root
+
+
+def test_language_modeling_episodes_give_effects_perplexities_and_figures(
+    tiny_language_model, tiny_pg19, tmp_path, capsys
+):
+    output_dir, images_dir = tmp_path / "engrams", tmp_path / "images"
+    analyze_engrams.main(
+        [
+            f"--model={tiny_language_model}",
+            f"--corpus={tiny_pg19}",
+            "--episode-segments=4",
+            "--num-episodes=20",
+            "--batch-size=5",
+            "--bootstrap-samples=20",
+            f"--output-dir={output_dir}",
+            f"--images-dir={images_dir}",
+            "--save-histories",
+        ]
+    )
+    results = json.loads((output_dir / "effects.json").read_text())
+    # 400 bytes, no end-of-text token: 399 (input, next byte) pairs, 12 full episodes of 4 x 8 (the 13th is cut)
+    assert results["episodes"] == 12
+    assert results["settings"]["segment_length"] == 8 and results["settings"]["dataset"] == "pg19"
+    assert 1 < results["ppl_memory_erased"]
+    for mode in analyze_engrams.MODES:
+        assert 1 < results[mode]["ppl"] < 10 * 256  # an untrained model: near the vocabulary size
+        assert len(results[mode]["effects"]) == 6
+        for kind in ("serial-position", "lag-crp"):
+            with Image.open(images_dir / f"lm-{mode}-{kind}.png") as image:
+                assert image.format == "PNG"
+        saved = sorted((output_dir / "histories" / mode).glob("*.json.gz"))
+        assert len(saved) == 12
+        assert HistoryManager.load(str(saved[0])).timestep == 3  # 4 segments: Memoria steps from the second on
+    out = capsys.readouterr().out
+    assert "test perplexity while recording" in out and "12/12 episodes" in out
+
+
+def test_language_modeling_episodes_need_enough_tokens_and_a_tokenizer_the_model_can_read(
+    tiny_language_model, tiny_memoria_config, tiny_pg19, tmp_path
+):
+    from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
+
+    with pytest.raises(ValueError, match="--episode-segments 100"):  # 399 tokens, episodes of 800
+        analyze_engrams.main([f"--model={tiny_language_model}", f"--corpus={tiny_pg19}", "--episode-segments=100"])
+    small = tmp_path / "small-vocabulary"
+    GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=100)).save_pretrained(small)
+    tokenizer = tiny_language_model.parent / "tokenizer"
+    with pytest.raises(ValueError, match="256 tokens, more than the model's vocabulary"):
+        analyze_engrams.main(
+            [
+                f"--model={small}",
+                f"--corpus={tiny_pg19}",
+                f"--tokenizer={tokenizer}",
+                "--segment-length=8",
+                "--dataset=pg19",
+            ]
+        )
