@@ -97,7 +97,7 @@ def test_the_restored_memory_is_what_makes_the_next_loss_equal(name, tmp_path):
     saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=False)
     assert saved[STREAM_STATE_KEY]["train_windows_done"] == SAVED_AT
     fresh = LanguageModelingTask(MODELS[name], segment_length=4).model
-    saved[STREAM_STATE_KEY]["memory"] = fresh.memory_state()  # the position kept, the memory forgotten
+    saved[STREAM_STATE_KEY]["processes"][0]["memory"] = fresh.memory_state()  # the position kept, the memory forgotten
     torch.save(saved, tmp_path / "forgetful.ckpt")
     forgetful, _ = fit(MODELS[name], tmp_path / "resumed", ckpt_path=tmp_path / "forgetful.ckpt")
     assert forgetful[0] != pytest.approx(straight[SAVED_AT], rel=1e-4)
@@ -114,3 +114,57 @@ def test_window_stream_skips_only_on_the_next_pass():
     assert len(list(stream)) == len(every)
     with pytest.raises(ValueError, match="count must be in"):
         stream.skip_windows(len(every) + 1)
+
+
+class RecordRank(Callback):
+    """Writes each process's per-step losses and final weights to ``<directory>/rank<r>.pt``."""
+
+    def __init__(self, directory) -> None:
+        self.directory, self.losses = directory, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save(
+            {"losses": self.losses, "weights": pl_module.state_dict()}, f"{self.directory}/rank{trainer.global_rank}.pt"
+        )
+
+
+def fit_ddp(directory, ckpt_path=None):
+    """Trains Memoria on two processes (gloo) for STEPS steps, checkpointing every SAVED_AT steps."""
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    splits = {split: [rng.integers(0, 20, size=300)] for split in ("train", "valid", "test")}
+    datamodule = LanguageModelingDataModule(splits, 2, 2, 4, segments_per_batch=2)
+    torch.manual_seed(0)
+    task = LanguageModelingTask(TINY_MEMORIA, segment_length=4, learning_rate=1e-2, warmup_ratio=0.0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=STEPS,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[
+            RecordRank(str(directory)),
+            ModelCheckpoint(dirpath=directory, filename="{step}", every_n_train_steps=SAVED_AT, save_top_k=-1),
+        ],
+    )
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    return [torch.load(directory / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+
+
+def test_under_ddp_each_process_resumes_its_own_streams_and_memory(tmp_path):
+    straight = fit_ddp(tmp_path / "straight")
+    saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=False)
+    assert len(saved[STREAM_STATE_KEY]["processes"]) == 2
+    resumed = fit_ddp(tmp_path / "resumed", ckpt_path=tmp_path / "straight" / f"step={SAVED_AT}.ckpt")
+    assert straight[0]["losses"][SAVED_AT:] != straight[1]["losses"][SAVED_AT:]  # the ranks read different streams
+    for rank in range(2):
+        assert resumed[rank]["losses"] == straight[rank]["losses"][SAVED_AT:]
+        for key, value in straight[rank]["weights"].items():
+            assert torch.equal(resumed[rank]["weights"][key], value), key

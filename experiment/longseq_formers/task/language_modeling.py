@@ -109,8 +109,8 @@ class LanguageModelingTask(SegmentTask):
     # ---- resuming in the middle of the streams -----------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        """Stores how many windows of the training epoch were trained on, the memory the model carries and torch's
-        random generators (a rank's own under DDP: the saved checkpoint holds rank 0's)."""
+        """Stores how many windows of the training epoch were trained on and, for every process (gathered under
+        DDP), the memory its model carries and torch's random generators."""
         detach_memory = getattr(self.model, "detach_memory", None)
         if callable(detach_memory):
             detach_memory()  # as before the next batch: a checkpoint holds no autograd graph
@@ -118,12 +118,25 @@ class LanguageModelingTask(SegmentTask):
             memory = self.model.memory_state()
         except NotImplementedError:
             memory = None  # such a checkpoint resumes only at the start of an epoch
-        checkpoint[STREAM_STATE_KEY] = {
-            "train_windows_done": self._train_windows_done,
+        process = {
             "memory": memory,
             "torch_rng": torch.get_rng_state(),  # Memoria's tie-breaking noise and dropout draw from it
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         }
+        checkpoint[STREAM_STATE_KEY] = {
+            "train_windows_done": self._train_windows_done,
+            "processes": self._gathered(process),
+        }
+
+    def _gathered(self, value: Any) -> List[Any]:
+        """``value`` of every process, by rank (every process saves a checkpoint's state, rank 0 writes it)."""
+        trainer = getattr(self, "_trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        if world == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return [value]
+        values: List[Any] = [None] * world
+        torch.distributed.all_gather_object(values, value)
+        return values
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self._resume = checkpoint.get(STREAM_STATE_KEY)
@@ -136,7 +149,14 @@ class LanguageModelingTask(SegmentTask):
         if resume is None or not self.trainer.fit_loop.restarted_mid_epoch:
             return
         done = int(resume["train_windows_done"])
-        if resume["memory"] is None:
+        processes = resume["processes"]
+        if len(processes) != self.trainer.world_size:
+            raise ValueError(
+                f"the checkpoint was saved {done} windows into an epoch by {len(processes)} processes; resume it "
+                f"with as many (--devices), not {self.trainer.world_size}, or from a checkpoint at the end of an epoch"
+            )
+        process = processes[self.trainer.global_rank]
+        if process["memory"] is None:
             raise ValueError(
                 f"the checkpoint was saved {done} windows into an epoch without the memory of "
                 f"{type(self.model).__name__} (it declares no memory_attributes); resume from a checkpoint saved "
@@ -148,13 +168,13 @@ class LanguageModelingTask(SegmentTask):
                 f"resuming in the middle of an epoch needs the training data as a WindowStream, got {type(dataset)}"
             )
         dataset.skip_windows(done)
-        self.model.load_memory_state(resume["memory"])
+        self.model.load_memory_state(process["memory"])
+        torch.set_rng_state(process["torch_rng"])
+        if process["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(process["cuda_rng"])
+        self._train_windows_done = done
         # Lightning sees a loader without state_dict and warns that the epoch restarts: here it does not
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
-        torch.set_rng_state(resume["torch_rng"])
-        if resume["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resume["cuda_rng"])
-        self._train_windows_done = done
 
     def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
         labels = segment.tensors["labels"]  # [B, L]
