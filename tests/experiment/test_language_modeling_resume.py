@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_language_modeling_task import TINY, TINY_MEMORIA, TINY_RMT, TINY_XL
 
+from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
 from experiment.longseq_formers.task.language_modeling import (
     STREAM_STATE_KEY,
     LanguageModelingDataModule,
@@ -168,3 +169,26 @@ def test_under_ddp_each_process_resumes_its_own_streams_and_memory(tmp_path):
         assert resumed[rank]["losses"] == straight[rank]["losses"][SAVED_AT:]
         for key, value in straight[rank]["weights"].items():
             assert torch.equal(resumed[rank]["weights"][key], value), key
+
+
+def test_memory_state_round_trips_and_rejects_what_does_not_fit():
+    task = LanguageModelingTask(TINY_XL, segment_length=4)
+    model = task.model
+    model.eval()
+    ids = torch.from_numpy(np.random.default_rng(2).integers(0, 20, size=(2, 4)))
+    with torch.no_grad():
+        model(input_ids=ids)
+        state = model.memory_state()
+        expected = model(input_ids=ids).logits
+        model.reset_memory()
+        model.load_memory_state(state)
+        assert torch.equal(model(input_ids=ids).logits, expected)
+    with pytest.raises(ValueError, match="memory state holds"):
+        model.load_memory_state({"something": {}})
+
+    class Undeclared(SegmentRecurrentModel):
+        def reset_memory(self, rows=None) -> None:
+            pass
+
+    with pytest.raises(NotImplementedError, match="does not declare memory_attributes"):
+        Undeclared().memory_state()

@@ -55,6 +55,9 @@ class LanguageModelingTask(SegmentTask):
     ``bits_per_token`` (the same mean in bits: bits per character for bytes) and ``segment_ppl`` (the mean over
     segments of each segment's perplexity, the average the paper's code reported; only for comparison).
 
+    Checkpoints hold the position in the training streams, every process's carried memory (the model's
+    ``memory_state()``) and random generators, so training resumed in the middle of an epoch continues exactly.
+
     Args:
         model_config: the model's configuration as a dict, with its model_type.
         segment_length: tokens per segment.
