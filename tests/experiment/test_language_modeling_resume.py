@@ -52,9 +52,10 @@ class RecordLosses(Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def fit(config, directory, ckpt_path=None):
+def fit(config, directory, ckpt_path=None, validate=False):
     """Trains ``config`` for STEPS steps on a fixed two-stream corpus (from ``ckpt_path`` when given), saving a
-    checkpoint every SAVED_AT steps under ``directory``; returns the per-step losses and the final weights."""
+    checkpoint every SAVED_AT steps under ``directory`` (with ``validate``: validating every SAVED_AT steps and
+    saving after each validation, as train_language_modeling does); returns the per-step losses and final weights."""
     rng = np.random.default_rng(0)
     splits = {
         split: [rng.integers(0, 20, size=150), rng.integers(0, 20, size=60)] for split in ("train", "valid", "test")
@@ -69,11 +70,14 @@ def fit(config, directory, ckpt_path=None):
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
+        limit_val_batches=2 if validate else 0,
+        val_check_interval=SAVED_AT if validate else None,
         num_sanity_val_steps=0,
         callbacks=[
             losses,
-            ModelCheckpoint(dirpath=directory, filename="{step}", every_n_train_steps=SAVED_AT, save_top_k=-1),
+            ModelCheckpoint(
+                dirpath=directory, filename="{step}", every_n_train_steps=None if validate else SAVED_AT, save_top_k=-1
+            ),
         ],
     )
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
@@ -88,6 +92,16 @@ def test_a_run_resumed_mid_epoch_takes_the_steps_of_the_uninterrupted_run(name, 
     resumed, resumed_final = fit(MODELS[name], tmp_path / "resumed", ckpt_path=checkpoint)
     assert len(resumed) == STEPS - SAVED_AT
     assert resumed == straight[SAVED_AT:]  # bit for bit: same data, memory, weights, optimiser and random draws
+    for key, value in final.items():
+        assert torch.equal(resumed_final[key], value), key
+
+
+def test_a_run_resumed_from_a_checkpoint_saved_at_a_validation_takes_the_uninterrupted_steps(tmp_path):
+    straight, final = fit(TINY_MEMORIA, tmp_path / "straight", validate=True)
+    resumed, resumed_final = fit(
+        TINY_MEMORIA, tmp_path / "resumed", ckpt_path=tmp_path / "straight" / f"step={SAVED_AT}.ckpt", validate=True
+    )
+    assert resumed == straight[SAVED_AT:]
     for key, value in final.items():
         assert torch.equal(resumed_final[key], value), key
 
