@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from test_classification_models import MEMORIA_TYPES, PLAIN_TYPES, make_model, tokens
 from test_language_modeling_task import TINY, TINY_MEMORIA, TINY_RMT, TINY_XL
 
 from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
@@ -185,18 +186,41 @@ def test_under_ddp_each_process_resumes_its_own_streams_and_memory(tmp_path):
             assert torch.equal(resumed[rank]["weights"][key], value), key
 
 
-def test_memory_state_round_trips_and_rejects_what_does_not_fit():
-    task = LanguageModelingTask(TINY_XL, segment_length=4)
-    model = task.model
-    model.eval()
-    ids = torch.from_numpy(np.random.default_rng(2).integers(0, 20, size=(2, 4)))
+def lm_model(name):
+    torch.manual_seed(0)
+    return LanguageModelingTask(MODELS[name], segment_length=4).model.eval(), lambda seed: torch.from_numpy(
+        np.random.default_rng(seed).integers(0, 20, size=(2, 4))
+    )
+
+
+def encoder_model(model_type):
+    return make_model(model_type), lambda seed: tokens(seed=seed)
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [(lm_model, name) for name in MODELS] + [(encoder_model, name) for name in MEMORIA_TYPES + PLAIN_TYPES],
+)
+def test_memory_state_restores_what_the_next_segment_sees(build, name):
+    model, segment = build(name)
+
+    def next_logits():
+        torch.manual_seed(1)  # Memoria's tie-breaking noise
+        return model(input_ids=segment(3)).logits
+
     with torch.no_grad():
-        model(input_ids=ids)
+        model(input_ids=segment(1))
+        model(input_ids=segment(2))
         state = model.memory_state()
-        expected = model(input_ids=ids).logits
+        expected = next_logits()
         model.reset_memory()
+        model(input_ids=segment(4))  # another memory, replaced by the loaded one
         model.load_memory_state(state)
-        assert torch.equal(model(input_ids=ids).logits, expected)
+        assert torch.equal(next_logits(), expected)
+
+
+def test_memory_state_rejects_what_does_not_fit():
+    model = LanguageModelingTask(TINY_XL, segment_length=4).model
     with pytest.raises(ValueError, match="memory state holds"):
         model.load_memory_state({"something": {}})
 
