@@ -53,7 +53,7 @@ class RecordLosses(Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def fit(config, directory, ckpt_path=None, validate=False):
+def fit(config, directory, ckpt_path=None, validate=False, streams=2):
     """Trains ``config`` for STEPS steps on a fixed two-stream corpus (from ``ckpt_path`` when given), saving a
     checkpoint every SAVED_AT steps under ``directory`` (with ``validate``: validating every SAVED_AT steps and
     saving after each validation, as train_language_modeling does); returns the per-step losses and final weights."""
@@ -61,7 +61,7 @@ def fit(config, directory, ckpt_path=None, validate=False):
     splits = {
         split: [rng.integers(0, 20, size=150), rng.integers(0, 20, size=60)] for split in ("train", "valid", "test")
     }
-    datamodule = LanguageModelingDataModule(splits, 2, 2, 4, segments_per_batch=2, eos_id=0)
+    datamodule = LanguageModelingDataModule(splits, streams, 2, 4, segments_per_batch=2, eos_id=0)
     torch.manual_seed(0)
     task = LanguageModelingTask(config, segment_length=4, learning_rate=1e-2, warmup_ratio=0.0)
     losses = RecordLosses()
@@ -105,6 +105,12 @@ def test_a_run_resumed_from_a_checkpoint_saved_at_a_validation_takes_the_uninter
     assert resumed == straight[SAVED_AT:]
     for key, value in final.items():
         assert torch.equal(resumed_final[key], value), key
+
+
+def test_resuming_mid_epoch_with_other_streams_is_refused(tmp_path):
+    fit(TINY_XL, tmp_path / "straight")
+    with pytest.raises(ValueError, match=r"windows shaped \[2, 8\].*this run reads \[3, 8\]"):
+        fit(TINY_XL, tmp_path / "resumed", ckpt_path=tmp_path / "straight" / f"step={SAVED_AT}.ckpt", streams=3)
 
 
 @pytest.mark.parametrize("name", ["memoria", "transfo_xl"])

@@ -103,6 +103,7 @@ class LanguageModelingTask(SegmentTask):
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = super().training_step(batch, batch_idx)
         self._train_windows_done += 1
+        self._train_window_shape = list(batch["input_ids"].shape)  # [Streams, Window] of this process
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -128,6 +129,7 @@ class LanguageModelingTask(SegmentTask):
         }
         checkpoint[STREAM_STATE_KEY] = {
             "train_windows_done": self._train_windows_done,
+            "window_shape": getattr(self, "_train_window_shape", None),
             "processes": self._gathered(process),
         }
 
@@ -169,6 +171,13 @@ class LanguageModelingTask(SegmentTask):
         if not isinstance(dataset, WindowStream):
             raise TypeError(
                 f"resuming in the middle of an epoch needs the training data as a WindowStream, got {type(dataset)}"
+            )
+        shape = list(dataset.windows.input_ids.shape[1:])  # [Streams, Window]
+        if resume.get("window_shape") is not None and resume["window_shape"] != shape:
+            raise ValueError(
+                f"the checkpoint was saved {done} windows into an epoch of windows shaped {resume['window_shape']} "
+                f"(streams per process, tokens per window); this run reads {shape}: resume with the same "
+                "--batch-size, --segment-length and --segments-per-batch, or from a checkpoint at the end of an epoch"
             )
         dataset.skip_windows(done)
         self.model.load_memory_state(process["memory"])
