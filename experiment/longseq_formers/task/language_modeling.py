@@ -1,6 +1,7 @@
 """Language modelling: B contiguous token streams read one window per step, memory carried from step to step."""
 
 import math
+import warnings
 from typing import Any, Dict, Iterator, List, Optional
 
 import lightning as L
@@ -12,6 +13,8 @@ from torchmetrics import MeanMetric, Metric
 
 from ..data.language_modeling import BOUNDARY_MODES, IGNORE_INDEX, Windows, make_windows
 from .base import Segment, SegmentLoss, SegmentTask
+
+STREAM_STATE_KEY = "language_modeling_stream"  # the checkpoint entry holding the stream position and the memory
 
 
 class CorpusPerplexity(Metric):
@@ -52,6 +55,9 @@ class LanguageModelingTask(SegmentTask):
     ``bits_per_token`` (the same mean in bits: bits per character for bytes) and ``segment_ppl`` (the mean over
     segments of each segment's perplexity, the average the paper's code reported; only for comparison).
 
+    Checkpoints hold the position in the training streams, every process's carried memory (the model's
+    ``memory_state()``) and random generators, so training resumed in the middle of an epoch continues exactly.
+
     Args:
         model_config: the model's configuration as a dict, with its model_type.
         segment_length: tokens per segment.
@@ -82,6 +88,8 @@ class LanguageModelingTask(SegmentTask):
             weight_decay=weight_decay,
             carry_memory=True,
         )
+        self._train_windows_done = 0  # windows of the current training epoch already trained on
+        self._resume: Optional[Dict[str, Any]] = None  # the stream position and memory of a loaded checkpoint
 
     def build_metrics(self) -> Dict[str, Metric]:
         return {"ppl": CorpusPerplexity(), "bits_per_token": CorpusPerplexity(bits=True), "segment_ppl": MeanMetric()}
@@ -91,6 +99,94 @@ class LanguageModelingTask(SegmentTask):
         detach_memory = getattr(self.model, "detach_memory", None)
         if callable(detach_memory):
             detach_memory()  # the previous batch's graph is gone: cut what the memory still holds of it
+
+    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        self._train_windows_done += 1
+        self._train_window_shape = list(batch["input_ids"].shape)  # [Streams, Window] of this process
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._train_windows_done = 0
+
+    # ---- resuming in the middle of the streams -----------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Stores how many windows of the training epoch were trained on and, for every process (gathered under
+        DDP), the memory its model carries and torch's random generators."""
+        detach_memory = getattr(self.model, "detach_memory", None)
+        if callable(detach_memory):
+            detach_memory()  # as before the next batch: a checkpoint holds no autograd graph
+        try:
+            memory = self.model.memory_state()
+        except NotImplementedError:
+            memory = None  # such a checkpoint resumes only at the start of an epoch
+        process = {
+            "memory": memory,
+            "torch_rng": torch.get_rng_state(),  # Memoria's tie-breaking noise and dropout draw from it
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        }
+        checkpoint[STREAM_STATE_KEY] = {
+            "train_windows_done": self._train_windows_done,
+            "window_shape": getattr(self, "_train_window_shape", None),
+            "processes": self._gathered(process),
+        }
+
+    def _gathered(self, value: Any) -> List[Any]:
+        """``value`` of every process, by rank (every process saves a checkpoint's state, rank 0 writes it)."""
+        trainer = getattr(self, "_trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        if world == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return [value]
+        values: List[Any] = [None] * world
+        torch.distributed.all_gather_object(values, value)
+        return values
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self._resume = checkpoint.get(STREAM_STATE_KEY)
+
+    def on_train_start(self) -> None:
+        """When training resumes in the middle of an epoch, skips the windows already trained on and restores the
+        memory carried at that point and the random generators, so that the next steps are the ones the interrupted
+        run would have taken."""
+        resume, self._resume = self._resume, None
+        if resume is None or not self.trainer.fit_loop.restarted_mid_epoch:
+            return
+        done = int(resume["train_windows_done"])
+        processes = resume["processes"]
+        if len(processes) != self.trainer.world_size:
+            raise ValueError(
+                f"the checkpoint was saved {done} windows into an epoch by {len(processes)} processes; resume it "
+                f"with as many (--devices), not {self.trainer.world_size}, or from a checkpoint at the end of an epoch"
+            )
+        process = processes[self.trainer.global_rank]
+        if process["memory"] is None:
+            raise ValueError(
+                f"the checkpoint was saved {done} windows into an epoch without the memory of "
+                f"{type(self.model).__name__} (it declares no memory_attributes); resume from a checkpoint saved "
+                "at the end of an epoch"
+            )
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if not isinstance(dataset, WindowStream):
+            raise TypeError(
+                f"resuming in the middle of an epoch needs the training data as a WindowStream, got {type(dataset)}"
+            )
+        shape = list(dataset.windows.input_ids.shape[1:])  # [Streams, Window]
+        if resume.get("window_shape") is not None and resume["window_shape"] != shape:
+            raise ValueError(
+                f"the checkpoint was saved {done} windows into an epoch of windows shaped {resume['window_shape']} "
+                f"(streams per process, tokens per window); this run reads {shape}: resume with the same "
+                "--batch-size, --segment-length and --segments-per-batch, or from a checkpoint at the end of an epoch"
+            )
+        dataset.skip_windows(done)
+        self.model.load_memory_state(process["memory"])
+        torch.set_rng_state(process["torch_rng"])
+        if process["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(process["cuda_rng"])
+        self._train_windows_done = done
+        # Lightning sees a loader without state_dict and warns that the epoch restarts: here it does not
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
     def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
         labels = segment.tensors["labels"]  # [B, L]
@@ -107,16 +203,27 @@ class LanguageModelingTask(SegmentTask):
 
 
 class WindowStream(IterableDataset):
-    """Yields a split's windows in order, each a batch: input_ids and labels [NumStreams, Window], reset [NumStreams]."""
+    """Yields a split's windows in order, each a batch: input_ids and labels [NumStreams, Window], reset [NumStreams].
+
+    :meth:`skip_windows` makes the next pass start further in (for a run resumed in the middle of an epoch).
+    """
 
     def __init__(self, windows: Windows) -> None:
         self.windows = windows
+        self._start = 0
 
     def __len__(self) -> int:
         return self.windows.input_ids.shape[0]
 
+    def skip_windows(self, count: int) -> None:
+        """Makes the next pass (only) start at window ``count`` (0 to ``len(self)``)."""
+        if not 0 <= count <= len(self):
+            raise ValueError(f"count must be in [0, {len(self)}] (the windows of this split), got {count}")
+        self._start = count
+
     def __iter__(self) -> Iterator[Dict[str, torch.Tensor]]:
-        for index in range(len(self)):
+        start, self._start = self._start, 0
+        for index in range(start, len(self)):
             yield {
                 "input_ids": torch.from_numpy(self.windows.input_ids[index]),
                 "labels": torch.from_numpy(self.windows.labels[index]),

@@ -20,6 +20,8 @@ from .configuration_bert_segment import BertSegmentConfig, RobertaSegmentConfig
 class BertSegmentModel(BertModel, SegmentRecurrentModel):
     """transformers' BERT body as a segment model that keeps no memory."""
 
+    memory_attributes = ()
+
     config_class = BertSegmentConfig
 
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
@@ -29,6 +31,8 @@ class BertSegmentModel(BertModel, SegmentRecurrentModel):
 class RobertaSegmentModel(RobertaModel, SegmentRecurrentModel):
     """transformers' RoBERTa body as a segment model that keeps no memory."""
 
+    memory_attributes = ()
+
     config_class = RobertaSegmentConfig
 
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
@@ -37,6 +41,8 @@ class RobertaSegmentModel(RobertaModel, SegmentRecurrentModel):
 
 class BertSegmentForSequenceClassification(BertForSequenceClassification, SegmentRecurrentModel):
     """transformers' BERT classifier on one segment: logits shaped [BatchSize, NumLabels] from its [CLS]."""
+
+    memory_attributes = ()
 
     config_class = BertSegmentConfig
 
@@ -52,6 +58,8 @@ class BertSegmentForSequenceClassification(BertForSequenceClassification, Segmen
 
 class RobertaSegmentForSequenceClassification(RobertaForSequenceClassification, SegmentRecurrentModel):
     """transformers' RoBERTa classifier on one segment: logits shaped [BatchSize, NumLabels] from its <s>."""
+
+    memory_attributes = ()
 
     config_class = RobertaSegmentConfig
 

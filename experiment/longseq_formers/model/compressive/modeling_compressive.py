@@ -127,6 +127,8 @@ def attention_reconstruction_loss(
 class CompressiveTransformerModel(TransfoXLModel):
     """The Compressive Transformer's body: Transformer-XL's, with a compressed memory and its compression."""
 
+    memory_attributes = ("memory", "compressed_memory")
+
     config_class = CompressiveTransformerConfig
 
     def build_memory(self, config: CompressiveTransformerConfig) -> None:

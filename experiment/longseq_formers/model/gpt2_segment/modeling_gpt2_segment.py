@@ -12,6 +12,8 @@ from .configuration_gpt2_segment import GPT2SegmentConfig
 class GPT2SegmentModel(GPT2Model, SegmentRecurrentModel):
     """transformers' GPT-2 body as a segment-recurrent model that carries nothing between segments."""
 
+    memory_attributes = ()
+
     config_class = GPT2SegmentConfig
 
     def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
@@ -24,6 +26,8 @@ class GPT2SegmentLMHeadModel(GPT2LMHeadModel, SegmentRecurrentModel):
     Each segment sees only its own tokens, so :meth:`reset_memory` has nothing to forget. The weights have
     GPT-2's names, so a GPT-2 checkpoint's weights can be copied in (see ``model.gpt2_weights``).
     """
+
+    memory_attributes = ()
 
     config_class = GPT2SegmentConfig
 

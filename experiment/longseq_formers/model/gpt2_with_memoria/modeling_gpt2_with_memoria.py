@@ -240,6 +240,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
     Memory persists across calls; reset it with :meth:`reset_memory` before a new batch of samples.
     """
 
+    memory_attributes = ("memoria", "_previous_hidden", "_stale_rows", "_segments_since_reset")
+
     def __init__(self, config: GPT2WithMemoriaConfig) -> None:
         config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
         super().__init__(config)
@@ -403,6 +405,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
 
 class GPT2WithMemoriaLMHeadModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel):
     """The Memoria Transformer with a language-model head tied to the token embeddings."""
+
+    memory_attributes = ("transformer",)
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
 

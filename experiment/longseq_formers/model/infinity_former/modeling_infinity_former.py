@@ -253,6 +253,8 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
     batch of samples.
     """
 
+    memory_attributes = ("memory",)
+
     def __init__(self, config: InfinityFormerConfig) -> None:
         super().__init__(config)
         self.basis = GaussianBasis(config.ltm_num_basis, config.ltm_basis_widths)
@@ -355,6 +357,8 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
 
 class InfinityFormerLMHeadModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
     """The infinity-former with a language-model head tied to the token embeddings."""
+
+    memory_attributes = ("transformer",)
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
 

@@ -179,6 +179,8 @@ class MemoryRead(nn.Module):
 class MemoriaEncoderMixin(SegmentRecurrentModel):
     """The segment loop shared by Memoria BERT and Memoria RoBERTa (see the module docstring)."""
 
+    memory_attributes = ("memoria", "_memory_rows", "_segments_since_reset")
+
     def _build_body(self, config, embeddings_class, layer_class) -> None:
         self.embeddings = embeddings_class(config)
         self.encoder = nn.Module()
@@ -323,6 +325,8 @@ class MemoriaBertForSequenceClassification(MemoriaEncoderMixin, BertPreTrainedMo
 
     config_class = MemoriaBertConfig
 
+    memory_attributes = ("bert",)
+
     def __init__(self, config: MemoriaBertConfig) -> None:
         super().__init__(config)
         self.bert = MemoriaBertModel(config)
@@ -385,6 +389,8 @@ class MemoriaRobertaForSequenceClassification(MemoriaEncoderMixin, RobertaPreTra
     """Memoria RoBERTa with RoBERTa's classification head (dense, tanh, dense on the first token <s>)."""
 
     config_class = MemoriaRobertaConfig
+
+    memory_attributes = ("roberta",)
 
     def __init__(self, config: MemoriaRobertaConfig) -> None:
         super().__init__(config)

@@ -107,6 +107,8 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
     detached); the XL memories are detached at every boundary.
     """
 
+    memory_attributes = ("state", "_attached_boundaries")
+
     def __init__(self, config: RMTConfig) -> None:
         super().__init__(config)
         self.core = RecurrentMemoryTransformer(
@@ -283,6 +285,8 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
 
 class RMTForCausalLM(RMTPreTrainedModel, SegmentRecurrentModel):
     """The RMT as a segment-recurrent causal language model (the core's output layer is the LM head)."""
+
+    memory_attributes = ("rmt",)
 
     def __init__(self, config: RMTConfig) -> None:
         super().__init__(config)

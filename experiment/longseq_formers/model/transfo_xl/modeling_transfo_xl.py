@@ -146,6 +146,8 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
     :meth:`build_memory`, :meth:`read_memory`, :meth:`remember` and :meth:`forget`.
     """
 
+    memory_attributes = ("memory",)
+
     def __init__(self, config: TransfoXLConfig) -> None:
         super().__init__(config)
         self.decoder = build_decoder(config)
@@ -251,6 +253,8 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
 
 class TransfoXLLMHeadModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
     """Transformer-XL with a language-model head (tied to the token embeddings unless configured otherwise)."""
+
+    memory_attributes = ("transformer",)
 
     body_class = TransfoXLModel
     _tied_weights_keys = {"lm_head.weight": "transformer.decoder.token_emb.emb.weight"}
