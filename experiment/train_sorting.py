@@ -1,7 +1,7 @@
 """Trains a segment-recurrent model (Memoria Transformer or a baseline) on a sorting-data file.
 
 Writes TensorBoard logs, checkpoints (best by dev accuracy, and last), the final model in Hugging Face format
-and results.json (test accuracy of the last checkpoint and of the best one, mean training-step time) under
+and results.json (test accuracy of the final weights and of the best checkpoint, mean training-step time) under
 --output-dir. The defaults are the paper's training settings.
 
 Example:
@@ -56,7 +56,7 @@ def train(args) -> Dict[str, Any]:
 def main(argv: Optional[List[str]] = None) -> None:
     results = train(build_parser().parse_args(argv))
     print(
-        f"test accuracy {results['test']['accuracy']:.4f} (last checkpoint), "
+        f"test accuracy {results['test']['accuracy']:.4f} (final weights), "
         f"{results['test_best']['accuracy']:.4f} (best on dev); mean step {results['mean_step_seconds']:.3f} s; "
         f"outputs in {results['output_dir']}"
     )
