@@ -137,7 +137,7 @@ def train_and_test(
     # ModelCheckpoint writes last.ckpt when it validates, so it holds the final weights only when training ends on
     # a validation: save those explicitly and test them.
     final_checkpoint = str(output_dir / "checkpoints" / "final.ckpt")
-    trainer.save_checkpoint(final_checkpoint)
+    trainer.save_checkpoint(final_checkpoint, weights_only=False)  # the full state, so that it can be resumed
     task.model.save_pretrained(output_dir / "model")
     results = {
         "model_type": task.model.config.model_type,
