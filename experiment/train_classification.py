@@ -11,9 +11,9 @@ Data (local files only):
   --dataset json          --data FILE: the classification JSON layout (experiment/README.md)
   --dataset hyperpartisan --data ARTICLES.xml --ground-truth GROUND_TRUTH.xml (the SemEval release), or
                           --data FILE.jsonl / FILE.parquet (a Hugging Face export of the by-article set);
-                          --split-file SPLITS.json picks the split by article id (the Longformer paper's
-                          hp-splits.json; overlap is reported), otherwise a clean seeded stratified split
-                          (--split-seed) is made.
+                          --split-file SPLITS.json picks the split by article id or position (overlap is
+                          reported), --split-file published the paper's (Longformer's) split shipped here,
+                          otherwise a clean seeded stratified split (--split-seed) is made.
 
 Example:
     python -m experiment.train_classification --dataset hyperpartisan --data data/articles-byarticle.xml \\

@@ -117,8 +117,8 @@ def read_split_file(path: Union[str, Path], documents: List[Document], by: str =
     Args:
         path: the file.
         documents: the documents it splits.
-        by: "index": the entries are positions in ``documents``; "id": they are document ids, as integers (the
-            SemEval article ids of the Longformer split file, ``hp-splits.json``) or strings.
+        by: "index": the entries are positions in ``documents``; "id": they are document ids, as integers (e.g.
+            SemEval article ids) or strings.
 
     Raises:
         FileNotFoundError: when the file is missing.

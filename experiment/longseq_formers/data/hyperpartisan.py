@@ -12,9 +12,8 @@ A document's text is the article's text with the markup removed by a real HTML p
 entities decoded) and whitespace collapsed, as the Longformer preprocessing takes it (without the title;
 ``include_title`` puts the title and a blank line before it). Documents keep the file's order.
 
-Splits: a split file (``read_split_file``: JSON ``{"train", "dev", "test"}``) of SemEval article ids (the layout
-of the Longformer paper's ``hp-splits.json``, the 516 / 64 / 65 split the Memoria paper used, which puts some
-articles in two splits: the overlap is measured and reported) or of positions in file order; ``split_file="published"`` reads the shipped ``hyperpartisan_splits.json``: the
+Splits: a split file (``read_split_file``: JSON ``{"train", "dev", "test"}``) of SemEval article ids or of
+positions in file order (a split that puts some articles in two splits has its overlap measured and reported); ``split_file="published"`` reads the shipped ``hyperpartisan_splits.json``: the
 Longformer split (its ``scripts/hp-splits.json``) as the Memoria paper's code used it, positions 0..644 into the
 Hugging Face ``byarticle`` export, 516 / 64 / 65, whose test split shares 51 articles with train and 7 with dev;
 or by default :func:`clean_split`: seeded, stratified, deduplicated, disjoint, in the published split's proportions (about
@@ -168,8 +167,7 @@ def load_hyperpartisan(
             Longformer split, positions into the export (by "index" unless ``split_by`` says otherwise); None: the
             clean split.
         split_seed: the clean split's seed.
-        split_by: "id" (the SemEval article ids, as the Longformer split file holds; the default for the XML
-            layout) or "index" (positions in file order; the default for an export, which has no article ids).
+        split_by: "id" (SemEval article ids; the default for the XML layout) or "index" (positions in file order; the default for an export, which has no article ids).
         include_title: put the title before the text (the Longformer preprocessing, which the paper followed,
             uses the text only).
 
