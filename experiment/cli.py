@@ -126,6 +126,12 @@ def namespace_to_dict(args: argparse.Namespace) -> dict:
     return {key: value if isinstance(value, plain) else str(value) for key, value in vars(args).items()}
 
 
+def override_arguments(overrides: Dict[str, Any]) -> List[str]:
+    """``--config-override=FIELD=VALUE`` arguments, each value written as JSON so that :func:`parse_overrides`
+    reads back the same type (False -> false, "renormalised" -> a string)."""
+    return [f"--config-override={field}={json.dumps(value)}" for field, value in overrides.items()]
+
+
 def arguments(**values: Any) -> list:
     """``--key=value`` arguments from keyword arguments (underscores become dashes; True becomes a bare flag)."""
     result = []

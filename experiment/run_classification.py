@@ -19,7 +19,7 @@ Example:
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .cli import arguments, make_parser
+from .cli import arguments, make_parser, override_arguments
 
 CONFIGS = Path(__file__).parent / "configs"
 # key: (name in the table, configuration file, configuration overrides, extra train_classification arguments)
@@ -36,7 +36,18 @@ MODEL_CHOICES: Dict[str, Tuple[str, Path, Dict[str, Any], Dict[str, Any]]] = {
 }
 BASELINE = "bert-truncated"
 QUICK = dict(seeds=[42], max_steps=40, val_check_interval=20)
-RUN_SETTINGS = ("segment_length", "batch_size", "learning_rate", "warmup_ratio", "max_steps", "seed", "max_segments")
+RUN_SETTINGS = (
+    "data",
+    "config_override",
+    "prediction",
+    "segment_length",
+    "batch_size",
+    "learning_rate",
+    "warmup_ratio",
+    "max_steps",
+    "seed",
+    "max_segments",
+)
 
 
 def build_parser():
@@ -93,24 +104,10 @@ def make_data(args) -> Tuple[Path, Path]:
     return data_path, tokenizer_dir
 
 
-def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
-    """The results.json of a finished run with the same data and settings, or None."""
-    from .longseq_formers.training import read_results
-
-    path = output_dir / "results.json"
-    if not path.exists():
-        return None
-    saved = read_results([path])[0]
-    settings = saved.get("settings", {})
-    same = all(settings.get(key) == getattr(train_args, key) for key in RUN_SETTINGS)
-    same = same and settings.get("data") == str(train_args.data) and settings.get("prediction") == train_args.prediction
-    same = same and settings.get("config_override") == train_args.config_override
-    return saved if same else None
-
-
 def train_one(args, key: str, data_path: Path, tokenizer_dir: Path, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` with one seed; returns its results.json contents."""
     from . import train_classification
+    from .longseq_formers.training import saved_results
 
     _, config, overrides, extra = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"{key}-seed{seed}"
@@ -136,9 +133,9 @@ def train_one(args, key: str, data_path: Path, tokenizer_dir: Path, seed: int) -
             no_progress_bar=args.no_progress_bar,
             **options,
         )
-        + [f"--config-override={field}={value}" for field, value in overrides.items()]
+        + override_arguments(overrides)
     )
-    saved = None if args.retrain else _saved_run(output_dir, train_args)
+    saved = None if args.retrain else saved_results(output_dir, train_args, RUN_SETTINGS)
     if saved is not None:
         print(f"== {key}, seed {seed}: read back from {output_dir}", flush=True)
         return saved

@@ -18,7 +18,7 @@ Example:
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .cli import arguments, make_parser
+from .cli import arguments, make_parser, override_arguments
 
 CONFIGS = Path(__file__).parent / "configs"
 # key: (name in the table, configuration file, configuration overrides)
@@ -124,29 +124,10 @@ def prepare_tokenizer(args, data_dir: str) -> str:
     return str(path)
 
 
-def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
-    """The results.json of a finished run with the same data and settings, or None."""
-    from .longseq_formers.training import read_results
-
-    path = output_dir / "results.json"
-    if not path.exists():
-        return None
-    saved = read_results([path])[0]
-    settings = saved.get("settings", {})
-    same = all(_same(key, settings.get(key), getattr(train_args, key)) for key in RUN_SETTINGS)
-    return saved if same else None
-
-
-def _same(key: str, saved: Any, current: Any) -> bool:
-    """Whether a saved setting equals the current one; paths are compared resolved (relative or absolute)."""
-    if key in PATH_SETTINGS and isinstance(saved, str) and isinstance(current, str) and current != "bytes":
-        return Path(saved).resolve() == Path(current).resolve()
-    return saved == current
-
-
 def train_one(args, key: str, dataset: str, data_dir: str, tokenizer: str, extra: Dict, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` with one seed; returns its results.json contents."""
     from . import train_language_modeling
+    from .longseq_formers.training import saved_results
 
     _, config, overrides = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"{key}-seed{seed}"
@@ -173,9 +154,9 @@ def train_one(args, key: str, dataset: str, data_dir: str, tokenizer: str, extra
             no_progress_bar=args.no_progress_bar,
             **extra,
         )
-        + [f"--config-override={field}={value}" for field, value in overrides.items()]
+        + override_arguments(overrides)
     )
-    saved = None if args.retrain else _saved_run(output_dir, train_args)
+    saved = None if args.retrain else saved_results(output_dir, train_args, RUN_SETTINGS, PATH_SETTINGS)
     if saved is not None:
         print(f"== {key}, seed {seed}: read back from {output_dir}", flush=True)
         return saved

@@ -14,12 +14,11 @@ Example:
     python -m experiment.run_sorting --models memoria memoria-two-attention memoria-renormalised   # the variants
 """
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .cli import arguments, make_parser
+from .cli import arguments, make_parser, override_arguments
 
 CONFIGS = Path(__file__).parent / "configs"
 # key: (name in the table, configuration file, configuration overrides)
@@ -52,7 +51,16 @@ MODELS = {name: (path, overrides) for name, path, overrides in MODEL_CHOICES.val
 BASELINE = "transformer"
 QUICK = dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200)
 # the settings a saved run must share with this one to be reused
-RUN_SETTINGS = ("segment_length", "batch_size", "learning_rate", "warmup_ratio", "max_steps", "seed")
+RUN_SETTINGS = (
+    "data",
+    "config_override",
+    "segment_length",
+    "batch_size",
+    "learning_rate",
+    "warmup_ratio",
+    "max_steps",
+    "seed",
+)
 
 
 def build_parser():
@@ -113,21 +121,6 @@ def make_data(args, sequence_length: int) -> Path:
     return path
 
 
-def _saved_run(output_dir: Path, train_args) -> Optional[Dict]:
-    """The results.json of a finished run with the same data and settings, or None."""
-    from .longseq_formers.training import read_results
-
-    path = output_dir / "results.json"
-    if not path.exists():
-        return None
-    saved = read_results([path])[0]
-    settings = saved.get("settings", {})
-    same = all(settings.get(key) == getattr(train_args, key) for key in RUN_SETTINGS)
-    same = same and settings.get("data") == str(train_args.data)
-    same = same and settings.get("config_override") == train_args.config_override
-    return saved if same else None
-
-
 def training_arguments(args, key: str, data_path: Path, sequence_length: int, seed: int):
     """The parsed ``train_sorting`` arguments of model ``key`` on one data file with one seed."""
     from . import train_sorting
@@ -153,18 +146,18 @@ def training_arguments(args, key: str, data_path: Path, sequence_length: int, se
             devices=1,
             no_progress_bar=args.no_progress_bar,
         )
-        # values as JSON, which --config-override reads (False -> false, "renormalised" -> a string)
-        + [f"--config-override={field}={json.dumps(value)}" for field, value in overrides.items()]
+        + override_arguments(overrides)
     )
 
 
 def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` on one data file with one seed; returns its results.json contents."""
     from . import train_sorting
+    from .longseq_formers.training import saved_results
 
     train_args = training_arguments(args, key, data_path, sequence_length, seed)
     output_dir = Path(train_args.output_dir)
-    saved = None if args.retrain else _saved_run(output_dir, train_args)
+    saved = None if args.retrain else saved_results(output_dir, train_args, RUN_SETTINGS)
     if saved is not None:
         print(f"== {key}, {sequence_length} symbols, seed {seed}: read back from {output_dir}", flush=True)
         return saved

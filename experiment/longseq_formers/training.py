@@ -162,6 +162,30 @@ def write_results(path: Path, results: Dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
+def saved_results(
+    output_dir: Path, train_args: argparse.Namespace, settings: Sequence[str], path_settings: Sequence[str] = ()
+) -> Optional[Dict[str, Any]]:
+    """The results.json in ``output_dir`` if that run had the same ``settings`` as ``train_args``, else None.
+
+    Paths are compared as strings, those named in ``path_settings`` resolved (so relative and absolute spellings
+    of one path agree).
+    """
+    path = Path(output_dir) / "results.json"
+    if not path.exists():
+        return None
+    saved = read_results([path])[0]
+    recorded = saved.get("settings", {})
+
+    def same(key: str) -> bool:
+        old, new = recorded.get(key), getattr(train_args, key)
+        new = str(new) if isinstance(new, Path) else new
+        if key in path_settings and isinstance(old, str) and isinstance(new, str):
+            return Path(old).resolve() == Path(new).resolve()
+        return old == new
+
+    return saved if all(same(key) for key in settings) else None
+
+
 def read_results(paths: List[Path]) -> List[Dict[str, Any]]:
     """Reads results.json files."""
     return [json.loads(Path(path).read_text()) for path in paths]
