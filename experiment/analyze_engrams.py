@@ -94,7 +94,7 @@ def load_model(args, mode: Optional[str]):
     """The trained model in eval mode; with ``mode``, Memoria runs in that mode and keeps histories."""
     from transformers import AutoModelForCausalLM
 
-    from . import longseq_formers  # noqa: F401  (registers the models with the Auto classes)
+    from . import models  # noqa: F401  (registers the models with the Auto classes)
 
     overrides = {} if mode is None else {"memoria_keep_history": True, "memoria_mode": mode}
     return AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
@@ -104,8 +104,8 @@ def sorting_episodes(args):
     """The first --num-episodes test sequences of --sorting-data: input_ids and labels, int64 [NumEpisodes, T + K]."""
     import torch
 
-    from .longseq_formers.data.sorting import load_sorting_data
-    from .longseq_formers.dataset.sorting import SortingDataset
+    from .data.sorting import load_sorting_data
+    from .datasets.sorting import SortingDataset
 
     dataset = SortingDataset(load_sorting_data(args.sorting_data), "test")
     rows = [dataset[i] for i in range(min(args.num_episodes, len(dataset)))]
@@ -124,7 +124,7 @@ def language_modeling_episodes(args, vocab_size: int):
     """
     import torch
 
-    from .longseq_formers.data.language_modeling import IGNORE_INDEX, load_corpus, load_tokenizer, make_windows
+    from .data.language_modeling import IGNORE_INDEX, load_corpus, load_tokenizer, make_windows
 
     if args.episode_segments < 1:
         raise ValueError(f"--episode-segments must be at least 1, got {args.episode_segments}")
@@ -157,8 +157,8 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from .longseq_formers.dataset.sorting import IGNORE_INDEX
-    from .longseq_formers.task.base import segment_slices
+    from .datasets.sorting import IGNORE_INDEX
+    from .tasks.base import segment_slices
 
     if args.corpus is None:
         input_ids, labels = sorting_episodes(args)

@@ -2,7 +2,7 @@
 
 A task's train script builds its parser with :func:`make_parser`, adds its own data arguments, then
 :func:`add_model_arguments`, :func:`add_training_arguments` (with the task's defaults) and
-:func:`add_hardware_arguments`; ``experiment.longseq_formers.training.train_and_test`` reads them all.
+:func:`add_hardware_arguments`; ``experiment.training.train_and_test`` reads them all.
 """
 
 import argparse

@@ -34,11 +34,11 @@ def evaluate(args) -> Dict[str, float]:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from .longseq_formers.data.tokenization import load_tokenizer
-    from .longseq_formers.dataset.classification import ClassificationDataset
-    from .longseq_formers.task import ClassificationTask
-    from .longseq_formers.training import quiet_lightning
+    from .data.tokenization import load_tokenizer
+    from .datasets.classification import ClassificationDataset
+    from .tasks import ClassificationTask
     from .train_classification import load_data
+    from .training import quiet_lightning
 
     quiet_lightning()
     L.seed_everything(args.seed, verbose=False)

@@ -37,9 +37,9 @@ def evaluate(args) -> Dict[str, Dict[str, float]]:
 
     import lightning as L
 
-    from .longseq_formers.task.language_modeling import LanguageModelingDataModule, LanguageModelingTask
-    from .longseq_formers.training import quiet_lightning
+    from .tasks.language_modeling import LanguageModelingDataModule, LanguageModelingTask
     from .train_language_modeling import load_splits
+    from .training import quiet_lightning
 
     quiet_lightning()
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")

@@ -29,10 +29,10 @@ def evaluate(args) -> Dict[str, float]:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from .longseq_formers.data.sorting import load_sorting_data
-    from .longseq_formers.dataset.sorting import SortingDataset
-    from .longseq_formers.task import SortingTask
-    from .longseq_formers.training import quiet_lightning
+    from .data.sorting import load_sorting_data
+    from .datasets.sorting import SortingDataset
+    from .tasks import SortingTask
+    from .training import quiet_lightning
 
     quiet_lightning()
     L.seed_everything(args.seed, verbose=False)

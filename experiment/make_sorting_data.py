@@ -36,7 +36,7 @@ def build_parser():
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
-    from .longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
+    from .data.sorting import generate_sorting_data, save_sorting_data
 
     data = generate_sorting_data(
         args.sequence_length,

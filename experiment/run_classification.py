@@ -2,7 +2,7 @@
 
 The task is the First Folio genre (comedy, history, tragedy) of a Shakespeare play from an excerpt of 1,500
 words, read as 8 segments of 256 tokens (2,048 tokens; the excerpt is cut there), with plays split so that no
-play is in two splits (``longseq_formers/data/shakespeare.py``) and a BPE tokenizer trained here on the training
+play is in two splits (``data/shakespeare.py``) and a BPE tokenizer trained here on the training
 plays. Small encoders are trained from scratch with the same settings and seeds, and one table per metric is
 printed: test accuracy and macro-F1 of the weights at the end of training per seed, the mean, the difference from
 the truncation baseline, which is better and whether that exceeds the seed spread. (With the default validation
@@ -86,9 +86,9 @@ def parse_args(argv: Optional[List[str]] = None):
 
 def make_data(args) -> Tuple[Path, Path]:
     """Writes the genre data (classification JSON) and trains its tokenizer, unless they exist; returns their paths."""
-    from .longseq_formers.data.classification import save_classification_data
-    from .longseq_formers.data.shakespeare import default_texts_dir, read_play, shakespeare_genre_data
-    from .longseq_formers.data.tokenization import train_bpe_tokenizer
+    from .data.classification import save_classification_data
+    from .data.shakespeare import default_texts_dir, read_play, shakespeare_genre_data
+    from .data.tokenization import train_bpe_tokenizer
 
     name = f"genre-w{args.excerpt_words}-s{args.train_stride_words}-seed{args.data_seed}"
     data_dir = Path(args.output_dir) / "data"
@@ -107,7 +107,7 @@ def make_data(args) -> Tuple[Path, Path]:
 def train_one(args, key: str, data_path: Path, tokenizer_dir: Path, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` with one seed; returns its results.json contents."""
     from . import train_classification
-    from .longseq_formers.training import saved_results
+    from .training import saved_results
 
     _, config, overrides, extra = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"{key}-seed{seed}"

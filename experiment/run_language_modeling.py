@@ -116,7 +116,7 @@ def prepare_tokenizer(args, data_dir: str) -> str:
     """The tokenizer every run shares: 'bytes', the given directory, or a BPE trained once on the training works."""
     if args.tokenizer != "bpe":
         return args.tokenizer
-    from .longseq_formers.data.language_modeling import load_pg19, train_bpe_tokenizer
+    from .data.language_modeling import load_pg19, train_bpe_tokenizer
 
     path = Path(args.output_dir) / f"tokenizer-bpe{args.bpe_vocab_size}"
     if not (path / "tokenizer.json").exists():
@@ -127,7 +127,7 @@ def prepare_tokenizer(args, data_dir: str) -> str:
 def train_one(args, key: str, dataset: str, data_dir: str, tokenizer: str, extra: Dict, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` with one seed; returns its results.json contents."""
     from . import train_language_modeling
-    from .longseq_formers.training import saved_results
+    from .training import saved_results
 
     _, config, overrides = MODEL_CHOICES[key]
     output_dir = Path(args.output_dir) / f"{key}-seed{seed}"

@@ -109,7 +109,7 @@ def parse_args(argv: Optional[List[str]] = None):
 
 def make_data(args, sequence_length: int) -> Path:
     """Writes the data file of ``sequence_length`` symbols unless it exists; returns its path."""
-    from .longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
+    from .data.sorting import generate_sorting_data, save_sorting_data
 
     name = f"sort-T{sequence_length}-K{args.vocab_size}-n{args.num_train}-{args.num_dev}-{args.num_test}"
     path = Path(args.output_dir) / "data" / f"{name}-seed{args.data_seed}.json"
@@ -153,7 +153,7 @@ def training_arguments(args, key: str, data_path: Path, sequence_length: int, se
 def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) -> Dict:
     """Trains (or reads back) model ``key`` on one data file with one seed; returns its results.json contents."""
     from . import train_sorting
-    from .longseq_formers.training import saved_results
+    from .training import saved_results
 
     train_args = training_arguments(args, key, data_path, sequence_length, seed)
     output_dir = Path(train_args.output_dir)
@@ -167,7 +167,7 @@ def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) 
 
 def counting_rules(data_path: Path, segment_length: int) -> Dict[str, float]:
     """Test accuracy of the counting rules: over the last segment only, and over the whole sequence."""
-    from .longseq_formers.data.sorting import counting_rule_accuracy, load_sorting_data
+    from .data.sorting import counting_rule_accuracy, load_sorting_data
 
     data = load_sorting_data(data_path)
     return {

@@ -91,9 +91,9 @@ def time_steps(args) -> Tuple[Dict[str, List[float]], Dict[str, ComponentClock]]
     import torch
     from transformers import AutoConfig
 
-    from .longseq_formers.data.sorting import generate_sorting_data, model_vocab_size
-    from .longseq_formers.dataset.sorting import SortingDataset
-    from .longseq_formers.task import SortingTask
+    from .data.sorting import generate_sorting_data, model_vocab_size
+    from .datasets.sorting import SortingDataset
+    from .tasks import SortingTask
 
     torch.manual_seed(args.seed)
     data = generate_sorting_data(args.sequence_length, args.vocab_size, args.batch_size, 1, 1, args.seed)

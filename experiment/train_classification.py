@@ -85,11 +85,11 @@ def build_parser():
 
 def load_data(args):
     """The documents and splits ``args`` names."""
-    from .longseq_formers.data.classification import load_classification_data
+    from .data.classification import load_classification_data
 
     if args.dataset == "json":
         return load_classification_data(args.data)
-    from .longseq_formers.data.hyperpartisan import load_hyperpartisan
+    from .data.hyperpartisan import load_hyperpartisan
 
     return load_hyperpartisan(
         args.data,
@@ -106,7 +106,7 @@ def model_config(args, num_labels: int, vocab_size: int, pad_token_id: int):
     --pretrained's config.json, then --config-override; checks --segment-length against the positions."""
     from transformers import AutoConfig
 
-    from .longseq_formers.training import load_model_config
+    from .training import load_model_config
 
     fields: Dict[str, Any] = dict(num_labels=num_labels, vocab_size=vocab_size, pad_token_id=pad_token_id)
     if args.pretrained:
@@ -142,9 +142,9 @@ def load_pretrained_encoder(model, path: str) -> List[str]:
 
 def train(args) -> Dict[str, Any]:
     """Trains, tests the final weights and the best-on-dev checkpoint and writes results.json; returns it."""
-    from .longseq_formers.data.tokenization import load_tokenizer
-    from .longseq_formers.task import ClassificationDataModule, ClassificationTask
-    from .longseq_formers.training import train_and_test
+    from .data.tokenization import load_tokenizer
+    from .tasks import ClassificationDataModule, ClassificationTask
+    from .training import train_and_test
 
     data = load_data(args)
     print(data.summary(), flush=True)

@@ -90,7 +90,7 @@ def load_splits(settings: Dict[str, Any], tokenizer=None, bpe_vocab_size: int = 
     Returns:
         (the tokenizer, {"train", "valid", "test"}: each a list of documents' token ids).
     """
-    from .longseq_formers.data.language_modeling import (
+    from .data.language_modeling import (
         ByteTokenizer,
         load_corpus,
         load_tokenizer,
@@ -118,8 +118,8 @@ def train(args) -> Dict[str, Any]:
     import warnings
     from pathlib import Path
 
-    from .longseq_formers.task.language_modeling import LanguageModelingDataModule, LanguageModelingTask
-    from .longseq_formers.training import load_model_config, train_and_test, write_results
+    from .tasks.language_modeling import LanguageModelingDataModule, LanguageModelingTask
+    from .training import load_model_config, train_and_test, write_results
 
     # the window stream has a length and is read by one process: the warning about workers does not apply
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")

@@ -34,8 +34,8 @@ def build_parser():
 
 def train(args) -> Dict[str, Any]:
     """Trains, tests the last and the best checkpoints and writes results.json; returns its contents."""
-    from .longseq_formers.task import SortingDataModule, SortingTask
-    from .longseq_formers.training import load_model_config, train_and_test
+    from .tasks import SortingDataModule, SortingTask
+    from .training import load_model_config, train_and_test
 
     datamodule = SortingDataModule(args.data, args.batch_size, args.eval_batch_size, args.num_workers)
     config = load_model_config(args, vocab_size=datamodule.model_vocab_size)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from experiment.longseq_formers.data.sorting import generate_sorting_data, save_sorting_data
-from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaConfig
+from experiment.data.sorting import generate_sorting_data, save_sorting_data
+from experiment.models.gpt2_with_memoria import GPT2WithMemoriaConfig
 
 TINY_GPT2 = {
     "n_layer": 2,

@@ -82,8 +82,8 @@ def test_the_training_segment_length_is_required_without_results_json(tmp_path, 
 @pytest.fixture
 def tiny_language_model(tiny_memoria_config, tmp_path):
     """A tiny Memoria language model over bytes, as a run directory: model/, tokenizer/ and results.json."""
-    from experiment.longseq_formers.data.language_modeling import ByteTokenizer
-    from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
+    from experiment.data.language_modeling import ByteTokenizer
+    from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
 
     run = tmp_path / "lm-run"
     GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=256)).save_pretrained(run / "model")
@@ -143,7 +143,7 @@ def test_language_modeling_episodes_give_effects_perplexities_and_figures(
 def test_language_modeling_episodes_need_enough_tokens_and_a_tokenizer_the_model_can_read(
     tiny_language_model, tiny_memoria_config, tiny_pg19, tmp_path
 ):
-    from experiment.longseq_formers.model.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
+    from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
 
     with pytest.raises(ValueError, match="--episode-segments 100"):  # 399 tokens, episodes of 800
         analyze_engrams.main([f"--model={tiny_language_model}", f"--corpus={tiny_pg19}", "--episode-segments=100"])

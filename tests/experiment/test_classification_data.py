@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiment.longseq_formers.data.classification import (
+from experiment.data.classification import (
     ClassificationData,
     Document,
     clean_split,
@@ -16,10 +16,10 @@ from experiment.longseq_formers.data.classification import (
     save_classification_data,
     split_overlap,
 )
-from experiment.longseq_formers.data.hyperpartisan import html_to_text, load_hyperpartisan, read_hf_export
-from experiment.longseq_formers.data.shakespeare import PLAY_GENRES, excerpts, shakespeare_genre_data, split_plays
-from experiment.longseq_formers.data.tokenization import SegmentTokenizer, load_tokenizer, train_bpe_tokenizer
-from experiment.longseq_formers.dataset.classification import ClassificationDataset, document_segments
+from experiment.data.hyperpartisan import html_to_text, load_hyperpartisan, read_hf_export
+from experiment.data.shakespeare import PLAY_GENRES, excerpts, shakespeare_genre_data, split_plays
+from experiment.data.tokenization import SegmentTokenizer, load_tokenizer, train_bpe_tokenizer
+from experiment.datasets.classification import ClassificationDataset, document_segments
 
 ARTICLES = [  # (id, title, body as the release's markup, label)
     (

@@ -12,9 +12,9 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-import experiment.longseq_formers  # noqa: F401  (registers the models)
-from experiment.longseq_formers.model.bert_segment import BertSegmentForSequenceClassification
-from experiment.longseq_formers.model.memoria_bert import (
+import experiment.models  # noqa: F401  (registers the models)
+from experiment.models.bert_segment import BertSegmentForSequenceClassification
+from experiment.models.memoria_bert import (
     MemoriaBertConfig,
     MemoriaBertForSequenceClassification,
     MemoriaBertModel,

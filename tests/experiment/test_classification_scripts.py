@@ -9,8 +9,8 @@ from test_classification_data import write_plays, write_semeval
 from transformers import BertConfig, BertModel
 
 from experiment import eval_classification, run_classification, train_classification
-from experiment.longseq_formers.data.classification import ClassificationData, Document, save_classification_data
-from experiment.longseq_formers.data.tokenization import train_bpe_tokenizer
+from experiment.data.classification import ClassificationData, Document, save_classification_data
+from experiment.data.tokenization import train_bpe_tokenizer
 
 TINY = dict(
     hidden_size=16,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from experiment.longseq_formers.task import ClassificationTask
+from experiment.tasks import ClassificationTask
 
 TINY_BERT = dict(
     model_type="bert_segment",

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from experiment.longseq_formers.model.compressive import (
+from experiment.models.compressive import (
     CompressiveTransformerConfig,
     CompressiveTransformerLMHeadModel,
     content_attention,

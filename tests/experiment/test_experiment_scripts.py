@@ -124,7 +124,7 @@ def test_run_sorting_with_seeds_reports_their_spread(tmp_path, capsys):
 
 @pytest.mark.parametrize("key", list(run_sorting.MODEL_CHOICES))
 def test_run_sorting_passes_each_models_overrides_with_their_types(key, tmp_path):
-    from experiment.longseq_formers.training import load_model_config
+    from experiment.training import load_model_config
 
     args = run_sorting.parse_args(run_sorting_args(tmp_path))
     train_args = run_sorting.training_arguments(args, key, tmp_path / "data.json", 16, 1)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiment import cli
-from experiment.longseq_formers.task.base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
 from experiment.summary import ComparisonRow, format_comparison
+from experiment.tasks.base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
 
 CONFIG = {"model_type": "gpt2_segment", "n_layer": 1, "n_embd": 8, "n_head": 2, "n_positions": 8, "vocab_size": 5}
 

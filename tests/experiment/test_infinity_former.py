@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from experiment.longseq_formers.model.gpt2_weights import copy_gpt2_weights
-from experiment.longseq_formers.model.infinity_former import (
+from experiment.models.gpt2_weights import copy_gpt2_weights
+from experiment.models.infinity_former import (
     ContinuousAttention,
     GaussianBasis,
     InfinityFormerConfig,
@@ -20,9 +20,9 @@ from experiment.longseq_formers.model.infinity_former import (
     kl_to_reference,
     sample_positions,
 )
-from experiment.longseq_formers.model.infinity_former.continuous_signal import even_positions, gaussian_density
-from experiment.longseq_formers.model.infinity_former.memory import BlockReadout, updated_long_term
-from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
+from experiment.models.infinity_former.continuous_signal import even_positions, gaussian_density
+from experiment.models.infinity_former.memory import BlockReadout, updated_long_term
+from experiment.models.segment_recurrent import SegmentRecurrentModel
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiment" / "configs"
 TINY = {

@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from experiment.longseq_formers.data.language_modeling import (
+from experiment.data.language_modeling import (
     IGNORE_INDEX,
     ByteTokenizer,
     load_corpus,

@@ -10,8 +10,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_classification_models import MEMORIA_TYPES, PLAIN_TYPES, make_model, tokens
 from test_language_modeling_task import TINY, TINY_MEMORIA, TINY_RMT, TINY_XL
 
-from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
-from experiment.longseq_formers.task.language_modeling import (
+from experiment.models.segment_recurrent import SegmentRecurrentModel
+from experiment.tasks.language_modeling import (
     STREAM_STATE_KEY,
     LanguageModelingDataModule,
     LanguageModelingTask,

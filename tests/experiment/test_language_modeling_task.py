@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from experiment import eval_language_modeling, prepare_gutenberg, run_language_modeling, train_language_modeling
-from experiment.longseq_formers.data.language_modeling import IGNORE_INDEX, load_enwik8, load_pg19, make_windows
-from experiment.longseq_formers.task.language_modeling import (
+from experiment.data.language_modeling import IGNORE_INDEX, load_enwik8, load_pg19, make_windows
+from experiment.tasks.language_modeling import (
     CorpusPerplexity,
     LanguageModelingDataModule,
     LanguageModelingTask,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from experiment.longseq_formers.model.rmt import RMTConfig, RMTForCausalLM, RMTModel
+from experiment.models.rmt import RMTConfig, RMTForCausalLM, RMTModel
 
 CONFIGS = Path("experiment/configs")
 VOCAB = 11

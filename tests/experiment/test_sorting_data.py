@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiment.longseq_formers.data.sorting import (
+from experiment.data.sorting import (
     counting_rule_accuracy,
     generate_sorting_data,
     generate_sorting_examples,
@@ -15,7 +15,7 @@ from experiment.longseq_formers.data.sorting import (
     separator_id,
     sort_by_frequency,
 )
-from experiment.longseq_formers.dataset.sorting import IGNORE_INDEX, SortingDataset
+from experiment.datasets.sorting import IGNORE_INDEX, SortingDataset
 
 
 def order_by_count_then_first_appearance(symbols: list, vocab_size: int) -> list:

@@ -5,14 +5,14 @@ import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from experiment.longseq_formers.model.gpt2_segment import GPT2SegmentConfig, GPT2SegmentLMHeadModel, GPT2SegmentModel
-from experiment.longseq_formers.model.gpt2_weights import copy_gpt2_weights
-from experiment.longseq_formers.model.gpt2_with_memoria import (
+from experiment.models.gpt2_segment import GPT2SegmentConfig, GPT2SegmentLMHeadModel, GPT2SegmentModel
+from experiment.models.gpt2_weights import copy_gpt2_weights
+from experiment.models.gpt2_with_memoria import (
     GPT2WithMemoriaConfig,
     GPT2WithMemoriaLMHeadModel,
     GPT2WithMemoriaModel,
 )
-from experiment.longseq_formers.model.segment_recurrent import SegmentRecurrentModel
+from experiment.models.segment_recurrent import SegmentRecurrentModel
 
 
 def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
@@ -229,7 +229,7 @@ def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_g
 
 
 def test_the_small_sorting_configurations_have_parameter_counts_within_ten_percent():
-    import experiment.longseq_formers  # noqa: F401  (registers every model)
+    import experiment.models  # noqa: F401  (registers every model)
     from experiment.run_sorting import DEFAULT_MODELS, MODEL_CHOICES
 
     counts = {}

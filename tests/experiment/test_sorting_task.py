@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from experiment.longseq_formers.data.sorting import generate_sorting_data
-from experiment.longseq_formers.dataset.sorting import IGNORE_INDEX, SortingDataset
-from experiment.longseq_formers.model.gpt2_segment import GPT2SegmentConfig
-from experiment.longseq_formers.task import SortingTask
+from experiment.data.sorting import generate_sorting_data
+from experiment.datasets.sorting import IGNORE_INDEX, SortingDataset
+from experiment.models.gpt2_segment import GPT2SegmentConfig
+from experiment.tasks import SortingTask
 
 
 def tiny_batch(size: int = 8, sequence_length: int = 24) -> dict:

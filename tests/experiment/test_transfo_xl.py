@@ -9,7 +9,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from experiment.longseq_formers.model.transfo_xl import TransfoXLConfig, TransfoXLLMHeadModel
+from experiment.models.transfo_xl import TransfoXLConfig, TransfoXLLMHeadModel
 
 CONFIGS = Path(__file__).resolve().parents[2] / "experiment" / "configs"
 VOCAB = 11

@@ -10,7 +10,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.sorting import load_sorting_data, model_vocab_size
-from ..dataset.sorting import IGNORE_INDEX, SortingDataset
+from ..datasets.sorting import IGNORE_INDEX, SortingDataset
 from .base import Segment, SegmentLoss, SegmentTask
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from torchmetrics import Metric
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
-from .. import model as _registered_models  # noqa: F401  (registers every model with the Auto classes)
+from .. import models as _registered_models  # noqa: F401  (registers every model with the Auto classes)
 
 SPLITS = ("train", "val", "test")
 ALIGNMENTS = ("start", "end")

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from ..data.classification import ClassificationData
 from ..data.tokenization import SegmentTokenizer
-from ..dataset.classification import ClassificationDataset
+from ..datasets.classification import ClassificationDataset
 from .base import Segment, SegmentLoss, SegmentTask
 
 PREDICTIONS = ("last", "mean")

@@ -18,10 +18,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging as transformers_logging
 
-from ..cli import interval, namespace_to_dict, parse_devices, parse_overrides, show_progress_bar
-from .model.gpt2_weights import copy_gpt2_weights
-from .task.base import SegmentTask
-from .task.timing import StepTimer
+from .cli import interval, namespace_to_dict, parse_devices, parse_overrides, show_progress_bar
+from .models.gpt2_weights import copy_gpt2_weights
+from .tasks.base import SegmentTask
+from .tasks.timing import StepTimer
 
 QUIET_WARNINGS = (
     ".*does not have many workers.*",
