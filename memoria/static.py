@@ -31,8 +31,8 @@ from .similarity import Similarity
 from .static_store import StaticEngramStore
 
 STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
-VISITED = -(2**62)
-"""Added to a column's walk key to rule it out: below every key of an allowed column."""
+RULED_OUT = -(2**31)
+"""The walk key of a column a walker may not move to (not LTM, or visited): below every allowed column's key."""
 
 
 # ------------------------------------------------------------------------------------------ 1. STM recall
@@ -71,14 +71,14 @@ def walk_longterm(store: StaticEngramStore, recalled_stm: torch.Tensor, depth: i
     """
     S = store.capacity + 1
     longterm = store.mask(EngramType.LONGTERM)  # [B, C + 1]
-    seniority = store.seniority(store.birth_order())  # [B, C + 1] higher for older engrams
-    # key of a move to column c: count * S + seniority[c]; columns not allowed (not LTM, or visited) sink below 0
-    column_key = torch.where(longterm, seniority, seniority + VISITED)  # [B, C + 1]
+    seniority = store.seniority(store.birth_order())  # [B, C + 1] int32, higher for older engrams
+    # the key of a move to column c is count * S + column_key[c]: highest count, then oldest
+    column_key = seniority.masked_fill(~longterm, RULED_OUT)  # [B, C + 1]
     walkers = recalled_stm
     for _ in range(depth + 1):
         walkers = _strongest_allowed_link(store, walkers, column_key, S)
-        column_key.scatter_(1, walkers, VISITED)  # visited; the sentinel column is never allowed anyway
-    return longterm & (column_key < 0)
+        column_key.scatter_(1, walkers, RULED_OUT)  # visited (the sentinel column never was allowed)
+    return longterm & (column_key == RULED_OUT)
 
 
 def _strongest_allowed_link(
@@ -86,9 +86,9 @@ def _strongest_allowed_link(
 ) -> torch.Tensor:
     """Each walker's next slot [BatchSize, K]: the allowed column with the highest count from where it stands
     (oldest among equals), or the sentinel when no allowed column has a count >= 1."""
-    key = torch.add(column_key[:, None, :], store.counts_from(walkers), alpha=S)  # [B, K, C + 1] int64
+    key = torch.add(column_key[:, None, :], store.counts_from(walkers), alpha=S)  # [B, K, C + 1] int32
     best, column = key.max(dim=2)
-    return torch.where(best >= S, column, store.sentinel)
+    return column.masked_fill_(best < S, store.sentinel)
 
 
 # ------------------------------------------------------------------------------------------ 3. LTM selection
@@ -103,7 +103,7 @@ def select_longterm(
 def _best_of(scores: torch.Tensor, allowed: torch.Tensor, k: int, sentinel: int) -> torch.Tensor:
     """The k allowed columns with the highest scores [BatchSize, C + 1], best first, the sentinel where fewer."""
     best = scores.masked_fill(~allowed, float("-inf")).topk(min(k, scores.size(1)), dim=1)
-    chosen = torch.where(best.values > float("-inf"), best.indices, sentinel)  # [B, min(k, C + 1)]
+    chosen = best.indices.masked_fill_(best.values == float("-inf"), sentinel)  # [B, min(k, C + 1)]
     if k > scores.size(1):  # more asked for than there are slots
         chosen = torch.cat([chosen, chosen.new_full((chosen.size(0), k - scores.size(1)), sentinel)], dim=1)
     return chosen
@@ -205,7 +205,7 @@ class StaticMemoria:
         store.reminded.copy_(reminded)
         self.expected_call = "adjust_lifespan_and_memories"
         memories = store.data_at(reminded).to(device=self.output_device, dtype=self.output_dtype)
-        indices = torch.where(reminded == store.sentinel, -1, reminded)
+        indices = reminded.masked_fill(reminded == store.sentinel, -1)
         return memories, indices.to(self.output_device)
 
     def adjust_lifespan_and_memories(self, indices: torch.Tensor, lifespan_delta: torch.Tensor) -> None:
@@ -374,7 +374,7 @@ class StaticMemoria:
         delta = lifespan_delta.to(store.device, torch.float32)
         if width == 0:
             return indices, delta
-        slots = torch.where(indices < 0, store.sentinel, indices)  # [B, R]
+        slots = indices.masked_fill(indices < 0, store.sentinel)  # [B, R]
         torch._assert_async(
             ((slots == store.reminded) | (slots == store.sentinel)).all(),
             "indices must be the ones this step's remind() returned (an entry may be -1 instead)",

@@ -21,7 +21,7 @@ from .engram import EngramType
 
 NULL, WORKING, SHORTTERM, LONGTERM = (t.value for t in EngramType)
 NEWEST = torch.iinfo(torch.int64).max
-"""The birth key of a free slot: later than every engram."""
+"""The id kept for a free slot (read as -1): later than every engram's, so free slots sort last by birth."""
 
 
 class StaticEngramStore:
@@ -37,7 +37,7 @@ class StaticEngramStore:
         track_age: keep :attr:`age`.
         track_id: expose :attr:`engram_ids` (ids are always kept: they define creation order).
 
-    Attributes (slot layout; free slots have type NULL, lifespan -1, id -1, age -1):
+    Attributes (slot layout; free slots read as type NULL, lifespan -1, id -1, age -1):
         data: [B, C, D] float32 vectors.
         lifespan: [B, C] float32.
         engrams_types: [B, C] uint8 :class:`EngramType` values.
@@ -67,12 +67,12 @@ class StaticEngramStore:
         self._lifespan = torch.full((B, S), -1.0, device=device)
         self._types = torch.zeros(B, S, dtype=torch.uint8, device=device)
         self._counts = torch.zeros(B, S, S, dtype=torch.int32, device=device)
-        self._ids = torch.full((B, S), -1, dtype=torch.long, device=device)
+        self._ids = torch.full((B, S), NEWEST, dtype=torch.long, device=device)
         self._age = torch.full((B, S), -1, dtype=torch.int32, device=device) if track_age else None
         self._next_id = torch.zeros((), dtype=torch.long, device=device)
         self._new_ids = torch.arange(B * W, device=device).view(B, W)  # ids of a step's engrams, less next_id
         self._slot_numbers = torch.arange(S, device=device).expand(B, S)
-        self._preference = torch.arange(S - 1, -1, -1, device=device).expand(B, S)  # oldest first: S - 1, ...
+        self._seniority = torch.arange(S - 1, -1, -1, dtype=torch.int32, device=device).expand(B, S)  # S - 1, ...
         self.working = torch.full((B, W), C, dtype=torch.long, device=device)  # this step's working slots
         self.reminded = torch.full((B, reminded_length), C, dtype=torch.long, device=device)  # this step's remind()
 
@@ -108,7 +108,10 @@ class StaticEngramStore:
 
     @property
     def engram_ids(self) -> Optional[torch.Tensor]:
-        return self._ids[:, : self.capacity] if self.track_id else None
+        if not self.track_id:
+            return None
+        ids = self._ids[:, : self.capacity]
+        return ids.masked_fill(ids == NEWEST, -1)
 
     def __len__(self) -> int:
         return self.batch_size * self.capacity
@@ -150,11 +153,11 @@ class StaticEngramStore:
 
     def birth_order(self) -> torch.Tensor:
         """Slots oldest engram first, free slots last: long [BatchSize, C + 1]."""
-        return torch.where(self.live(), self._ids, NEWEST).argsort(dim=1)
+        return self._ids.argsort(dim=1)
 
     def seniority(self, order: torch.Tensor) -> torch.Tensor:
-        """Each slot's seniority from :meth:`birth_order`: C for the oldest engram, down to 0; long [B, C + 1]."""
-        return torch.empty_like(order).scatter_(1, order, self._preference)
+        """Each slot's rank from :meth:`birth_order`, the oldest engram C, the last free slot 0: int32 [B, C + 1]."""
+        return torch.empty(order.shape, dtype=torch.int32, device=order.device).scatter_(1, order, self._seniority)
 
     # ---------------------------------------------------------------------------------------------- mutations
     def add_working(self, data: torch.Tensor, lifespan: float) -> None:
@@ -166,8 +169,7 @@ class StaticEngramStore:
             lifespan: their initial lifespan.
         """
         C, S = self.capacity, self.capacity + 1
-        free = self._types[:, :C] == NULL  # [B, C]
-        free_first = torch.where(free, self._slot_numbers[:, :C], S)
+        free_first = torch.add(self._slot_numbers[:, :C], self._types[:, :C], alpha=S)  # [B, C]: free slots < S
         slots = free_first.topk(self.working_length, dim=1, largest=False).indices  # [B, W] ascending
         self.working.copy_(slots)
         self._data.scatter_(1, slots[:, :, None].expand(-1, -1, self.hidden_dim), data)
@@ -181,14 +183,21 @@ class StaticEngramStore:
         self._counts.scatter_(1, slots[:, :, None].expand(-1, -1, S), 0)
         self._counts.scatter_(2, slots[:, None, :].expand(-1, S, -1), 0)
 
+    @property
+    def count_ceiling(self) -> int:
+        """Counts stop growing here, so that a count times C + 1 plus a slot rank fits an int32 (graph walks rank
+        moves by such keys); over a million firings of one pair at any usual capacity."""
+        return (2**31 - 1) // (self.capacity + 1) - 2
+
     def fire_together(self, slots: torch.Tensor) -> None:
         """Hebbian firing: counts[i, j] += 1 for every pair of the distinct ``slots`` [BatchSize, K] of a row,
-        i == j included; sentinel entries add nothing."""
+        i == j included, up to :attr:`count_ceiling`; sentinel entries add nothing."""
         S = self.capacity + 1
-        cells = slots[:, :, None] * S + slots[:, None, :]  # [B, K, K] flat cells of each row's count block
+        counts = self._counts.view(self.batch_size, S * S)
+        cells = (slots[:, :, None] * S + slots[:, None, :]).flatten(1)  # [B, K * K] cells of each row's count block
         real = slots != self.sentinel
-        weight = (real[:, :, None] & real[:, None, :]).to(torch.int32)
-        self._counts.view(self.batch_size, S * S).scatter_add_(1, cells.flatten(1), weight.flatten(1))
+        weight = (real[:, :, None] & real[:, None, :]).flatten(1) & (counts.gather(1, cells) < self.count_ceiling)
+        counts.scatter_add_(1, cells, weight.to(torch.int32))
 
     def add_lifespan(self, slots: torch.Tensor, delta: torch.Tensor) -> None:
         """Add ``delta`` [BatchSize, K] to the lifespan at ``slots`` [BatchSize, K] (repeats add up; the
@@ -210,7 +219,7 @@ class StaticEngramStore:
         """Delete the engrams of the bool mask ``slots`` [BatchSize, C + 1]: their slots become free."""
         self._types.masked_fill_(slots, NULL)
         self._lifespan.masked_fill_(slots, -1.0)
-        self._ids.masked_fill_(slots, -1)
+        self._ids.masked_fill_(slots, NEWEST)
         if self._age is not None:
             self._age.masked_fill_(slots, -1)
 
