@@ -17,7 +17,7 @@ from benchmarks.settings import Setting
 ALPHA = 8.0
 """Lifespan scale of the paper's configs."""
 
-_PHASE_CODES = {"warmup": 1, "timed": 2, "phases": 3, "build": 4, "profile": 5}
+_PHASE_CODES = {"warmup": 1, "timed": 2, "phases": 3, "build": 4, "profile": 5, "prepare": 6}
 
 IMPLEMENTATIONS = ("reference", "ours", "ours-static", "ours-static-compile", "ours-static-cudagraph")
 """What a benchmark can measure: memoria-pytorch 1.0.0; ours (default settings); ours with ``static_shapes=True``
