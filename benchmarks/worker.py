@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -74,11 +74,16 @@ def whole_step(run: Step, workload: Workload, phase: str, index: int) -> Dict[st
     return {"seconds": end - start, "reminded": reminded}
 
 
-def prepare_whole_step(memoria: Any, impl: str, workload: Workload) -> Dict[str, Any]:
+def prepare_whole_step(memoria: Any, impl: str, workload: Workload, backend: Optional[str] = None) -> Dict[str, Any]:
     """Build ``impl``'s whole-step callable and run it once (compiling and capturing it): ``{"step", "seconds"}``.
-    The steps this takes change the memory like warm-up steps."""
+    The steps this takes change the memory like warm-up steps.
+
+    Args:
+        backend: the ``torch.compile`` backend (default inductor).
+    """
     started = time.perf_counter()
-    run = make_step(memoria, impl, workload.hidden_states("prepare", 0), workload.delta_logits("prepare", 0))
+    hidden, logits = workload.hidden_states("prepare", 0), workload.delta_logits("prepare", 0)
+    run = make_step(memoria, impl, hidden, logits, backend)
     run(workload.hidden_states("prepare", 1), workload.delta_logits("prepare", 1))
     synchronize(workload.device)
     return {"step": run, "seconds": time.perf_counter() - started}
@@ -209,7 +214,7 @@ def measure(config: Dict[str, Any]) -> Dict[str, Any]:
     )
     run = None
     if impl in WHOLE_STEP_IMPLEMENTATIONS:
-        prepared = prepare_whole_step(memoria, impl, workload)
+        prepared = prepare_whole_step(memoria, impl, workload, config.get("compile_backend"))
         run, result["prepare_seconds"] = prepared["step"], prepared["seconds"]
     peak.start()
     seconds: List[float] = []

@@ -6,7 +6,7 @@ breaks ties between equal counts with random noise and the static path by the ol
 the default path noise that is all equal (:func:`equal_noise`), under which it breaks ties by the oldest engram too.
 """
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 import pytest
 import torch
@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from benchmarks.counting import count
 from benchmarks.workload import ALPHA
 from memoria import Engrams, EngramType, Memoria
-from memoria.static import StaticMemoria
 from memoria.store import EngramStore
 
 B, W, D = 3, 6, 32
