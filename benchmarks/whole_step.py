@@ -3,10 +3,16 @@
 ``static_shapes=True`` makes a step a fixed sequence of tensor operations with no host sync, so
 ``torch.compile(fullgraph=True, dynamic=False)`` turns it into one graph, and that graph can be captured in a CUDA
 graph and replayed with one launch. :func:`make_step` builds the callable that :mod:`benchmarks.worker` times for
-the ``ours-static``, ``ours-static-compile`` and ``ours-static-cudagraph`` implementations.
+the ``ours-static``, ``ours-static-compile`` and ``ours-static-cudagraph`` implementations;
+``python -m benchmarks.whole_step`` times them against the default path interleaved in one process (:func:`main`).
 """
 
-from typing import Any, Callable, Optional
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -82,3 +88,86 @@ def make_step(
     if impl == "ours-static-cudagraph":
         return CudaGraphStep(compiled_step(memoria, backend or "inductor"), hidden, logits)
     raise ValueError(f"no whole step for implementation {impl!r}")
+
+
+def interleaved(setting_name: str, device: str, warmup: int, steps: int, seed: int = 0) -> Dict[str, Any]:
+    """Step times of ours (default settings), ours-static and ours-static-compile (and ours-static-cudagraph on
+    CUDA) in one process, one step of each in turn on the same inputs, after ``warmup`` eager steps each.
+
+    Returns:
+        ``{"setting", "device", "warmup", "steps", "prepare_seconds": {impl: s}, "step_seconds": {impl: [s, ...]}}``
+        (a step's time includes the lifespan deltas' computation).
+    """
+    from benchmarks.measure import synchronize
+    from benchmarks.settings import SETTINGS
+    from benchmarks.workload import build_memoria, implementation_kwargs, load_implementation
+
+    setting, target = SETTINGS[setting_name], torch.device(device)
+    impls = ["ours", "ours-static", "ours-static-compile"] + (
+        ["ours-static-cudagraph"] if target.type == "cuda" else []
+    )
+    torch.manual_seed(seed)
+    workload = Workload(setting, seed, target)
+    memories = {
+        impl: build_memoria(load_implementation(impl), setting, target, **implementation_kwargs(impl, setting))
+        for impl in impls
+    }
+    for index in range(warmup):
+        hidden, logits = workload.hidden_states("warmup", index), workload.delta_logits("warmup", index)
+        for memoria in memories.values():
+            eager_step(memoria)(hidden, logits)
+    runs: Dict[str, Step] = {"ours": eager_step(memories["ours"])}
+    prepare: Dict[str, float] = {}
+    example = (workload.hidden_states("prepare", 0), workload.delta_logits("prepare", 0))
+    for impl in impls[1:]:
+        started = time.perf_counter()
+        runs[impl] = make_step(memories[impl], impl, *example)
+        runs[impl](*example)
+        synchronize(target)
+        prepare[impl] = time.perf_counter() - started
+    seconds: Dict[str, List[float]] = {impl: [] for impl in impls}
+    for index in range(steps):
+        hidden, logits = workload.hidden_states("timed", index), workload.delta_logits("timed", index)
+        for impl in impls:
+            synchronize(target)
+            started = time.perf_counter()
+            runs[impl](hidden, logits)
+            synchronize(target)
+            seconds[impl].append(time.perf_counter() - started)
+    return {
+        "setting": setting_name,
+        "device": device,
+        "warmup": warmup,
+        "steps": steps,
+        "prepare_seconds": prepare,
+        "step_seconds": seconds,
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """``python -m benchmarks.whole_step [--setting lm] [--device cpu] [--warmup N] [--steps N] [--json PATH]``:
+    :func:`interleaved`, printed as a table."""
+    parser = argparse.ArgumentParser(description=interleaved.__doc__)
+    parser.add_argument("--setting", default="lm")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    result = interleaved(args.setting, args.device, args.warmup, args.steps)
+    print(f"setting {args.setting} on {args.device}, {args.warmup} warm-up steps, {args.steps} interleaved steps")
+    print("| impl | median ms | min-max ms | compile/capture s |")
+    print("|---|---|---|---|")
+    for impl, seconds in result["step_seconds"].items():
+        prepare = result["prepare_seconds"].get(impl)
+        print(
+            f"| {impl} | {statistics.median(seconds) * 1e3:.1f} | {min(seconds) * 1e3:.1f}-{max(seconds) * 1e3:.1f} | "
+            + (f"{prepare:.0f} |" if prepare is not None else " |")
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

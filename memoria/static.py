@@ -177,7 +177,7 @@ class StaticMemoria:
         self._check_order("add_working_memory")
         self._check_working_memory(data)
         if self.store is None:
-            self.store = self._allocate(data, device or data.device)
+            self.store = self._allocate(*data.shape, device=device or data.device)
         store = self.store
         torch._assert_async(torch.isfinite(data).all(), "data contains NaN or inf")
         self.output_device, self.output_dtype = data.device, data.dtype
@@ -292,15 +292,15 @@ class StaticMemoria:
             B, W, D = saved["shape"]
             store = self.store
             if store is None or [store.batch_size, store.working_length, store.hidden_dim] != [B, W, D]:
-                store = self._allocate(torch.empty(B, W, D, device="meta"), device or torch.device("cpu"))
+                store = self._allocate(B, W, D, device=device or torch.device("cpu"))
             store.load_state(saved["engrams"])
         self.store = store
         self.output_dtype = getattr(torch, state["output_dtype"].replace("torch.", ""))
         self.expected_call = state["expected_call"]
         return store
 
-    def _allocate(self, data: torch.Tensor, device: torch.device) -> StaticEngramStore:
-        B, W, D = data.shape
+    def _allocate(self, B: int, W: int, D: int, device: torch.device) -> StaticEngramStore:
+        """Buffers for rows of W working engrams of width D: C = W + stm_capacity + max_ltm_per_row slots."""
         s = self.settings
         return StaticEngramStore(
             B,
