@@ -402,3 +402,22 @@ def test_first_steps_and_steps_without_remind_work_like_the_default_path(equal_n
     for index in range(10):
         assert as_sets(step(default, index)) == as_sets(step(static, index)), f"step {index}"
     assert_same_engrams(default, static, "after full steps")
+
+
+def test_nan_data_is_refused_on_the_device_and_changes_nothing():
+    memoria = static_memoria()
+    step(memoria, 0)
+    before = memoria.engrams
+    with pytest.raises(RuntimeError, match="data contains NaN or inf"):
+        memoria.add_working_memory(torch.full((B, W, D), float("nan")))
+    assert torch.equal(before.engrams_types, memoria.engrams.engrams_types)
+    assert torch.equal(before.data, memoria.engrams.data)
+    step(memoria, 1)
+
+
+def test_to_moves_the_buffers_and_the_steps_go_on():
+    memoria = static_memoria(track_age=True)
+    step(memoria, 0)
+    assert memoria.to("cpu") is memoria and memoria.store.device == torch.device("cpu")
+    step(memoria, 1)
+    assert memoria.ext_device == torch.device("cpu")
