@@ -270,3 +270,33 @@ def test_initial_lifespan_may_be_a_numpy_number_or_0d_tensor():
     assert Memoria(3, 4, 2, torch.tensor(3), 3).initial_lifespan == 3
     with pytest.raises(TypeError, match="initial_lifespan must be a number"):
         Memoria(3, 4, 2, np.bool_(True), 3)
+
+
+@pytest.mark.cuda
+def test_nonfinite_check_does_not_wait_for_the_device():
+    from benchmarks.counting import count
+    from memoria.memoria import _refuse_nonfinite
+
+    data = torch.rand(2, 3, 6, dtype=torch.float64, device="cuda")
+    assert count(lambda: _refuse_nonfinite("data", data)).syncs == 0
+
+
+@pytest.mark.cuda
+def test_nonfinite_data_on_cuda_fails_at_the_next_synchronisation():
+    """A device-side assert ends the process's CUDA context: run it in a child process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import torch; from memoria import Memoria\n"
+        "m = Memoria(3, 4, 2, 3, 3, device='cuda')\n"
+        "data = torch.rand(2, 3, 6, dtype=torch.float64, device='cuda'); data[0, 0, 0] = 1e300\n"
+        "m.add_working_memory(data); torch.cuda.synchronize()\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode != 0
+    assert "data contains NaN or inf" in result.stderr or "device-side assert" in result.stderr
