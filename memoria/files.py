@@ -39,8 +39,18 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(temporary, _mode_for(target))
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions ``target`` has, or those a new file gets under the umask (mkstemp's are owner-only)."""
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
