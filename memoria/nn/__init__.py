@@ -22,11 +22,11 @@ Training semantics
 - **What is detached.** The engrams Memoria stores (a float32 copy of the working memory) and the reminded
   engrams read back; the previous segment's hidden states, which the layer keeps for the next working memory;
   the lifespan paid from the attention weights.
-- **Batch rows are independent.** Each row has its own engrams; a row's outputs do not depend on the other
-  rows' inputs, and :meth:`MemoriaLayer.reset_memory` with ``rows`` leaves the other rows as they were. One
-  coupling is the paper's: ``lifespan_rule="paper"`` multiplies by the batch's padded reminded width, so a
-  row's lifespan gains (not its outputs of this segment) scale with the widest row; ``"renormalised"`` removes
-  it.
+- **Batch rows are independent.** Each row has its own engrams, and a row's output for a segment depends on its
+  own inputs and memory only; :meth:`MemoriaLayer.reset_memory` with ``rows`` leaves the other rows as they
+  were. Two couplings act on how a row's memory evolves over segments: ``lifespan_rule="paper"`` multiplies by
+  the batch's padded reminded width (``"renormalised"`` does not), and Memoria breaks ties between equal
+  Hebbian counts with noise drawn as one ``[BatchSize, S, N]`` tensor, whose shape depends on the other rows.
 - **DDP.** Each rank's module keeps the memory of its own rows (its shard of the batch); nothing is
   synchronised, and ``state_dict()`` on one rank holds that rank's memory only. Every parameter takes part in
   every call's graph, also on a first segment, where there is nothing to read yet (a zero-weighted term joins
