@@ -1,0 +1,43 @@
+"""The examples of README "Add Memoria to your model" run, and the first is the proof that the layer remembers:
+its model recalls a key from four segments back, and the same model with its memory erased cannot."""
+
+import runpy
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: threads cost more than they save (and the suite shares the machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def recall_accuracy(example, erase_memory):
+    torch.manual_seed(1234)
+    tokens, keys = example["episodes"](512)
+    logits = example["model"](tokens, erase_memory)  # [B, LENGTH, KEYS]
+    return (logits.argmax(-1) == keys[:, None]).float().mean().item()
+
+
+def test_add_memoria_recalls_across_segments_and_fails_with_its_memory_erased(one_thread, capsys):
+    example = runpy.run_module("examples.add_memoria", run_name="__main__")
+    assert "erase_memory=0" in capsys.readouterr().out
+    with_memory, erased = recall_accuracy(example, False), recall_accuracy(example, True)
+    chance = 1 / example["KEYS"]
+    assert with_memory >= 0.9, with_memory
+    assert erased <= chance + 0.1, erased  # the answer is in no segment the model sees without memory
+
+
+def test_add_memoria_gpt2_learns_from_memory(one_thread, capsys):
+    example = runpy.run_module("examples.add_memoria_gpt2", run_name="__main__")
+    assert "step 40" in capsys.readouterr().out
+    chance = torch.log(torch.tensor(15.0)).item()  # keys are tokens 1 to 15
+    assert example["loss"].item() < chance - 0.5
+    layer = example["model"].transformer.h[1].memoria
+    assert layer.memory.memoria.store.length > 0  # the memory was written
+    assert any(key.endswith("memoria.memory._extra_state") for key in example["model"].state_dict())
