@@ -148,5 +148,5 @@ class MemoriaLayer(nn.Module):
 
     def reset_memory(self, rows: Optional[Rows] = None) -> None:
         """Forget every row's memory, or only that of ``rows`` (a bool mask shaped [BatchSize] or row indices
-        shaped [NumRows]); the other rows' memories, and so their outputs, stay as they were."""
+        shaped [NumRows]); the other rows' memories stay as they were."""
         self.memory.reset_memory(rows)

@@ -298,7 +298,7 @@ class MemoriaMemory(nn.Module):
 
     # ------------------------------------------------------------------------------------------ state
     def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forget everything, or only the chosen rows (the other rows' engrams and outputs stay as they were).
+        """Forget everything, or only the chosen rows (the other rows' memories stay as they were).
 
         Args:
             rows: None for every row; else a bool mask shaped [BatchSize] or row indices shaped [NumRows].

@@ -41,3 +41,11 @@ def test_add_memoria_gpt2_learns_from_memory(one_thread, capsys):
     layer = example["model"].transformer.h[1].memoria
     assert layer.memory.memoria.store.length > 0  # the memory was written
     assert any(key.endswith("memoria.memory._extra_state") for key in example["model"].state_dict())
+
+
+def test_readme_section_starts_with_the_example_as_it_is():
+    readme = open("README.md").read()
+    section = readme[readme.index("## Add Memoria to your model") :]
+    example = open("examples/add_memoria.py").read().split('"""', 2)[2].strip("\n")
+    first_block = section[section.index("```python\n") + len("```python\n") :]
+    assert first_block.startswith(example + "\n```")
