@@ -3,6 +3,7 @@
 Each test rebuilds an experiment model's segment loop from ``memoria.nn`` parts (one ``MemoriaMemory``, one
 ``MemoryReader`` per block holding the model's own memory-attention weights), reusing the model's other modules,
 and compares logits segment by segment: the contract that lets the experiment models move onto ``memoria.nn``.
+The GPT-2 rebuild lives in ``benchmarks/nn_step.py``, which times it against the hand-wired model.
 """
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 import experiment.models  # noqa: F401  (registers the models)
+from benchmarks.nn_step import GPT2OnMemoriaNN, load_reader
 from experiment.models.gpt2_with_memoria import GPT2WithMemoriaConfig, GPT2WithMemoriaLMHeadModel
 from experiment.models.memoria_bert import MemoriaBertConfig, MemoriaBertForSequenceClassification
 from experiment.models.memoria_bert.modeling_memoria_bert import check_segment
@@ -34,71 +36,6 @@ MEMORIA = dict(
     memoria_ltm_search_depth=2,
     memoria_initial_lifespan=3,
 )
-
-
-def load_reader(reader: MemoryReader, norms, attentions, names) -> None:
-    """Copy a block's LayerNorms and memory attention(s) into ``reader`` (``names``: the q, kv, out projections)."""
-    state = {}
-    for name, norm in zip(("ln_working", "ln_reminded"), norms):
-        state.update({f"{name}.{k}": v for k, v in norm.state_dict().items()})
-    for i, attention in enumerate(attentions):
-        for ours, theirs in zip(("q_proj", "kv_proj", "out_proj"), names):
-            state.update({f"attention.{i}.{ours}.{k}": v for k, v in getattr(attention, theirs).state_dict().items()})
-    reader.load_state_dict(state)
-
-
-class GPT2OnMemoriaNN(nn.Module):
-    """The Memoria GPT-2's forward on memoria.nn, with the experiment model's weights."""
-
-    def __init__(self, model: GPT2WithMemoriaLMHeadModel) -> None:
-        super().__init__()
-        config, body = model.config, model.transformer
-        self.model = model
-        self.memory = MemoriaMemory(
-            config.n_embd,
-            num_working_memories=config.memoria_num_memories,
-            stm_capacity=config.memoria_stm_capacity,
-            num_reminded_stm=config.memoria_num_reminded_stm,
-            num_reminded_ltm=config.memoria_num_reminded_ltm,
-            ltm_search_depth=config.memoria_ltm_search_depth,
-            initial_lifespan=config.memoria_initial_lifespan,
-            lifespan_alpha=config.memoria_lifespan_extend_scale,
-            lifespan_rule=config.memoria_lifespan_delta,
-            mode=config.memoria_mode,
-            reset_period=config.memoria_reset_period,
-            abstractor_feedforward_size=config.n_inner,
-        )
-        if body.abstractor is not None:
-            self.memory.abstractor.load_state_dict(body.abstractor.state_dict())
-        self.readers = nn.ModuleList()
-        for block in body.h:
-            reader = MemoryReader(
-                config.n_embd,
-                config.n_head,
-                shared_attention=config.memoria_shared_memory_attention,
-                attention_dropout=config.attn_pdrop,
-                dropout=config.resid_pdrop,
-                layer_norm_eps=config.layer_norm_epsilon,
-            )
-            load_reader(
-                reader, (block.ln_working, block.ln_reminded), block.memory_attn, ("q_proj", "kv_proj", "c_proj")
-            )
-            self.readers.append(reader)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        body = self.model.transformer
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        hidden = body.drop(body.wte(input_ids) + body.wpe(positions))
-        memories = self.memory.read(hidden)
-        weights = []
-        for block, reader in zip(body.h, self.readers):
-            hidden = hidden + block.attn(block.ln_1(hidden))
-            hidden, reminded_weights = reader(hidden, memories)
-            hidden = hidden + block.mlp(block.ln_2(hidden))
-            weights.append(reminded_weights)
-        hidden = body.ln_f(hidden)
-        self.memory.write(weights, hidden)
-        return self.model.lm_head(hidden)
 
 
 def gpt2_segments(num_segments=7, seed=1):
