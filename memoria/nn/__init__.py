@@ -42,7 +42,8 @@ Saving and moving
 ``model.state_dict()`` holds each memory as ``<prefix>memory._extra_state`` (tensors and plain containers, on
 the CPU), so ``torch.save(model.state_dict(), path)`` and ``model.load_state_dict(torch.load(path,
 weights_only=True))`` restore the model exactly where it was: the next segment gives the same output.
-``with exclude_memory(model):`` saves the parameters only (loading such a state empties the memory).
+``with exclude_memory(model):`` saves the parameters only, with an empty tensor in each memory's place (loading
+such a state empties the memory): the form safetensors and Hugging Face's ``save_pretrained`` (tensors only) take.
 ``model.to(device)`` moves the engrams and the previous segment; ``model.to(dtype)`` casts the previous
 segment, while engram data stay float32 (Memoria's requirement) and are cast to the hidden states' dtype when
 read. ``memory_device="cpu"`` keeps the engrams on the CPU whatever the model's device.

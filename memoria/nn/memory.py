@@ -319,11 +319,12 @@ class MemoriaMemory(nn.Module):
             self._stale_rows = stale if self._stale_rows is None else self._stale_rows | stale
         self.memoria.reset_memory(stale)
 
-    def get_extra_state(self) -> Dict[str, Any]:
-        """The memory as tensors and plain containers (``weights_only``-loadable); only the format and a flag
-        when :attr:`save_memory` is False (see :func:`exclude_memory`)."""
+    def get_extra_state(self) -> Union[Dict[str, Any], torch.Tensor]:
+        """The memory as tensors and plain containers (``weights_only``-loadable), or, when :attr:`save_memory` is
+        False (see :func:`exclude_memory`), an empty tensor: a state of tensors only, as safetensors (Hugging
+        Face's ``save_pretrained``) requires."""
         if not self.save_memory:
-            return {"format": STATE_FORMAT, "memory": None}
+            return torch.empty(0)
         if self._pending is not None:
             raise RuntimeError("state_dict() between read() and write(): save the memory between segments")
         return {
@@ -339,14 +340,17 @@ class MemoriaMemory(nn.Module):
         }
 
     def set_extra_state(self, state: Any) -> None:
-        """Restore :meth:`get_extra_state`'s value onto this module's device; a state without memory empties the
-        memory. A refused state raises ``ValueError`` and leaves the memory as it was."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "memory" not in state:
-            raise ValueError(f"the memory's saved state must be a dict with format {STATE_FORMAT} and 'memory'")
-        saved = state["memory"]
-        if saved is None:
+        """Restore :meth:`get_extra_state`'s value onto this module's device; a state without memory (an empty
+        tensor) empties the memory. A refused state raises ``ValueError`` and leaves the memory as it was."""
+        if isinstance(state, torch.Tensor) and state.numel() == 0:
             self.reset_memory()
             return
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "memory" not in state:
+            raise ValueError(
+                f"the memory's saved state must be a dict with format {STATE_FORMAT} and 'memory', or an empty tensor "
+                f"(saved without memory), got {type(state).__name__}"
+            )
+        saved = state["memory"]
         rows, previous, previous_mask, stale = self._checked_saved_memory(saved)
         memoria = self._new_memoria()
         memoria.load_state_dict(saved["memoria"])

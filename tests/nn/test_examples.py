@@ -1,6 +1,8 @@
 """The examples of README "Add Memoria to your model" run, and the first is the proof that the layer remembers:
 its model recalls a key from four segments back, and the same model with its memory erased cannot."""
 
+import contextlib
+import io
 import runpy
 
 import pytest
@@ -14,6 +16,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def gpt2_example():
+    """examples/add_memoria_gpt2.py run once: its globals and what it printed."""
+    threads, printed = torch.get_num_threads(), io.StringIO()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(printed):
+            example = runpy.run_module("examples.add_memoria_gpt2", run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    return example, printed.getvalue()
 
 
 @torch.no_grad()
@@ -33,9 +48,9 @@ def test_add_memoria_recalls_across_segments_and_fails_with_its_memory_erased(on
     assert erased <= chance + 0.1, erased  # the answer is in no segment the model sees without memory
 
 
-def test_add_memoria_gpt2_learns_from_memory(one_thread, capsys):
-    example = runpy.run_module("examples.add_memoria_gpt2", run_name="__main__")
-    assert "step 40" in capsys.readouterr().out
+def test_add_memoria_gpt2_learns_from_memory(gpt2_example):
+    example, printed = gpt2_example
+    assert "step 40" in printed
     chance = torch.log(torch.tensor(15.0)).item()  # keys are tokens 1 to 15
     assert example["loss"].item() < chance - 0.5
     layer = example["model"].transformer.h[1].memoria
@@ -49,3 +64,19 @@ def test_readme_section_starts_with_the_example_as_it_is():
     example = open("examples/add_memoria.py").read().split('"""', 2)[2].strip("\n")
     first_block = section[section.index("```python\n") + len("```python\n") :]
     assert first_block.startswith(example + "\n```")
+
+
+def test_hugging_face_save_pretrained_works_without_memory(gpt2_example, tmp_path):
+    """safetensors holds tensors only: save_pretrained works within exclude_memory (the memory is a dict)."""
+    from safetensors.torch import load_file
+
+    from memoria.nn import exclude_memory
+
+    model = gpt2_example[0]["model"]
+    with exclude_memory(model):
+        model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert saved["transformer.h.1.memoria.memory._extra_state"].numel() == 0
+    layer = model.transformer.h[1].memoria
+    layer.load_state_dict({k.removeprefix("transformer.h.1.memoria."): v for k, v in saved.items() if ".memoria." in k})
+    assert layer.memory.memoria.store.length == 0  # a state saved without memory empties it
