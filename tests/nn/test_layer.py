@@ -2,10 +2,15 @@
 
 import inspect
 import io
+import os
+import traceback
+from collections import Counter
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmarks.counting import _is_sync
 from memoria import EngramStore, Memoria
 from memoria.nn import MemoriaLayer, exclude_memory
 
@@ -243,3 +248,31 @@ def test_compiles_with_fullgraph_on_the_static_shape_path():
     eager = make_layer(static_shapes=True, max_ltm_per_row=8)
     for x in segments(num_segments=4):
         torch.testing.assert_close(compiled(x), eager(x))
+
+
+class SyncsByCaller(TorchDispatchMode):
+    """Counts host synchronisations by the innermost memoria source file that asked for them."""
+
+    def __init__(self):
+        super().__init__()
+        self.callers = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _is_sync(func, args, kwargs):
+            files = [
+                frame.filename for frame in traceback.extract_stack() if f"{os.sep}memoria{os.sep}" in frame.filename
+            ]
+            self.callers[files[-1].split(f"{os.sep}memoria{os.sep}", 1)[-1] if files else "?"] += 1
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("settings", [{}, {"working_memory": "current"}, {"num_working_memories": None}])
+def test_the_layers_own_code_makes_no_host_synchronisation(settings):
+    """Only Memoria's own step may synchronise (until its static-shape path): the layer adds none of its own."""
+    layer = make_layer(**settings)
+    for x in segments(num_segments=4):
+        layer(x)
+    with SyncsByCaller() as syncs:
+        layer(torch.randn(3, 6, D)).sum().backward()
+    assert not [caller for caller in syncs.callers if caller.startswith(f"nn{os.sep}")], syncs.callers
