@@ -31,6 +31,7 @@ Training semantics
   synchronised, and ``state_dict()`` on one rank holds that rank's memory only. Every parameter takes part in
   every call's graph, also on a first segment, where there is nothing to read yet (a zero-weighted term joins
   the Abstractor's parameters), so ``DistributedDataParallel`` needs no ``find_unused_parameters``.
+  ``nn.DataParallel``, whose replicas share one memory object, is not supported.
 - **Gradient accumulation.** The memory advances once per forward call, in training or evaluation mode, with
   or without gradient. Accumulating over consecutive segments of the same rows is the ordinary segment loop;
   micro-batches of other samples need their own rows (or a reset) since they would read each other's memory.

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..abstractor import Abstractor
 from ..memoria import MODES, Memoria
-from .attention import Memories
+from .attention import Memories, _check_positive
 
 WORKING_MEMORY_SOURCES = ("previous", "current")
 LIFESPAN_RULES = ("paper", "renormalised")
@@ -21,7 +21,7 @@ MEMORIA_TAKES_STATIC_SHAPES = "static_shapes" in inspect.signature(Memoria).para
 
 
 def lifespan_delta(
-    reminded_weights: Sequence[torch.Tensor],
+    reminded_weights: Union[torch.Tensor, Sequence[torch.Tensor]],
     reminded_mask: torch.Tensor,
     *,
     alpha: float,
@@ -42,8 +42,8 @@ def lifespan_delta(
     Padding (mask False) earns 0 under both.
 
     Args:
-        reminded_weights: one weight tensor per read, each shaped [BatchSize, NumHeads, SegmentLength,
-            RemindedLength].
+        reminded_weights: the weights of one read, or a sequence of one per read, each shaped [BatchSize, NumHeads,
+            SegmentLength, RemindedLength].
         reminded_mask: True where an engram is real, shaped [BatchSize, RemindedLength].
         alpha: the lifespan scale (8 in the paper's configurations).
         rule: "paper" or "renormalised".
@@ -54,6 +54,8 @@ def lifespan_delta(
     """
     if rule not in LIFESPAN_RULES:
         raise ValueError(f"rule must be one of {LIFESPAN_RULES}, got {rule!r}")
+    if isinstance(reminded_weights, torch.Tensor):
+        reminded_weights = [reminded_weights]
     with torch.no_grad():
         weights = torch.stack(list(reminded_weights)).float()  # [Reads, B, H, L, R]
         if query_mask is None:
@@ -120,6 +122,11 @@ class MemoriaMemory(nn.Module):
         save_memory: bool = True,
     ) -> None:
         super().__init__()
+        _check_positive("hidden_size", hidden_size)
+        if num_working_memories is not None:
+            _check_positive("num_working_memories", num_working_memories)
+        if abstractor_feedforward_size is not None:
+            _check_positive("abstractor_feedforward_size", abstractor_feedforward_size)
         if lifespan_rule not in LIFESPAN_RULES:
             raise ValueError(f"lifespan_rule must be one of {LIFESPAN_RULES}, got {lifespan_rule!r}")
         if working_memory not in WORKING_MEMORY_SOURCES:

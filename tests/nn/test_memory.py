@@ -276,8 +276,16 @@ def test_memoria_settings_pass_through():
         ({"reset_period": 0}, "reset_period"),
         ({"lifespan_alpha": -1.0}, "lifespan_alpha"),
         ({"stm_capacity": 0}, "stm_capacity"),
+        ({"num_working_memories": 0}, "num_working_memories"),
+        ({"abstractor_feedforward_size": 0}, "abstractor_feedforward_size"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(settings, named):
     with pytest.raises(ValueError, match=named):
         MemoriaMemory(D, **{**SMALL, **settings})
+
+
+def test_lifespan_delta_takes_one_reads_weights_as_a_tensor():
+    weights = torch.rand(2, 3, 4, 5)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    assert torch.equal(lifespan_delta(weights, mask, alpha=8.0), lifespan_delta([weights], mask, alpha=8.0))
