@@ -95,7 +95,20 @@ class MemoriaMemory(nn.Module):
     and ``.to(device, dtype)`` moves it. Engram data stay float32 whatever the model's dtype (Memoria's
     requirement); reads come back in the dtype of the hidden states given to :meth:`read`.
 
-    Args are those of :class:`MemoriaLayer` that concern memory (see there); ``hidden_size`` is D.
+    Args:
+        hidden_size: D, the width of the hidden states.
+        num_working_memories: vectors the Abstractor makes per segment; None: no Abstractor, every position's
+            hidden state is an engram (``working_memory="previous"`` only).
+        stm_capacity, num_reminded_stm, ltm_search_depth, initial_lifespan, mode, similarity, max_ltm_per_row,
+            static_shapes, keep_history: Memoria's settings of those names (:class:`~memoria.Memoria`).
+        num_reminded_ltm: Memoria's ``num_final_ltms``.
+        lifespan_alpha: alpha of :func:`lifespan_delta`.
+        lifespan_rule: "paper" or "renormalised", the ``rule`` of :func:`lifespan_delta`.
+        working_memory: "previous" (causal) or "current" (encoders): see the steps above.
+        reset_period: forget everything on its own every this many segments; None: only on :meth:`reset_memory`.
+        abstractor_feedforward_size: the Abstractor's inner width; None: 4 * D.
+        memory_device: keep the engrams on this device; None: where the module is (moved by ``.to()``).
+        save_memory: :meth:`state_dict` holds the memory (True) or an empty tensor in its place.
     """
 
     def __init__(
