@@ -276,3 +276,20 @@ def test_the_layers_own_code_makes_no_host_synchronisation(settings):
     with SyncsByCaller() as syncs:
         layer(torch.randn(3, 6, D)).sum().backward()
     assert not [caller for caller in syncs.callers if caller.startswith(f"nn{os.sep}")], syncs.callers
+
+
+def test_ddp_without_find_unused_parameters_trains_from_the_first_segment(tmp_path):
+    """DDP refuses the next backward when a parameter got no gradient in the previous one."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        model = DistributedDataParallel(TinyModel())
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in segments(num_segments=3):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    finally:
+        dist.destroy_process_group()
