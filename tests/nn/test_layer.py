@@ -293,3 +293,17 @@ def test_ddp_without_find_unused_parameters_trains_from_the_first_segment(tmp_pa
             optimizer.step()
     finally:
         dist.destroy_process_group()
+
+
+def test_memory_advances_once_per_call_in_training_evaluation_and_without_gradient():
+    """Gradient accumulation sees one memory step per forward call, whatever the mode."""
+    layer = make_layer(num_working_memories=2, stm_capacity=64, initial_lifespan=50)
+    x = torch.randn(3, 6, D)
+    layer(x)  # the first call keeps its hidden states; each later call stores 2 engrams per row
+    lengths = []
+    for mode in ("train", "eval", "no_grad"):
+        layer.train(mode == "train")
+        with torch.set_grad_enabled(mode != "no_grad"):
+            layer(x)
+        lengths.append(layer.memory.memoria.store.length)
+    assert lengths == [2, 4, 6]
