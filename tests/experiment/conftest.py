@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from experiment.data.sorting import generate_sorting_data, save_sorting_data
 from experiment.models.gpt2_with_memoria import GPT2WithMemoriaConfig
@@ -69,3 +70,12 @@ def tiny_data_file(tmp_path: Path) -> Path:
     path = tmp_path / "sort.json"
     save_sorting_data(generate_sorting_data(24, 8, 16, 8, 8, seed=0), path)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test on one thread: tiny models run fastest so, and far faster than on two on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -30,6 +30,7 @@ from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
+from transformers import RobertaConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertLayer, BertPooler, BertPreTrainedModel
 from transformers.models.roberta.modeling_roberta import (
     RobertaClassificationHead,
@@ -39,8 +40,9 @@ from transformers.models.roberta.modeling_roberta import (
 )
 from transformers.utils import ModelOutput
 
-from memoria import Abstractor, Memoria
+from memoria import Abstractor
 
+from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_memoria_bert import MemoriaBertConfig, MemoriaRobertaConfig
 
@@ -81,27 +83,26 @@ class MemoriaSequenceClassifierOutput(ModelOutput):
     lifespan_delta: Optional[torch.FloatTensor] = None
 
 
-def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], config) -> torch.Tensor:
     """The padding mask of a segment as bool [BatchSize, SegmentLength], rows of padding only made all True.
 
+    Args:
+        input_ids: token ids shaped [BatchSize, SegmentLength].
+        attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
+        config: the encoder's configuration (a BERT or RoBERTa one), for the vocabulary and the position table.
+
     Raises:
-        ValueError: naming the argument when ``input_ids`` is not a 2-D integer tensor or ``attention_mask`` is
-            not None or a 0/1 tensor of the same shape.
+        ValueError: naming the argument for token ids that are not an integer tensor [BatchSize, SegmentLength]
+            of ids in the vocabulary, a segment longer than the position table, or a mask that is not None or a
+            0/1 tensor of the same shape.
     """
-    if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-        raise ValueError(
-            f"input_ids must be integer token ids shaped [BatchSize, SegmentLength], got {input_ids.dtype} "
-            f"shaped {tuple(input_ids.shape)}"
-        )
-    if attention_mask is None:
+    # RoBERTa numbers positions from pad_token_id + 1
+    first_position = config.pad_token_id + 1 if isinstance(config, RobertaConfig) else 0
+    max_length = config.max_position_embeddings - first_position
+    check_input_ids(input_ids, config.vocab_size, max_length, "max_position_embeddings")
+    keep = check_attention_mask(attention_mask, input_ids)
+    if keep is None:
         return torch.ones_like(input_ids, dtype=torch.bool)
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask must be shaped like input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}"
-        )
-    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-    keep = attention_mask.bool()
     return keep | ~keep.any(dim=1, keepdim=True)
 
 
@@ -188,15 +189,7 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
         num_memory_layers = config.num_hidden_layers - config.memory_layer_index
         self.memory_reads = nn.ModuleList([MemoryRead(config) for _ in range(num_memory_layers)])
         self.abstractor = Abstractor(config.memoria_num_memories, config.hidden_size, config.intermediate_size)
-        self.memoria = Memoria(
-            num_reminded_stm=config.memoria_num_reminded_stm,
-            stm_capacity=config.memoria_stm_capacity,
-            ltm_search_depth=config.memoria_ltm_search_depth,
-            initial_lifespan=config.memoria_initial_lifespan,
-            num_final_ltms=config.memoria_num_reminded_ltm,
-            device=config.memoria_device,
-            mode=config.memoria_mode,
-        )
+        self.memoria = config.build_memoria()
         self._memory_rows: Optional[int] = None
         self._segments_since_reset = 0
 
@@ -222,30 +215,27 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
         self.embeddings.word_embeddings = embeddings
 
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+    def reset_memory(self, rows: Optional[Rows] = None) -> None:
         """Forgets the engrams of every row, or only of ``rows``.
 
         Args:
             rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
         """
-        if rows is None or self._memory_rows is None:
+        chosen = None if rows is None else rows_to_mask(rows, self._memory_rows, self.device)
+        if chosen is None:
             self.memoria.reset_memory()
             self._memory_rows = None
             self._segments_since_reset = 0
             return
-        self.memoria.reset_memory(rows)
+        self.memoria.reset_memory(chosen)
 
     def _encode(
         self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Runs one segment; returns the final hidden states, the reminded indices and their lifespan delta."""
-        keep = check_segment(input_ids, attention_mask)  # [B, L]
+        keep = check_segment(input_ids, attention_mask, self.config)  # [B, L]
+        check_batch_size(self._memory_rows, input_ids)
         batch_size = input_ids.size(0)
-        if self._memory_rows is not None and self._memory_rows != batch_size:
-            raise ValueError(
-                f"the memory holds {self._memory_rows} rows but the segment has {batch_size}; "
-                "call reset_memory() before a batch of another size"
-            )
         period = self.config.memoria_reset_period
         if period is not None and self._segments_since_reset >= period:
             self.reset_memory()
