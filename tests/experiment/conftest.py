@@ -79,3 +79,37 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_segments():
+    """Makes ``num_segments`` segments of token ids below 9 (the tiny models' vocabulary), each shaped
+    [BatchSize, SegmentLength]."""
+
+    def make(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
+
+    return make
+
+
+@pytest.fixture
+def seeded_logits():
+    """Runs segments in order after seeding torch (Memoria's ties, sticky sampling); returns each one's logits."""
+
+    def run(model, inputs: list, seed: int = 0) -> list:
+        torch.manual_seed(seed)
+        return [model(input_ids=x).logits for x in inputs]
+
+    return run
+
+
+@pytest.fixture
+def seeded_model():
+    """Builds ``model_class(config)`` from seed 0, in eval mode."""
+
+    def build(model_class, config):
+        torch.manual_seed(0)
+        return model_class(config).eval()
+
+    return build

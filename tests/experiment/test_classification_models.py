@@ -22,27 +22,16 @@ from experiment.models.memoria_bert import (
     MemoriaRobertaModel,
 )
 
+# initializer_range 0.2: large enough that memory visibly changes a random model's logits
 ENCODER = dict(
-    vocab_size=50,
-    hidden_size=32,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=24,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-    initializer_range=0.2,  # large enough that memory visibly changes a random model's logits
+    vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=24, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.2,
     num_labels=3,
-)
+)  # fmt: skip
 MEMORIA = dict(
-    memory_layer_index=2,
-    memoria_num_memories=4,
-    memoria_stm_capacity=8,
-    memoria_num_reminded_stm=4,
-    memoria_num_reminded_ltm=4,
-    memoria_ltm_search_depth=2,
-    memoria_initial_lifespan=3,
-)
+    memory_layer_index=2, memoria_num_memories=4, memoria_stm_capacity=8, memoria_num_reminded_stm=4,
+    memoria_num_reminded_ltm=4, memoria_ltm_search_depth=2, memoria_initial_lifespan=3,
+)  # fmt: skip
 MEMORIA_TYPES = ["memoria_bert", "memoria_roberta"]
 PLAIN_TYPES = ["bert_segment", "roberta_segment"]
 

@@ -21,39 +21,19 @@ from experiment.models.infinity_former.continuous_signal import (
 from experiment.models.infinity_former.memory import BlockReadout, updated_long_term
 from experiment.models.infinity_former.modeling_infinity_former import ContinuousAttention
 
-TINY = {
-    "n_layer": 2,
-    "n_embd": 32,
-    "n_head": 2,
-    "n_inner": 64,
-    "n_positions": 16,
-    "vocab_size": 9,
-    "embd_pdrop": 0.0,
-    "attn_pdrop": 0.0,
-    "resid_pdrop": 0.0,
-    "bos_token_id": None,
-    "eos_token_id": None,
-    "use_cache": False,
-    "ltm_num_basis": 16,
-    "ltm_basis_widths": [0.08, 0.16],
-}
+LONG_TERM = {"ltm_num_basis": 16, "ltm_basis_widths": [0.08, 0.16]}
 
 
-def tiny_model(**overrides) -> InfinityFormerLMHeadModel:
-    """A tiny infinity-former in eval mode with seeded initial weights."""
-    torch.manual_seed(0)
-    return InfinityFormerLMHeadModel(InfinityFormerConfig(**{**TINY, **overrides})).eval()
+@pytest.fixture
+def tiny_config(tiny_gpt2_fields):
+    """Makes a tiny infinity-former configuration (the tiny GPT-2's fields, 16 basis functions)."""
+    return lambda **overrides: InfinityFormerConfig(**{**tiny_gpt2_fields, **LONG_TERM, **overrides})
 
 
-def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
-
-
-def run(model, inputs: list, seed: int = 0) -> list:
-    """Runs the segments in order with seeded sticky-memory sampling; returns each segment's logits."""
-    torch.manual_seed(seed)
-    return [model(input_ids=x).logits for x in inputs]
+@pytest.fixture
+def tiny_model(tiny_config, seeded_model):
+    """Makes a tiny infinity-former in eval mode with seeded initial weights."""
+    return lambda **overrides: seeded_model(InfinityFormerLMHeadModel, tiny_config(**overrides))
 
 
 def smooth_signal(positions: torch.Tensor) -> torch.Tensor:
@@ -179,9 +159,9 @@ def test_sticky_sampling_of_a_row_does_not_depend_on_other_rows():
     assert torch.equal(got[[0, 2]], expected[[0, 2]]) and not torch.equal(got[1], expected[1])
 
 
-def test_continuous_attention_matches_the_paper_formulas_computed_directly():
+def test_continuous_attention_matches_the_paper_formulas_computed_directly(tiny_config):
     torch.manual_seed(0)
-    config = InfinityFormerConfig(**TINY)
+    config = tiny_config()
     attention = ContinuousAttention(config, GaussianBasis(16, [0.08, 0.16])).eval()
     normed, coefficients = torch.randn(2, 5, 32), torch.randn(2, 16, 32)
     has_memory = torch.tensor([True, False])
@@ -210,26 +190,26 @@ def test_continuous_attention_matches_the_paper_formulas_computed_directly():
 
 
 @pytest.mark.parametrize("short_term_memory", [True, False])
-def test_an_earlier_segment_changes_later_logits(short_term_memory):
+def test_an_earlier_segment_changes_later_logits(short_term_memory, tiny_segments, seeded_logits, tiny_model):
     # with a one-segment short-term memory, segment 0 reaches segment 3 only through the long-term memory
     model = tiny_model(short_term_memory=short_term_memory)
-    inputs = segments(4)
-    expected = run(model, inputs)[3]
+    inputs = tiny_segments(4)
+    expected = seeded_logits(model, inputs)[3]
     model.reset_memory()
-    changed = [segments(1, seed=9)[0]] + inputs[1:]
-    assert not torch.allclose(run(model, changed)[3], expected)
+    changed = [tiny_segments(1, seed=9)[0]] + inputs[1:]
+    assert not torch.allclose(seeded_logits(model, changed)[3], expected)
 
 
-def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream():
+def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream(tiny_segments, seeded_logits, tiny_model):
     model = tiny_model()
-    run(model, segments(6))
+    seeded_logits(model, tiny_segments(6))
     memory = model.transformer.memory
     assert len(memory.coefficients) == 2
     assert all(layer.shape == (3, 16, 32) for layer in memory.coefficients)
     assert memory.has_long_term.all() and memory.short_term_valid.all()
 
 
-def test_segments_may_differ_in_length():
+def test_segments_may_differ_in_length(tiny_model):
     model = tiny_model()
     generator = torch.Generator().manual_seed(0)
     for length in (5, 8, 3, 8, 16):
@@ -238,9 +218,9 @@ def test_segments_may_differ_in_length():
     assert model.transformer.memory.short_term[0].shape == (3, 16, 32)
 
 
-def test_gradients_reach_the_long_term_attention_and_the_memory_embedding():
+def test_gradients_reach_the_long_term_attention_and_the_memory_embedding(tiny_segments, tiny_model):
     model = tiny_model().train()
-    inputs = segments(3)
+    inputs = tiny_segments(3)
     for x in inputs[:2]:
         with torch.no_grad():
             model(input_ids=x)
@@ -258,8 +238,8 @@ def test_gradients_reach_the_long_term_attention_and_the_memory_embedding():
     assert all(layer.grad_fn is None and not layer.requires_grad for layer in model.transformer.memory.coefficients)
 
 
-def test_aux_loss_is_the_weighted_kl_and_starts_at_zero():
-    inputs = segments(3)
+def test_aux_loss_is_the_weighted_kl_and_starts_at_zero(tiny_segments, tiny_model):
+    inputs = tiny_segments(3)
     losses = {}
     for weight in (1e-6, 3e-6):
         model = tiny_model(ltm_kl_weight=weight)
@@ -270,27 +250,27 @@ def test_aux_loss_is_the_weighted_kl_and_starts_at_zero():
     torch.testing.assert_close(losses[3e-6][2], 3 * losses[1e-6][2])
 
 
-def test_sticky_memories_change_what_the_long_term_memory_keeps():
-    inputs = segments(5)
+def test_sticky_memories_change_what_the_long_term_memory_keeps(tiny_segments, seeded_logits, tiny_model):
+    inputs = tiny_segments(5)
     coefficients = {}
     for sticky in (True, False):
         model = tiny_model(ltm_sticky_memories=sticky)
-        run(model, inputs)
+        seeded_logits(model, inputs)
         coefficients[sticky] = model.transformer.memory.coefficients[0]
     assert not torch.allclose(coefficients[True], coefficients[False])
 
 
-def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it():
-    inputs = segments(5)
+def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it(tiny_segments, seeded_logits, tiny_model):
+    inputs = tiny_segments(5)
     model = tiny_model()
-    first = run(model, inputs, seed=1)[4]
+    first = seeded_logits(model, inputs, seed=1)[4]
     model.reset_memory()
-    torch.testing.assert_close(run(model, inputs, seed=1)[4], first, rtol=0, atol=0)
+    torch.testing.assert_close(seeded_logits(model, inputs, seed=1)[4], first, rtol=0, atol=0)
     model.reset_memory()
-    assert not torch.equal(run(model, inputs, seed=2)[4], first)
+    assert not torch.equal(seeded_logits(model, inputs, seed=2)[4], first)
 
 
-def test_gpt2_weights_fill_everything_but_the_memory(tmp_path):
+def test_gpt2_weights_fill_everything_but_the_memory(tmp_path, tiny_model):
     GPT2LMHeadModel(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, n_inner=64, n_positions=16, vocab_size=20)
     ).save_pretrained(tmp_path)

@@ -56,6 +56,12 @@ def small_model(model_type: str, **overrides):
     return REGISTERED[model_type].head_class(small_config(model_type, **overrides)).eval()
 
 
+def twins(model_type: str):
+    """Two copies of the small model, with the same weights."""
+    model = small_model(model_type)
+    return model, copy.deepcopy(model)
+
+
 def segments(model, num_segments: int, batch_size: int = BATCH, seed: int = 1) -> list:
     generator = torch.Generator().manual_seed(seed)
     high = min(model.config.vocab_size, 50)
@@ -67,6 +73,11 @@ def run(model, stream: list, seed: int = 0) -> list:
     torch.manual_seed(seed)
     with torch.no_grad():
         return [model(input_ids=segment).logits for segment in stream]
+
+
+def auto_head(model_type: str):
+    """The Auto class that builds the model a task trains."""
+    return AutoModelForCausalLM if REGISTERED[model_type].causal_lm_class else AutoModelForSequenceClassification
 
 
 def carries_memory(model) -> bool:
@@ -83,8 +94,7 @@ def test_the_auto_classes_build_the_registered_classes(model_type):
     config = small_config(model_type)
     assert type(config) is registered.config_class
     assert type(AutoModel.from_config(config)) is registered.base_model_class
-    auto_head = AutoModelForCausalLM if registered.causal_lm_class else AutoModelForSequenceClassification
-    model = auto_head.from_config(config)
+    model = auto_head(model_type).from_config(config)
     assert type(model) is registered.head_class
     logits = model.eval()(input_ids=segments(model, 1)[0]).logits
     expected = (BATCH, LENGTH, config.vocab_size) if registered.causal_lm_class else (BATCH, config.num_labels)
@@ -101,8 +111,7 @@ def test_every_configuration_file_loads_as_written(name):
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_reset_memory_gives_a_fresh_models_logits(model_type):
-    model = small_model(model_type)
-    fresh = copy.deepcopy(model)
+    model, fresh = twins(model_type)
     stream = segments(model, 4)
     run(model, stream[:3])
     model.reset_memory()
@@ -112,8 +121,7 @@ def test_reset_memory_gives_a_fresh_models_logits(model_type):
 @pytest.mark.parametrize("rows", [[1], torch.tensor([1]), torch.tensor([False, True, False])], ids=str)
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_resetting_chosen_rows_refreshes_them_and_leaves_the_others(model_type, rows):
-    model = small_model(model_type)
-    untouched = copy.deepcopy(model)
+    model, untouched = twins(model_type)
     stream = segments(model, 4)
     run(model, stream[:3])
     run(untouched, stream[:3])
@@ -144,8 +152,7 @@ def test_save_and_from_pretrained_give_the_same_config_and_logits(model_type, tm
     model = small_model(model_type)
     model.save_pretrained(tmp_path)
     registered = REGISTERED[model_type]
-    auto_head = AutoModelForCausalLM if registered.causal_lm_class else AutoModelForSequenceClassification
-    loaded = auto_head.from_pretrained(tmp_path).eval()
+    loaded = auto_head(model_type).from_pretrained(tmp_path).eval()
     assert type(loaded) is registered.head_class
     assert loaded.config.to_diff_dict() | {"_name_or_path": ""} == model.config.to_diff_dict() | {"_name_or_path": ""}
     assert type(AutoModel.from_pretrained(tmp_path)) is registered.base_model_class
@@ -182,8 +189,7 @@ print("loaded", len(expected))
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_memory_state_round_trips_into_the_same_and_another_model(model_type):
-    model = small_model(model_type)
-    other = copy.deepcopy(model)
+    model, other = twins(model_type)
     stream = segments(model, 3)
     run(model, stream[:2])
     state = model.memory_state()
@@ -224,8 +230,7 @@ def bad_calls(model, stream: list) -> list:
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_bad_input_is_refused_naming_it_and_leaves_the_memory_as_it_was(model_type):
-    model = small_model(model_type)
-    untouched = copy.deepcopy(model)
+    model, untouched = twins(model_type)
     stream = segments(model, 2)
     expected = run(untouched, stream)[1]
     run(model, stream[:1])
@@ -237,8 +242,7 @@ def test_bad_input_is_refused_naming_it_and_leaves_the_memory_as_it_was(model_ty
 
 @pytest.mark.parametrize("model_type", CAUSAL_TYPES)
 def test_labels_give_the_shifted_cross_entropy_plus_the_aux_loss(model_type):
-    model = small_model(model_type)
-    unlabelled = copy.deepcopy(model)
+    model, unlabelled = twins(model_type)
     for x in segments(model, 3):
         labels = x.clone()
         labels[0, 3] = -100
@@ -255,8 +259,7 @@ def test_labels_give_the_shifted_cross_entropy_plus_the_aux_loss(model_type):
 
 @pytest.mark.parametrize("model_type", CAUSAL_TYPES)
 def test_greedy_generation_continues_from_the_memory_and_leaves_it_as_it_was(model_type):
-    model = small_model(model_type)
-    untouched = copy.deepcopy(model)
+    model, untouched = twins(model_type)
     stream = segments(model, 3)
     prompt = stream[2][:, :4]
     run(model, stream[:1])

@@ -11,40 +11,24 @@ from experiment.models.gpt2_weights import copy_gpt2_weights
 from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
 
 
-def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
-
-
-def run(model, inputs: list, seed: int = 0) -> list:
-    """Runs the segments in order with seeded Memoria tie-breaking; returns each segment's logits."""
-    torch.manual_seed(seed)
-    return [model(input_ids=x).logits for x in inputs]
-
-
 @pytest.fixture
-def new_memoria_model(tiny_memoria_config):
+def new_memoria_model(tiny_memoria_config, seeded_model):
     """Makes a tiny Memoria Transformer in eval mode, with seeded initial weights."""
-
-    def make(**overrides) -> GPT2WithMemoriaLMHeadModel:
-        torch.manual_seed(0)
-        return GPT2WithMemoriaLMHeadModel(tiny_memoria_config(**overrides)).eval()
-
-    return make
+    return lambda **overrides: seeded_model(GPT2WithMemoriaLMHeadModel, tiny_memoria_config(**overrides))
 
 
-def test_memory_without_abstractor_uses_the_hidden_states(new_memoria_model):
+def test_memory_without_abstractor_uses_the_hidden_states(new_memoria_model, tiny_segments):
     model = new_memoria_model(memoria_num_memories=None)
     assert model.transformer.abstractor is None
-    outputs = [model(input_ids=x) for x in segments(3)]
+    outputs = [model(input_ids=x) for x in tiny_segments(3)]
     assert outputs[-1].reminded_indices.size(1) > 0
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_gradients_reach_the_abstractor_and_the_memory_cross_attention(new_memoria_model, shared):
+def test_gradients_reach_the_abstractor_and_the_memory_cross_attention(new_memoria_model, shared, tiny_segments):
     model = new_memoria_model(memoria_shared_memory_attention=shared)
     model.train()
-    *earlier, last = segments(3)
+    *earlier, last = tiny_segments(3)
     with torch.no_grad():
         for x in earlier:
             model(input_ids=x)
@@ -60,7 +44,7 @@ def test_gradients_reach_the_abstractor_and_the_memory_cross_attention(new_memor
         assert named[name].grad is not None and named[name].grad.abs().sum() > 0, name
 
 
-def test_the_shared_memory_attention_is_one_module_read_twice(new_memoria_model):
+def test_the_shared_memory_attention_is_one_module_read_twice(new_memoria_model, tiny_segments):
     shared, separate = new_memoria_model(), new_memoria_model(memoria_shared_memory_attention=False)
     attention = shared.transformer.h[0].memory_attn[0]
     per_attention = sum(p.numel() for p in attention.parameters())
@@ -69,17 +53,17 @@ def test_the_shared_memory_attention_is_one_module_read_twice(new_memoria_model)
     # the working-memory read and the reminded read both go through the one module
     calls = []
     attention.register_forward_hook(lambda module, args, output: calls.append(args[1].size(1)))
-    for x in segments(3):
+    for x in tiny_segments(3):
         shared(input_ids=x)
     assert len(calls) == 6 and calls[4] > 0 and calls[5] > 0  # the third segment reads both kinds of memory
 
 
-def test_paper_lifespan_delta_is_the_mean_attention_times_padded_width_and_alpha(new_memoria_model):
+def test_paper_lifespan_delta_is_the_mean_attention_times_padded_width_and_alpha(new_memoria_model, tiny_segments):
     model = new_memoria_model(memoria_lifespan_extend_scale=2.0)
     weights = []
     for block in model.transformer.h:
         block.memory_attn[0].register_forward_hook(lambda module, args, output: weights.append(output[1]))
-    for x in segments(4):
+    for x in tiny_segments(4):
         weights.clear()
         output = model(input_ids=x)
         if output.reminded_indices.size(1) == 0:
@@ -93,9 +77,9 @@ def test_paper_lifespan_delta_is_the_mean_attention_times_padded_width_and_alpha
         assert torch.all(output.lifespan_delta.sum(-1) <= real.size(1) * 2.0 + 1e-5)
 
 
-def test_renormalised_lifespan_delta_shares_alpha_per_reminded_engram(new_memoria_model):
+def test_renormalised_lifespan_delta_shares_alpha_per_reminded_engram(new_memoria_model, tiny_segments):
     model = new_memoria_model(memoria_lifespan_extend_scale=2.0, memoria_lifespan_delta="renormalised")
-    outputs = [model(input_ids=x) for x in segments(5)]
+    outputs = [model(input_ids=x) for x in tiny_segments(5)]
     for output in outputs[2:]:
         real = output.reminded_indices >= 0
         assert real.any()
@@ -103,7 +87,7 @@ def test_renormalised_lifespan_delta_shares_alpha_per_reminded_engram(new_memori
         torch.testing.assert_close(output.lifespan_delta.sum(-1), real.sum(-1).float() * 2.0)
 
 
-def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_gpt2_fields):
+def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_gpt2_fields, tiny_segments):
     torch.manual_seed(1)
     gpt2 = GPT2LMHeadModel(GPT2Config(**{**tiny_gpt2_fields, "vocab_size": 12, "n_positions": 32}))
     gpt2.save_pretrained(tmp_path)
@@ -121,5 +105,5 @@ def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_g
 
     baseline = GPT2SegmentLMHeadModel(GPT2SegmentConfig(**{**tiny_gpt2_fields, "vocab_size": 12, "n_positions": 32}))
     copy_gpt2_weights(baseline, tmp_path)
-    x = segments(1)[0]
+    x = tiny_segments(1)[0]
     torch.testing.assert_close(baseline.eval()(input_ids=x).logits, gpt2.eval()(input_ids=x).logits)

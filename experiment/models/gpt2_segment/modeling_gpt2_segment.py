@@ -5,7 +5,7 @@ from typing import Any, Optional
 import torch
 from transformers import GPT2LMHeadModel, GPT2Model
 
-from ..causal_lm import check_labels
+from ..heads import check_labels
 from ..inputs import check_attention_mask, check_input_ids
 from ..memoryless import MemorylessMixin
 from .configuration_gpt2_segment import GPT2SegmentConfig

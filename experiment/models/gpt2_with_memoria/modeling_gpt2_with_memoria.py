@@ -30,28 +30,16 @@ from transformers.activations import ACT2FN
 
 from memoria import Abstractor
 
-from ..causal_lm import SegmentCausalLMOutput, SegmentLMHeadMixin, SegmentModelOutput
-from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
-from ..segment_recurrent import SegmentRecurrentModel
+from ..heads import SegmentCausalLMOutput, SegmentLMHeadMixin
+from ..inputs import check_attention_mask, check_input_ids
+from ..with_memoria import MemoriaModelMixin
 from .configuration_gpt2_with_memoria import GPT2WithMemoriaConfig
 
 
 @dataclass
-class GPT2WithMemoriaModelOutput(SegmentModelOutput):
-    """Output of one segment: the body's (``aux_loss`` always None), plus what Memoria reminded.
-
-    Args:
-        reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
-        lifespan_delta: lifespan each reminded engram earned shaped [BatchSize, NumReminded].
-    """
-
-    reminded_indices: Optional[torch.LongTensor] = None
-    lifespan_delta: Optional[torch.FloatTensor] = None
-
-
-@dataclass
-class GPT2WithMemoriaCausalLMOutput(SegmentCausalLMOutput):
-    """Output of one segment with next-token logits (``aux_loss`` always None), plus what Memoria reminded.
+class GPT2WithMemoriaOutput(SegmentCausalLMOutput):
+    """Output of one segment, of the body (``loss`` and ``logits`` None) or of the LM, plus what Memoria reminded;
+    ``aux_loss`` is always None.
 
     Args:
         reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
@@ -235,13 +223,14 @@ class GPT2WithMemoriaPreTrainedModel(PreTrainedModel):
         gpt2_init_weights(self.config, module, (CausalSelfAttention, MemoryCrossAttention, MLP))
 
 
-class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel):
+class GPT2WithMemoriaModel(MemoriaModelMixin, GPT2WithMemoriaPreTrainedModel):
     """The Memoria Transformer's body: embeddings, blocks, final LayerNorm, the Abstractor and Memoria.
 
     Memory persists across calls; reset it with :meth:`reset_memory` before a new batch of samples.
     """
 
     memory_attributes = ("memoria", "_previous_hidden", "_stale_rows", "_segments_since_reset")
+    _input_embed_layer = "wte"
 
     def __init__(self, config: GPT2WithMemoriaConfig) -> None:
         config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
@@ -262,36 +251,22 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
         self._segments_since_reset = 0
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.wte
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.wte = embeddings
-
     @property
     def memory_rows(self) -> Optional[int]:
         """Rows the memory holds, or None while it is empty."""
         return None if self._previous_hidden is None else self._previous_hidden.size(0)
 
-    def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forgets the engrams and the previous segment, for every row or only for ``rows``.
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        stale = None if rows is None else rows_to_mask(rows, self.memory_rows, self.device)
-        if stale is None:
-            self.memoria.reset_memory()
+    def forget_model_state(self, rows: Optional[torch.Tensor]) -> None:
+        """Forgets the previous segment, or masks the chosen rows' part of it in the next segment."""
+        if rows is None:
             self._previous_hidden = None
             self._stale_rows = None
-            self._segments_since_reset = 0
-            return
-        self._stale_rows = stale if self._stale_rows is None else self._stale_rows | stale
-        self.memoria.reset_memory(stale)
+        else:
+            self._stale_rows = rows if self._stale_rows is None else self._stale_rows | rows
 
     def forward(
         self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> GPT2WithMemoriaModelOutput:
+    ) -> GPT2WithMemoriaOutput:
         """Runs the next segment of every row, reading from and writing to memory.
 
         Args:
@@ -303,13 +278,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
         """
         check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, "n_positions")
         check_attention_mask(attention_mask, input_ids, takes_padding=False)
-        check_batch_size(self.memory_rows, input_ids)
+        self.start_segment(input_ids)
         batch_size, length = input_ids.shape
-        if (
-            self.config.memoria_reset_period is not None
-            and self._segments_since_reset >= self.config.memoria_reset_period
-        ):
-            self.reset_memory()
 
         hidden = self.drop(self.wte(input_ids) + self.wpe(torch.arange(length, device=input_ids.device)))
         working_memory, working_memory_mask = self._make_working_memory(batch_size, hidden)
@@ -328,8 +298,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
         if working_memory.size(1) > 0:
             self.memoria.adjust_lifespan_and_memories(reminded_indices, lifespan_delta)
         self._previous_hidden = hidden.detach()
-        self._segments_since_reset += 1
-        return GPT2WithMemoriaModelOutput(
+        self.end_segment()
+        return GPT2WithMemoriaOutput(
             last_hidden_state=hidden, reminded_indices=reminded_indices, lifespan_delta=lifespan_delta
         )
 
@@ -402,8 +372,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
 
 class GPT2WithMemoriaLMHeadModel(SegmentLMHeadMixin, GPT2WithMemoriaPreTrainedModel):
     """The Memoria Transformer with a language-model head tied to the token embeddings; takes ``labels`` and
-    generates as :mod:`experiment.models.causal_lm` describes (Memoria's engrams are restored after ``generate``)."""
+    generates as :mod:`experiment.models.heads` describes (Memoria's engrams are restored after ``generate``)."""
 
     body_class = GPT2WithMemoriaModel
-    output_class = GPT2WithMemoriaCausalLMOutput
+    output_class = GPT2WithMemoriaOutput
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}

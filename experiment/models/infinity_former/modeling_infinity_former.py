@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
-from ..causal_lm import SegmentLMHeadMixin, SegmentModelOutput
 from ..gpt2_with_memoria.modeling_gpt2_with_memoria import MLP, gpt2_init_weights
+from ..heads import SegmentLMHeadMixin, SegmentModelOutput
 from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_infinity_former import InfinityFormerConfig
@@ -208,6 +208,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
     """
 
     memory_attributes = ("memory",)
+    _input_embed_layer = "wte"
 
     def __init__(self, config: InfinityFormerConfig) -> None:
         super().__init__(config)
@@ -219,12 +220,6 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.memory = InfinityFormerMemory()
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.wte
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.wte = embeddings
 
     def reset_memory(self, rows: Optional[Rows] = None) -> None:
         """Forgets both memories, for every row or only for ``rows`` (the other rows stay bit-identical).
@@ -290,7 +285,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
 
 class InfinityFormerLMHeadModel(SegmentLMHeadMixin, InfinityFormerPreTrainedModel):
     """The infinity-former with a language-model head tied to the token embeddings; takes ``labels`` (``loss``
-    includes the KL regulariser) and generates as :mod:`experiment.models.causal_lm` describes."""
+    includes the KL regulariser) and generates as :mod:`experiment.models.heads` describes."""
 
     body_class = InfinityFormerModel
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}

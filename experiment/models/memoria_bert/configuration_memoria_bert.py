@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig, RobertaConfig
 
-from ..memoria_fields import MEMORIA_FIELDS_DOC, MemoriaFields
+from ..with_memoria import MEMORIA_FIELDS_DOC, MemoriaFields
 
 ENCODER_FIELDS_DOC = """
     Encoder fields:

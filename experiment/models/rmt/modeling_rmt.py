@@ -16,7 +16,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..causal_lm import SegmentCausalLMOutput, SegmentGenerationMixin, causal_lm_loss, check_labels
+from ..heads import SegmentCausalLMMixin
 from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_rmt import RMTConfig
@@ -263,9 +263,9 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
         )
 
 
-class RMTForCausalLM(SegmentGenerationMixin, RMTPreTrainedModel, SegmentRecurrentModel):
+class RMTForCausalLM(SegmentCausalLMMixin, RMTPreTrainedModel):
     """The RMT as a segment-recurrent causal language model (the core's output layer is the LM head); takes
-    ``labels`` and generates as :mod:`experiment.models.causal_lm` describes."""
+    ``labels`` and generates as :mod:`experiment.models.heads` describes; ``aux_loss`` is always None."""
 
     memory_attributes = ("rmt",)
 
@@ -274,45 +274,13 @@ class RMTForCausalLM(SegmentGenerationMixin, RMTPreTrainedModel, SegmentRecurren
         self.rmt = RMTModel(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.rmt.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.rmt.set_input_embeddings(embeddings)
-
-    def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forgets the memory of every row or of the chosen rows; see :meth:`RMTModel.reset_memory`."""
-        self.rmt.reset_memory(rows)
+    def head_logits(self, body: RMTModelOutput) -> torch.Tensor:
+        """The core's own logits, shaped [BatchSize, SegmentLength, VocabSize]."""
+        return body.logits
 
     def detach_memory(self) -> None:
         """Cuts the graph behind the carried memory; see :meth:`RMTModel.detach_memory`."""
         self.rmt.detach_memory()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-        return_dict: Optional[bool] = None,
-    ) -> SegmentCausalLMOutput:
-        """Runs the next segment of every row's stream.
-
-        Args:
-            input_ids: shaped [BatchSize, SegmentLength]; see :meth:`RMTModel.forward`.
-            attention_mask: None or shaped [BatchSize, SegmentLength], 0 on padding; see :meth:`RMTModel.forward`.
-            labels: None, or token ids shaped [BatchSize, SegmentLength] for ``loss`` (-100 ignored): the logits at
-                position t are scored against the label at t + 1, within the segment.
-            return_dict: False for a tuple of the output's fields that are not None.
-
-        Returns:
-            ``loss`` (with labels), ``logits`` shaped [BatchSize, SegmentLength, VocabSize] and
-            ``last_hidden_state`` shaped [BatchSize, SegmentLength, HiddenDim]; ``aux_loss`` is None.
-        """
-        check_labels(labels, input_ids)
-        body = self.rmt(input_ids=input_ids, attention_mask=attention_mask)
-        loss = None if labels is None else causal_lm_loss(body.logits, labels)
-        output = SegmentCausalLMOutput(loss=loss, logits=body.logits, last_hidden_state=body.last_hidden_state)
-        return output if return_dict is not False else output.to_tuple()
 
 
 def _merge_rows(

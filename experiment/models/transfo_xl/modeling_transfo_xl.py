@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedModel
 from x_transformers import Decoder, TransformerWrapper
 
-from ..causal_lm import SegmentLMHeadMixin, SegmentModelOutput
+from ..heads import SegmentLMHeadMixin, SegmentModelOutput
 from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_transfo_xl import TransfoXLConfig
@@ -195,7 +195,7 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
 
 class TransfoXLLMHeadModel(SegmentLMHeadMixin, TransfoXLPreTrainedModel):
     """Transformer-XL with a language-model head (tied to the token embeddings unless configured otherwise); takes
-    ``labels`` and generates as :mod:`experiment.models.causal_lm` describes."""
+    ``labels`` and generates as :mod:`experiment.models.heads` describes."""
 
     body_class = TransfoXLModel
     _tied_weights_keys = {"lm_head.weight": "transformer.decoder.token_emb.emb.weight"}

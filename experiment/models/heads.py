@@ -1,5 +1,6 @@
-"""What the segment-recurrent causal language models share: their outputs, the loss from ``labels``, generation,
-and a language-model head over a body.
+"""The heads over segment-recurrent bodies: what every head shares (reset through the body, ``forward`` with
+``labels``), and what the causal language models share (their outputs, the loss from ``labels``, generation, a
+linear language-model head).
 
 Loss: ``model(input_ids=x, labels=y)`` scores the logits at position t against ``y[:, t + 1]`` within the segment
 (transformers' convention: ``labels`` may simply be ``input_ids``; -100 is ignored), and adds the model's
@@ -86,6 +87,62 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, aux_loss: Optiona
     return loss if aux_loss is None else loss + aux_loss
 
 
+class SegmentHeadMixin(SegmentRecurrentModel):
+    """A head (a causal LM's, a classifier's) over a segment-recurrent body, the model's base model
+    (``self.<base_model_prefix>``), which carries the memory; mixed in before the model's ``PreTrainedModel`` class,
+    which sets :meth:`head_logits`, :meth:`head_loss` and ``output_class`` (whose fields the body's outputs fill).
+    """
+
+    output_class: Type[ModelOutput]
+
+    def head_logits(self, body: ModelOutput) -> torch.Tensor:
+        """The head's scores from the body's output of a segment."""
+        raise NotImplementedError
+
+    def head_loss(self, logits: torch.Tensor, labels: torch.Tensor, body: ModelOutput) -> torch.Tensor:
+        """The training loss of a segment from the head's scores and ``labels``."""
+        raise NotImplementedError
+
+    def check_labels(self, labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> None:
+        """Raises ValueError for ``labels`` the head cannot score (any are taken unless the model says otherwise)."""
+
+    def reset_memory(self, rows: Optional[Rows] = None) -> None:
+        """Forgets every row's memory, or only the chosen rows' (the others stay unchanged).
+
+        Args:
+            rows: row indices shaped [NumRows] (a list or a tensor) or a bool mask shaped [BatchSize]; None resets
+                every row.
+        """
+        self.base_model.reset_memory(rows)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        return_dict: Optional[bool] = None,
+    ) -> ModelOutput:
+        """Runs the next segment through the body and the head.
+
+        Args:
+            input_ids: token ids shaped [BatchSize, SegmentLength].
+            attention_mask: 1 at tokens and 0 at padding shaped [BatchSize, SegmentLength], or None; see the body's
+                ``forward`` for whether the model takes padding.
+            labels: None, or what :meth:`head_loss` scores the logits against, for ``loss``.
+            return_dict: False for a tuple of the output's fields that are not None.
+
+        Returns:
+            ``loss`` (with labels), ``logits``, and the body's outputs that ``output_class`` has fields for.
+        """
+        self.check_labels(labels, input_ids)
+        body = self.base_model(input_ids, attention_mask=attention_mask)
+        logits = self.head_logits(body)
+        loss = None if labels is None else self.head_loss(logits, labels, body)
+        fields = {name: value for name, value in body.items() if name in self.output_class.__dataclass_fields__}
+        output = self.output_class(**{**fields, "loss": loss, "logits": logits})
+        return output if return_dict is not False else output.to_tuple()
+
+
 class SegmentGenerationMixin(GenerationMixin):
     """transformers' ``generate`` for a segment-recurrent causal LM (see the module docstring for what it does
     with the carried memory). The model's ``forward`` takes ``input_ids``, ``attention_mask`` and ``return_dict``."""
@@ -120,17 +177,28 @@ class SegmentGenerationMixin(GenerationMixin):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-class SegmentLMHeadMixin(SegmentGenerationMixin, SegmentRecurrentModel):
-    """A causal LM made of a segment-recurrent body (``self.transformer``, built from ``body_class``) and a linear
-    head; mixed in before the model's ``PreTrainedModel`` class.
-
-    The head's weights are tied to the token embeddings when the configuration says so (``_tied_weights_keys``).
-    """
+class SegmentCausalLMMixin(SegmentGenerationMixin, SegmentHeadMixin):
+    """A causal LM over a segment-recurrent body: ``labels`` give the shifted cross entropy plus ``aux_loss``, and
+    ``generate`` works as the module docstring says. The model class sets :meth:`head_logits` and builds the body."""
 
     memory_attributes = ("transformer",)
 
+    output_class = SegmentCausalLMOutput
+
+    def check_labels(self, labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> None:
+        """Raises ValueError unless ``labels`` is None or integer token ids shaped like ``input_ids``."""
+        check_labels(labels, input_ids)
+
+    def head_loss(self, logits: torch.Tensor, labels: torch.Tensor, body: ModelOutput) -> torch.Tensor:
+        """The next-token cross entropy within the segment, plus the body's ``aux_loss``; see :func:`causal_lm_loss`."""
+        return causal_lm_loss(logits, labels, body.get("aux_loss"))
+
+
+class SegmentLMHeadMixin(SegmentCausalLMMixin):
+    """A causal LM made of a segment-recurrent body (``self.transformer``, built from ``body_class``) and a linear
+    head, tied to the token embeddings when the configuration says so (``_tied_weights_keys``)."""
+
     body_class: Type[nn.Module]
-    output_class: Type[SegmentCausalLMOutput] = SegmentCausalLMOutput
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -138,46 +206,9 @@ class SegmentLMHeadMixin(SegmentGenerationMixin, SegmentRecurrentModel):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.transformer.set_input_embeddings(embeddings)
-
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
-    def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forgets every row's memory, or only the chosen rows' (the others stay bit-identical).
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        self.transformer.reset_memory(rows)
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-        return_dict: Optional[bool] = None,
-    ) -> SegmentCausalLMOutput:
-        """Runs the next segment and scores the next token at every position.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength].
-            attention_mask: 1 at tokens and 0 at padding shaped [BatchSize, SegmentLength], or None; see the body's
-                ``forward`` for whether the model takes padding.
-            labels: None, or token ids shaped [BatchSize, SegmentLength] for ``loss`` (-100 ignored; shifted inside).
-            return_dict: False for a tuple of the output's fields that are not None.
-
-        Returns:
-            ``loss`` (with labels), ``logits`` shaped [BatchSize, SegmentLength, VocabSize], ``aux_loss`` and the
-            body's other outputs.
-        """
-        check_labels(labels, input_ids)
-        body = self.transformer(input_ids, attention_mask=attention_mask)
-        logits = self.lm_head(body.last_hidden_state)
-        loss = None if labels is None else causal_lm_loss(logits, labels, body.aux_loss)
-        output = self.output_class(loss=loss, logits=logits, **body)
-        return output if return_dict is not False else output.to_tuple()
+    def head_logits(self, body: ModelOutput) -> torch.Tensor:
+        """The head applied to the body's final hidden states: shaped [BatchSize, SegmentLength, VocabSize]."""
+        return self.lm_head(body.last_hidden_state)

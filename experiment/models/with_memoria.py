@@ -1,10 +1,16 @@
-"""The configuration fields every model with Memoria shares, their checks, and the Memoria they build."""
+"""What every model with Memoria shares: its configuration fields and their checks, the Memoria they build, and the
+bookkeeping of that Memoria between segments (resets of all or chosen rows, the periodic reset)."""
 
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
+
 from memoria import Memoria
 from memoria.memoria import MODES
+
+from .inputs import Rows, check_batch_size, rows_to_mask
+from .segment_recurrent import SegmentRecurrentModel
 
 MEMORIA_FIELDS_DOC = """
     Memoria fields:
@@ -74,3 +80,46 @@ class MemoriaFields:
             mode=self.memoria_mode,
             keep_history=keep_history,
         )
+
+
+class MemoriaModelMixin(SegmentRecurrentModel):
+    """A body that keeps ``self.memoria`` and counts ``self._segments_since_reset`` for ``memoria_reset_period``.
+
+    The model says how many rows it holds (``memory_rows``) and forgets its own state besides Memoria in
+    :meth:`forget_model_state`; a segment starts with :meth:`start_segment` and ends with :meth:`end_segment`.
+    """
+
+    @property
+    def memory_rows(self) -> Optional[int]:
+        """Rows the memory holds, or None while it is empty."""
+        raise NotImplementedError
+
+    def forget_model_state(self, rows: Optional[torch.Tensor]) -> None:
+        """Forgets what the model carries besides Memoria: everything, or the rows of a bool mask [BatchSize]."""
+        raise NotImplementedError
+
+    def reset_memory(self, rows: Optional[Rows] = None) -> None:
+        """Forgets the engrams and whatever else the model carries, for every row or only for ``rows``.
+
+        Args:
+            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
+        """
+        chosen = None if rows is None else rows_to_mask(rows, self.memory_rows, self.device)
+        self.forget_model_state(chosen)
+        if chosen is None:
+            self.memoria.reset_memory()
+            self._segments_since_reset = 0
+        else:
+            self.memoria.reset_memory(chosen)
+
+    def start_segment(self, input_ids: torch.Tensor) -> None:
+        """Checks the segment's batch size against the memory, then resets everything when
+        ``memoria_reset_period`` segments have passed since the last reset."""
+        check_batch_size(self.memory_rows, input_ids)
+        period = self.config.memoria_reset_period
+        if period is not None and self._segments_since_reset >= period:
+            self.reset_memory()
+
+    def end_segment(self) -> None:
+        """Counts a segment read since the last reset."""
+        self._segments_since_reset += 1
