@@ -70,6 +70,17 @@ def check_labels(labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> Non
         raise ValueError(f"labels must be integer token ids shaped like input_ids {list(input_ids.shape)}, got {got}")
 
 
+def check_class_labels(labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> None:
+    """Raises ValueError unless ``labels`` is None or integer class ids shaped [BatchSize], one per row of
+    ``input_ids``."""
+    if labels is None:
+        return
+    batch_size = input_ids.size(0)
+    if not isinstance(labels, torch.Tensor) or labels.shape != (batch_size,) or labels.dtype.is_floating_point:
+        got = f"{labels.dtype} {list(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be integer class ids shaped [BatchSize] = [{batch_size}], got {got}")
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, aux_loss: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The next-token cross entropy within a segment, plus ``aux_loss`` when given.
 

@@ -223,8 +223,8 @@ def bad_calls(model, stream: list) -> list:
         calls.append((lambda: model.reset_memory(torch.tensor([True, False])), r"shaped \[BatchSize\] = \[3\]"))
     if config.model_type in TAKES_NO_PADDING:
         calls.append((lambda: model(input_ids=x, attention_mask=torch.ones_like(x).tril()), "padding"))
-    if config.model_type in CAUSAL_TYPES:
-        calls.append((lambda: model(input_ids=x, labels=x[:, 1:]), "labels must be"))
+    bad_labels = x[:, 1:] if config.model_type in CAUSAL_TYPES else x  # class ids are shaped [BatchSize]
+    calls.append((lambda: model(input_ids=x, labels=bad_labels), "labels must be"))
     return calls
 
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 from transformers import BertForSequenceClassification, BertModel, RobertaForSequenceClassification, RobertaModel
 
+from ..heads import check_class_labels
 from ..memoria_bert.modeling_memoria_bert import check_segment
 from ..memoryless import MemorylessMixin
 from .configuration_bert_segment import BertSegmentConfig, RobertaSegmentConfig
@@ -24,6 +25,7 @@ class MemorylessClassifierMixin(MemorylessMixin):
         """The encoder's classifier on ``input_ids`` and ``attention_mask`` (0 on padding) shaped [BatchSize,
         SegmentLength]; other keyword arguments (``labels``, ...) as transformers' classifier takes them."""
         keep = check_segment(input_ids, attention_mask, self.config)  # [B, L]
+        check_class_labels(kwargs.get("labels"), input_ids)
         return super().forward(input_ids=input_ids, attention_mask=keep.long(), **kwargs)
 
 

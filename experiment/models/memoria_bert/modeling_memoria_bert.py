@@ -42,7 +42,7 @@ from transformers.utils import ModelOutput
 
 from memoria import Abstractor
 
-from ..heads import SegmentHeadMixin
+from ..heads import SegmentHeadMixin, check_class_labels
 from ..inputs import check_attention_mask, check_input_ids
 from ..with_memoria import MemoriaModelMixin
 from .configuration_memoria_bert import MemoriaBertConfig, MemoriaRobertaConfig
@@ -311,6 +311,10 @@ class MemoriaClassifierMixin(AbstractorLoadingMixin, SegmentHeadMixin):
     reminded indices and lifespan delta come along. The model class sets :meth:`head_logits`."""
 
     output_class = MemoriaSequenceClassifierOutput
+
+    def check_labels(self, labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> None:
+        """Raises ValueError unless ``labels`` is None or class ids shaped [BatchSize]."""
+        check_class_labels(labels, input_ids)
 
     def head_loss(self, logits: torch.Tensor, labels: torch.Tensor, body: ModelOutput) -> torch.Tensor:
         """The cross entropy of the class scores against ``labels`` shaped [BatchSize]."""
