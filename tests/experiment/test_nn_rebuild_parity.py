@@ -139,7 +139,7 @@ class BertOnMemoriaNN(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         body, split = self.model.bert, self.model.config.memory_layer_index
-        keep = check_segment(input_ids, attention_mask)  # [B, L]
+        keep = check_segment(input_ids, attention_mask, self.model.config)  # [B, L]
         hidden = body.embeddings(input_ids=input_ids)
         additive = (~keep)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
         for layer in body.encoder.layer[:split]:
