@@ -97,7 +97,10 @@ def load_model(args, mode: Optional[str]):
     from . import models  # noqa: F401  (registers the models with the Auto classes)
 
     overrides = {} if mode is None else {"memoria_keep_history": True, "memoria_mode": mode}
-    return AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
+    model = AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
+    if mode is not None:
+        model.transformer.memoria.history_window = None  # an episode is analysed whole, from its first step
+    return model
 
 
 def sorting_episodes(args):

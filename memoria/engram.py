@@ -9,11 +9,13 @@ everything, type NULL, lifespan -1, age -1, id -1.
 """
 
 from enum import Enum
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from .utils import front_padded_positions, gather_rows, positions_mask
+
+Indices = Union[torch.Tensor, Sequence[int], Sequence[Sequence[int]], int]
 
 
 class EngramType(Enum):
@@ -190,8 +192,9 @@ class Engrams:
         """
         return front_padded_positions(self._check_mask("mask", mask))
 
-    def get_mask_with_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Bool [BatchSize, MemoryLength] of the positions named in ``indices`` [BatchSize, K] (-1 is ignored)."""
+    def get_mask_with_indices(self, indices: Indices) -> torch.Tensor:
+        """Bool [BatchSize, MemoryLength] of the positions named in ``indices`` [BatchSize, K] (or [K] for every
+        row; a negative index is ignored)."""
         return positions_mask(self._check_indices("indices", indices), self.memory_length)
 
     def get_working_memory(self) -> Tuple["Engrams", torch.Tensor]:
@@ -207,27 +210,38 @@ class Engrams:
         return self._with_mask(self.longterm_memory_mask)
 
     def get_local_indices_from_global_indices(
-        self, partial_mask: torch.Tensor, global_indices: torch.Tensor
+        self, partial_mask: torch.Tensor, global_indices: Indices
     ) -> torch.Tensor:
         """Where some engrams sit in ``self.mask_select(partial_mask)``.
 
         Args:
             partial_mask: bool [BatchSize, MemoryLength], the engrams of the part (e.g. :attr:`longterm_memory_mask`).
-            global_indices: long [BatchSize, K] positions in ``self`` (-1 and positions outside the part are
-                ignored).
+            global_indices: integer positions in ``self`` shaped [BatchSize, K], or [K] / an int for every row
+                (a tensor or a list); -1 and positions outside the part are ignored. Indices below -1 are refused:
+                memoria-pytorch 1.0.0 reads -2 as the last position, an accident of its implementation.
 
         Returns:
             long tensor shaped [BatchSize, K'] of the part's positions that were named, ascending, front-padded
             with -1 (the order of ``global_indices`` is not kept).
         """
         part = front_padded_positions(self._check_mask("partial_mask", partial_mask))  # [B, P] global positions
-        named = self.get_mask_with_indices(global_indices)  # [B, N]
+        global_indices = self._check_indices("global_indices", global_indices, negatives="minus_one")
+        named = positions_mask(global_indices, self.memory_length)  # [B, N]
         return front_padded_positions(gather_rows(named, part, False))
 
     # ------------------------------------------------------------------------------------------ selection
-    def select(self, indices: torch.Tensor) -> "Engrams":
-        """The engrams at ``indices`` [BatchSize, K], in that order (repeats repeat; -1 reads as padding)."""
-        indices = self._check_indices("indices", indices)
+    def select(self, indices: Indices) -> "Engrams":
+        """The engrams at ``indices``, in that order (repeats repeat).
+
+        Args:
+            indices: integer positions shaped [BatchSize, K] or [1, K], where a negative index reads as padding;
+                or shaped [K], the same positions for every row, where (as in memoria-pytorch 1.0.0) a negative
+                index counts from the end of the memory like a list index.
+
+        Returns:
+            Engrams shaped [BatchSize, K, HiddenDim].
+        """
+        indices = self._check_indices("indices", indices, negatives="wrap_one_row")
         if self.memory_length == 0:  # every index is -1: all padding
             padding = torch.zeros(self.batch_size, 1, self.hidden_dim, device=self.data.device)
             return Engrams(padding, track_age=self.track_age, track_engram_id=self.track_engram_id).select(indices)
@@ -252,25 +266,31 @@ class Engrams:
         return self.select(self.get_indices_with_mask(mask))
 
     # ------------------------------------------------------------------------------------------ mutation
-    def fire_together_wire_together(self, indices: torch.Tensor) -> None:
+    def fire_together_wire_together(self, indices: Indices) -> None:
         """Hebbian firing in place: counts[i, j] += 1 for every pair of engrams of a row named in ``indices``
-        [BatchSize, K], i == j included (a repeated index fires once; -1 is ignored)."""
+        [BatchSize, K] (or [K] for every row), i == j included (a repeated index fires once; a negative index is
+        ignored, as in memoria-pytorch 1.0.0, which also overwrites the caller's negative entries with -1: we
+        leave the caller's tensor alone)."""
         firing = self.get_mask_with_indices(indices).to(torch.int32)  # [B, N]
         self.induce_counts += firing[:, :, None] * firing[:, None, :]
 
-    def extend_lifespan(self, indices: torch.Tensor, lifespan_delta: torch.Tensor) -> None:
+    def extend_lifespan(self, indices: Indices, lifespan_delta: torch.Tensor) -> None:
         """Add ``lifespan_delta`` [BatchSize, K] to the lifespan at ``indices`` [BatchSize, K], in place.
 
-        -1 is ignored. A position named twice in a row gets the delta of its last occurrence only (1.0.0's
-        behaviour; ``Memoria.adjust_lifespan_and_memories`` instead adds repeats up).
+        ``indices`` may also be shaped [K] (the same positions in every row; ``lifespan_delta`` then [K] too).
+        A negative index is ignored. A position named twice in a row gets the delta of its last occurrence only
+        (1.0.0's behaviour; ``Memoria.adjust_lifespan_and_memories`` instead adds repeats up).
         """
+        given = tuple(indices.shape) if isinstance(indices, torch.Tensor) else None
         indices = self._check_indices("indices", indices)
-        if not isinstance(lifespan_delta, torch.Tensor) or lifespan_delta.shape != indices.shape:
-            shape = tuple(lifespan_delta.shape) if isinstance(lifespan_delta, torch.Tensor) else lifespan_delta
-            raise ValueError(f"lifespan_delta must be a tensor shaped like indices {tuple(indices.shape)}, got {shape}")
+        expected = given if given is not None else tuple(indices.shape)
+        shape = tuple(lifespan_delta.shape) if isinstance(lifespan_delta, torch.Tensor) else lifespan_delta
+        if shape not in (expected, tuple(indices.shape)):
+            raise ValueError(f"lifespan_delta must be a tensor shaped like indices {expected}, got {shape}")
         N, K = self.memory_length, indices.size(1)
         if K == 0:
             return
+        lifespan_delta = lifespan_delta.reshape(-1, K).expand_as(indices)
         order = torch.arange(K, device=indices.device).expand_as(indices)
         last = torch.full((self.batch_size, N + 1), -1, dtype=torch.long, device=indices.device)
         last.scatter_reduce_(1, torch.where(indices < 0, N, indices), order, reduce="amax")  # last occurrence
@@ -312,18 +332,45 @@ class Engrams:
             )
         return mask
 
-    def _check_indices(self, name: str, indices: torch.Tensor) -> torch.Tensor:
-        if not isinstance(indices, torch.Tensor) or indices.dim() != 2 or indices.size(0) != self.batch_size:
-            got = tuple(indices.shape) if isinstance(indices, torch.Tensor) else type(indices).__name__
-            raise ValueError(f"{name} must be a tensor shaped [BatchSize={self.batch_size}, K], got {got}")
+    def _check_indices(self, name: str, indices: Indices, negatives: str = "none") -> torch.Tensor:
+        """``indices`` as a long tensor shaped [BatchSize, K], as memoria-pytorch 1.0.0 reads them.
+
+        Accepted: an integer tensor or (nested) list shaped [BatchSize, K], [1, K] or [K] (one list of positions
+        for every row), or one int. ``negatives`` says what a negative index means: "none" (any negative names no
+        engram), "minus_one" (only -1, which names none), or "wrap_one_row" (as "none", but in indices shaped
+        [K] a negative index counts from the end of the memory like a list index: 1.0.0's 1-D ``select``).
+        """
+        B, N = self.batch_size, self.memory_length
+        if isinstance(indices, (list, tuple, int)) and not isinstance(indices, bool):
+            indices = torch.as_tensor(indices, device=self.data.device)
+            indices = indices.long() if indices.numel() == 0 else indices
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(
+                f"{name} must be an integer tensor or list shaped [BatchSize={B}, K] or [K], got {indices!r}"
+            )
         if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
             raise TypeError(f"{name} must be an integer tensor, got dtype {indices.dtype}")
-        if indices.numel() and (int(indices.min()) < -1 or int(indices.max()) >= self.memory_length):
+        if indices.dim() > 2 or indices.dim() == 2 and indices.size(0) not in (1, B):
             raise ValueError(
-                f"{name} must lie in [-1, {self.memory_length}) (-1 = none), "
-                f"got range [{int(indices.min())}, {int(indices.max())}]"
+                f"{name} must be shaped [BatchSize={B}, K], [1, K] or [K] (the same positions in every row), "
+                f"got {tuple(indices.shape)}"
             )
-        return indices.long()
+        one_row = indices.dim() < 2
+        wraps = negatives == "wrap_one_row" and one_row
+        if indices.numel():
+            low, high = int(indices.min()), int(indices.max())
+            if negatives == "minus_one" and low < -1:
+                raise ValueError(f"{name} must lie in [-1, {N}) (-1 = none), got [{low}, {high}]")
+            if wraps and (low < -N or high >= N):
+                raise ValueError(
+                    f"{name} must lie in [{-N}, {N}) (a negative one counts from the end), got [{low}, {high}]"
+                )
+            if high >= N:
+                raise ValueError(f"{name} must lie below MemoryLength={N} (a negative one names no engram), got {high}")
+        indices = indices.long().reshape(1, -1) if one_row else indices.long()
+        if wraps:
+            indices = torch.where(indices < 0, indices + N, indices)
+        return indices.expand(B, -1)
 
 
 def _filled(value: Union[torch.Tensor, float], shape: Tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:

@@ -1,13 +1,19 @@
 """Engram history: what every engram of one batch row was, did and linked to, step by step.
 
 Enable it with ``Memoria(..., keep_history=True)``; ``memoria.histories[row]`` is that row's
-:class:`HistoryManager`. Histories save to gzip-compressed JSON (never pickle) and load back exactly.
+:class:`HistoryManager`. ``Memoria(history_window=...)`` bounds how many recent steps each history holds
+(:meth:`HistoryManager.forget_before`). Histories save to gzip-compressed JSON (never pickle, written atomically)
+and load back exactly.
 """
 
 import gzip
+import io
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple
+
+from .files import PathLike, atomic_write
 
 EngramTypeName = Literal["WORKING", "SHORTTERM", "LONGTERM"]
 
@@ -79,13 +85,16 @@ class HistoryManager:
 
     Attributes:
         timestep: steps completed (a step ends with ``adjust_lifespan_and_memories``).
-        summaries: one :class:`EngramsInfo` per completed step.
-        engram_creation_times / engram_deletion_times: engram id -> timestep.
-        engram_firings: engram id -> its firings.
-        firings_per_time: the firings of each step.
+        first_timestep: the first step still held (0 unless :meth:`forget_before` dropped older ones).
+        summaries: one :class:`EngramsInfo` per held step, ``summaries[t - first_timestep]`` for step t.
+        engram_creation_times / engram_deletion_times: engram id -> timestep, for the engrams alive at or
+            created after ``first_timestep``.
+        engram_firings: engram id -> its firings in the held steps.
+        firings_per_time: the firings of each held step, ``firings_per_time[t - first_timestep]`` for step t.
     """
 
     timestep: int = 0
+    first_timestep: int = 0
     summaries: List[EngramsInfo] = field(default_factory=list)
     engram_creation_times: Dict[int, int] = field(default_factory=dict)
     engram_deletion_times: Dict[int, int] = field(default_factory=dict)
@@ -123,6 +132,32 @@ class HistoryManager:
         self.summaries.append(summary)
         self.timestep += 1
 
+    def forget_before(self, timestep: int) -> None:
+        """Drop the record of the steps before ``timestep``: their summaries and firings, and the engrams deleted
+        by then. What is left reads as the history of steps ``first_timestep .. timestep - 1``."""
+        drop = min(timestep, self.timestep) - self.first_timestep
+        if drop <= 0:
+            return
+        for step in self.firings_per_time[:drop]:
+            for firing in step:
+                firings = self.engram_firings[firing.engram_id]
+                firings.pop(0)  # a history records firings in time order: the oldest goes first
+                if not firings:
+                    del self.engram_firings[firing.engram_id]
+        del self.firings_per_time[:drop], self.summaries[:drop]
+        self.first_timestep += drop
+        while self.engram_deletion_times:  # deletion times are recorded in time order
+            engram_id, deleted = next(iter(self.engram_deletion_times.items()))
+            if deleted > self.first_timestep:
+                break
+            del self.engram_deletion_times[engram_id], self.engram_creation_times[engram_id]
+            self.engram_firings.pop(engram_id, None)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every step since the first is still held (nothing was forgotten)."""
+        return self.first_timestep == 0
+
     # ----------------------------------------------------------------------------------------- reading
     def inspect(self, engram_id: int) -> EngramHistory:
         """Everything recorded about one engram.
@@ -131,7 +166,8 @@ class HistoryManager:
             KeyError: the id was never created in this row.
         """
         if engram_id not in self.engram_creation_times:
-            raise KeyError(f"engram id {engram_id} was never created in this history")
+            forgotten = f" or was deleted before step {self.first_timestep}, the first one held" * (not self.complete)
+            raise KeyError(f"engram id {engram_id} was never created in this history{forgotten}")
         created = self.engram_creation_times[engram_id]
         deleted = self.engram_deletion_times.get(engram_id)
         firings = list(self.engram_firings.get(engram_id, []))
@@ -142,7 +178,7 @@ class HistoryManager:
             duration=None if deleted is None else deleted - created,
             firing_times=[f.timestep for f in firings],
             firings=firings,
-            summaries=[s for s in self.summaries if engram_id in s.engrams],
+            summaries=[s for s in self.summaries if engram_id in s.engrams],  # those of the held steps
         )
 
     # ----------------------------------------------------------------------------------------- storage
@@ -150,6 +186,7 @@ class HistoryManager:
         """A JSON-ready dict (tuple keys become "source,target" strings)."""
         return {
             "timestep": self.timestep,
+            "first_timestep": self.first_timestep,
             "summaries": [_summary_to_dict(s) for s in self.summaries],
             "engram_creation_times": {str(k): v for k, v in self.engram_creation_times.items()},
             "engram_deletion_times": {str(k): v for k, v in self.engram_deletion_times.items()},
@@ -158,26 +195,77 @@ class HistoryManager:
 
     @classmethod
     def from_dict(cls, state: Dict[str, Any]) -> "HistoryManager":
-        history = cls(timestep=state["timestep"])
+        """The history a :meth:`to_dict` describes.
+
+        Raises:
+            ValueError: the dict is not one :meth:`to_dict` writes (naming the first bad field).
+        """
+        try:
+            return cls._from_dict(state)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(
+                f"not a history written by HistoryManager.to_dict: {type(error).__name__} {error}"
+            ) from None
+
+    @classmethod
+    def _from_dict(cls, state: Dict[str, Any]) -> "HistoryManager":
+        if not isinstance(state, dict):
+            raise TypeError(f"a history is a dict, got {type(state).__name__}")
+        history = cls(timestep=_count(state, "timestep"), first_timestep=_count(state, "first_timestep", default=0))
+        held = history.timestep - history.first_timestep
         history.summaries = [_summary_from_dict(s) for s in state["summaries"]]
-        history.engram_creation_times = {int(k): v for k, v in state["engram_creation_times"].items()}
-        history.engram_deletion_times = {int(k): v for k, v in state["engram_deletion_times"].items()}
+        history.engram_creation_times = {
+            int(k): _count(state["engram_creation_times"], k) for k in state["engram_creation_times"]
+        }
+        history.engram_deletion_times = {
+            int(k): _count(state["engram_deletion_times"], k) for k in state["engram_deletion_times"]
+        }
         history.firings_per_time = [[Firing(**f) for f in step] for step in state["firings_per_time"]]
+        if held < 0 or len(history.summaries) != held or len(history.firings_per_time) != held:
+            raise ValueError(
+                f"steps {history.first_timestep}..{history.timestep} need {max(held, 0)} summaries and firing lists, "
+                f"got {len(history.summaries)} and {len(history.firings_per_time)}"
+            )
         for step in history.firings_per_time:
             for firing in step:
                 history.engram_firings.setdefault(firing.engram_id, []).append(firing)
         return history
 
-    def save(self, path: str) -> None:
-        """Write gzip-compressed JSON."""
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f)
+    def save(self, path: PathLike) -> None:
+        """Write gzip-compressed JSON, atomically (a temporary file beside ``path`` replaces it when complete)."""
+        with atomic_write(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            with io.TextIOWrapper(packed, encoding="utf-8") as f:
+                json.dump(self.to_dict(), f)
 
     @classmethod
-    def load(cls, path: str) -> "HistoryManager":
-        """Read a history written by :meth:`save`."""
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+    def load(cls, path: PathLike) -> "HistoryManager":
+        """Read a history written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not gzip, is truncated, or is not a history's JSON (the message names it).
+        """
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"{path}: not a history saved by HistoryManager.save ({type(error).__name__}: {error})"
+            ) from None
+        try:
+            return cls.from_dict(state)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+
+def _count(fields: Dict[str, Any], key: str, default: Optional[int] = None) -> int:
+    """``fields[key]`` checked to be an int >= 0 (``default`` when missing and a default is given)."""
+    value = fields.get(key, default) if default is not None else fields[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key!r} must be an int >= 0, got {value!r}")
+    return value
 
 
 def _connection_to_list(c: EngramConnection) -> List[Any]:

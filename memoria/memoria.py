@@ -1,5 +1,8 @@
 """Memoria: the orchestrator that a model calls once per step (docs/algorithm.md walks through the algorithm)."""
 
+import math
+import numbers
+import operator
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -8,12 +11,15 @@ from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Similarity, WorkingMemoryQuery
+from .state import check_state
 from .static import StaticMemoria
 from .store import EngramStore
 from .utils import super_unique, unique_positions
 
 MODES = ("reference", "paper")
 STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
+DEFAULT_HISTORY_WINDOW = 100
+FLOAT32_MAX = torch.finfo(torch.float32).max
 NAN_ORIGIN = (
     "; NaN usually comes from a softmax over reminded memories in a row that has none (all indices -1: the first "
     "step, or a row just reset): mask with indices >= 0 and give such rows a fallback (README, 'Attention over "
@@ -53,10 +59,17 @@ class Memoria:
             "paper" runs the algorithm as the paper describes it (docs/algorithm.md, "Reference quirks").
         max_ltm_per_row: optional bound on LTM engrams per row; the lowest-lifespan ones (oldest among equals)
             are deleted beyond it. None (default) keeps every LTM.
+        history_window: with ``keep_history``, the steps each history holds (default 100; None keeps every
+            step): the record of older steps (their summaries and firings, and the engrams deleted by then) is
+            dropped, so that memory stays bounded. A summary lists every live engram and link: about 1 MB of
+            Python objects per row and step with 100 engrams and 4,700 links.
         static_shapes: run every step on fixed-capacity buffers with no host sync, so that a step compiles into one
             graph (``torch.compile(fullgraph=True)``) and can be captured in a CUDA graph; needs ``mode="paper"`` and
             ``max_ltm_per_row``, refuses ``keep_history``. ``remind()`` then returns ``num_reminded_stm +
             num_final_ltms`` indices (-1 padded) that name slots (docs/algorithm.md, "Static shapes").
+
+    Counts (the first five arguments, ``max_ltm_per_row``, ``history_window``) may be ints, numpy integers or 0-d
+    integer tensors.
     """
 
     def __init__(
@@ -75,6 +88,7 @@ class Memoria:
         mode: str = "reference",
         max_ltm_per_row: Optional[int] = None,
         track_engram_id: Optional[bool] = None,
+        history_window: Optional[int] = DEFAULT_HISTORY_WINDOW,
         static_shapes: bool = False,
     ) -> None:
         if track_engram_id is not None:
@@ -84,16 +98,15 @@ class Memoria:
                 "device must be a str or torch.device, got a bool: the sixth positional argument is device, as in "
                 "memoria-pytorch 1.0.0; pass track_age, track_id and keep_history by keyword"
             )
-        _check_count("num_reminded_stm", num_reminded_stm, minimum=0)
-        _check_count("stm_capacity", stm_capacity, minimum=1)
-        _check_count("ltm_search_depth", ltm_search_depth, minimum=0)
-        _check_count("num_final_ltms", num_final_ltms, minimum=0)
-        if isinstance(initial_lifespan, bool) or not isinstance(initial_lifespan, (int, float)):
-            raise TypeError(f"initial_lifespan must be a number, got {type(initial_lifespan).__name__}")
-        if not initial_lifespan > 0 or initial_lifespan == float("inf"):
-            raise ValueError(f"initial_lifespan must be a positive finite number, got {initial_lifespan}")
+        num_reminded_stm = _checked_count("num_reminded_stm", num_reminded_stm, minimum=0)
+        stm_capacity = _checked_count("stm_capacity", stm_capacity, minimum=1)
+        ltm_search_depth = _checked_count("ltm_search_depth", ltm_search_depth, minimum=0)
+        num_final_ltms = _checked_count("num_final_ltms", num_final_ltms, minimum=0)
+        initial_lifespan = _checked_lifespan(initial_lifespan)
         if max_ltm_per_row is not None:
-            _check_count("max_ltm_per_row", max_ltm_per_row, minimum=1)
+            max_ltm_per_row = _checked_count("max_ltm_per_row", max_ltm_per_row, minimum=1)
+        if history_window is not None:
+            history_window = _checked_count("history_window", history_window, minimum=1)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(static_shapes, bool):
@@ -116,6 +129,7 @@ class Memoria:
         self.similarity = Similarity(similarity)
         self.mode = mode
         self.max_ltm_per_row = max_ltm_per_row
+        self.history_window = history_window
         self.device = _checked_device(device) if device is not None else None
 
         self.store: Optional[EngramStore] = None
@@ -353,7 +367,12 @@ class Memoria:
         self.store.clear_rows(mask.to(self.store.device))
 
     def to(self, device: Union[str, torch.device]) -> "Memoria":
-        """Move the engrams (and future storage) to ``device``; returns self."""
+        """Move the engrams (and future storage) to ``device``; returns self.
+
+        Raises:
+            ValueError: ``device`` is the meta device (it would drop every value) or a CUDA device this machine
+                lacks; the memory stays where it was.
+        """
         self.device = _checked_device(device)
         if self.store is not None:
             self.store.to(self.device)
@@ -385,37 +404,33 @@ class Memoria:
             }
         if self.keep_history:
             state["histories"] = [h.to_dict() for h in self.histories]
+            if self._fired is not None:  # mid-step: the positions that fired, recorded when the step ends
+                state["fired"] = self._fired.cpu().clone()
         return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (onto this memory's device, or the CPU when none is set)."""
+        """Restore a :meth:`state_dict` (onto this memory's device, or the CPU when none is set).
+
+        The whole state is checked before anything changes (:func:`memoria.state.check_state`): a state with a
+        missing or unknown field, a tensor of the wrong shape or dtype, NaN/inf, an unknown engram type, an
+        impossible next call, other settings (``history_window`` aside), or no histories while this memory keeps
+        history raises ``ValueError`` naming the field, and the memory is left exactly as it was.
+        """
         if self._static is not None or "static_shapes" in state:
             if self._static is None:
                 raise ValueError("state_dict was saved with static_shapes=True: load it into such a Memoria")
             self.store = self._static.load_state_dict(state, self._settings(), self.device)
             return
-        settings = state["settings"]
-        mine = self._settings()
-        different = {k: (settings.get(k), v) for k, v in mine.items() if settings.get(k) != v}
-        if different:
-            raise ValueError(f"state_dict was saved with other settings (saved, current): {different}")
-        self._output_dtype = getattr(torch, state["output_dtype"].replace("torch.", ""))
-        self._expected_call = state.get("expected_call", STEP_ORDER[0])
-        self._reminded = state.get("reminded")
-        self.store = None
-        saved = state.get("engrams")
-        if saved is not None:
-            device = self.device or torch.device("cpu")
-            e = EngramStore(saved["batch_size"], saved["hidden_dim"], device, self.track_age, self.track_id)
-            e.load(saved["data"], saved["lifespan"], saved["engrams_types"], saved["induce_counts"])
-            e.next_id = saved["next_id"]
-            if e.age is not None:
-                e.age.copy_(saved["age"])
-            if e.engram_ids is not None:
-                e.engram_ids.copy_(saved["engram_ids"])
-            self.store = e
-        if self.keep_history:
-            self.histories = [HistoryManager.from_dict(h) for h in state.get("histories", [])]
+        checked = check_state(state, self._settings(), self.device or torch.device("cpu"), ("history_window",))
+        self.store = checked.store
+        self.histories = checked.histories
+        self._output_dtype = checked.output_dtype
+        self._expected_call = checked.expected_call
+        self._reminded = checked.reminded
+        self._fired = None if checked.fired is None else checked.fired.to(self.store.device)
+        if self.keep_history and self.history_window is not None:
+            for history in self.histories:
+                history.forget_before(history.timestep - self.history_window)
 
     # ------------------------------------------------------------------------------------------ checks
     def _settings(self) -> Dict[str, Any]:
@@ -430,6 +445,7 @@ class Memoria:
             "keep_history": self.keep_history,
             "mode": self.mode,
             "max_ltm_per_row": self.max_ltm_per_row,
+            "history_window": self.history_window,
         }
 
     def _check_order(self, call: str, indices: Any = None) -> None:
@@ -472,10 +488,7 @@ class Memoria:
                 raise ValueError(
                     f"data hidden size {D} differs from the memory's {self.store.hidden_dim}; call reset_memory() first"
                 )
-        finite = torch.isfinite(data).flatten(1).all(1)  # [B]
-        if not bool(finite.all()):
-            rows = (~finite).nonzero().flatten().tolist()
-            raise ValueError(f"data contains NaN or inf (rows {rows}){NAN_ORIGIN}")
+        _refuse_nonfinite("data", data, NAN_ORIGIN)
 
     def _check_adjust_inputs(
         self, store: EngramStore, indices: torch.Tensor, lifespan_delta: torch.Tensor
@@ -511,8 +524,7 @@ class Memoria:
                 "indices must be the ones this step's remind() returned (an entry may be -1 instead): indices of "
                 "an earlier step name positions that have moved since"
             )
-        if lifespan_delta.is_floating_point() and not bool(torch.isfinite(lifespan_delta).all()):
-            raise ValueError(f"lifespan_delta contains NaN or inf{NAN_ORIGIN}")
+        _refuse_nonfinite("lifespan_delta", lifespan_delta, NAN_ORIGIN)
         return indices, lifespan_delta
 
     def _to_output(self, t: torch.Tensor) -> torch.Tensor:
@@ -591,18 +603,63 @@ class Memoria:
             }
             summary = build_summary(fields, edges, by_type["WORKING"], by_type["SHORTTERM"], by_type["LONGTERM"])
             history.add_step(firings[row], deleted[row], summary)
+            if self.history_window is not None:
+                history.forget_before(history.timestep - self.history_window)
 
 
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _checked_count(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``: an int, a numpy integer or a 0-d integer tensor (not a bool or float)."""
+    is_bool = isinstance(value, bool) or type(value).__name__ == "bool_"
+    if isinstance(value, torch.Tensor):
+        is_bool = value.dtype == torch.bool
+        if value.dim() != 0 or value.is_floating_point() or value.is_complex():
+            is_bool = True  # refused below, as a non-int
+    if is_bool or not isinstance(value, (int, numbers.Integral, torch.Tensor)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _checked_lifespan(value: Any) -> Union[int, float]:
+    """``initial_lifespan`` as a positive finite number: an int, a float, a numpy number or a 0-d real tensor."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        raise TypeError(f"initial_lifespan must be a number, got {type(value).__name__}")
+    value = operator.index(value) if isinstance(value, numbers.Integral) else float(value)
+    if not value > 0 or not math.isfinite(value) or value > FLOAT32_MAX:
+        raise ValueError(f"initial_lifespan must be a positive finite number (float32), got {value}")
+    return value
+
+
+def _refuse_nonfinite(name: str, values: torch.Tensor, hint: str = "") -> None:
+    """Refuse NaN or inf in ``values`` as they would be stored, in float32 (so float64 beyond float32's range too).
+
+    On the CPU a ``ValueError``; on other devices ``torch._assert_async``, which does not wait for the device:
+    the error surfaces at a later synchronisation, and a CUDA device-side assert ends the process's CUDA context.
+    """
+    if not values.is_floating_point():
+        return
+    if values.dtype == torch.float64:
+        values = values.to(torch.float32)  # beyond float32's range becomes inf
+    finite = torch.isfinite(values)
+    if values.device.type != "cpu":
+        torch._assert_async(finite.all(), f"{name} contains NaN or inf (as float32)")
+        return
+    if not bool(finite.all()):
+        rows = (~finite.flatten(1).all(1)).nonzero().flatten().tolist() if values.dim() > 1 else []
+        where = f" (rows {rows})" if rows else ""
+        raise ValueError(f"{name} contains NaN or inf as float32{where}{hint}")
 
 
 def _checked_device(device: Union[str, torch.device]) -> torch.device:
-    """``torch.device(device)``, refused now if it names a CUDA device that this machine does not have."""
+    """``torch.device(device)``, refused now if it is the meta device or names a CUDA device that this machine
+    does not have."""
     device = torch.device(device)
+    if device.type == "meta":
+        raise ValueError("device 'meta' holds no values: Memoria needs a device its engrams can live on")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(

@@ -222,6 +222,44 @@ class SparseTensor:
         shape = tuple(sizes[:place]) + advanced_shape + tuple(sizes[place:])
         return SparseTensor(indices, self.values[entries], self.default_value, shape, self.device)
 
+    def __setitem__(self, raw_keys: Key, value: Union[int, float, torch.Tensor]) -> None:
+        """Set the selected elements to ``value`` in place, as on a dense tensor (``t[i, j] = v``, slices, ...).
+
+        As in memoria-pytorch 1.0.0, the entries stored at the selected coordinates are dropped and the selected
+        coordinates are appended in row-major order of the selection, except where the new value equals
+        ``default_value`` (those are only dropped). Negative indices are stored wrapped (1.0.0 stores them as
+        given, so that they never replace the entry they name).
+
+        Args:
+            raw_keys: any key :meth:`__getitem__` takes.
+            value: a number, or a tensor (or ``SparseTensor``) broadcastable to the selection's shape; cast to the values' dtype
+                (a fractional value for integer values is refused).
+        """
+        keys = raw_keys if isinstance(raw_keys, tuple) else (raw_keys,)
+        keys = tuple(k.to(self.device) if isinstance(k, torch.Tensor) else k for k in keys)
+        coordinates = []
+        for d, size in enumerate(self.shape):  # the coordinate of dimension d at every element, indexed like one
+            axis = [1] * self.dim()
+            axis[d] = size
+            coordinates.append(torch.arange(size, device=self.device).view(axis).expand(self.shape)[keys])
+        selection = coordinates[0].shape if coordinates else torch.Size()
+        value = torch.as_tensor(value, device=self.device)
+        if (
+            value.is_floating_point()
+            and not self.values.is_floating_point()
+            and not bool((value == value.trunc()).all())
+        ):
+            raise TypeError(f"value {value.tolist()} is fractional but this SparseTensor holds {self.values.dtype}")
+        try:
+            value = torch.broadcast_to(value.to(self.values.dtype), selection).reshape(-1)
+        except RuntimeError:
+            raise ValueError(f"value shaped {tuple(value.shape)} cannot fill a selection shaped {tuple(selection)}")
+        indices = _stack_columns([c.reshape(-1) for c in coordinates], value.numel(), self.device)
+        kept = ~torch.isin(self._flat_positions(self.indices), self._flat_positions(indices))
+        written = value != self.default_value
+        self.indices = torch.cat([self.indices[kept], indices[written]])
+        self.values = torch.cat([self.values[kept], value[written]])
+
     def __repr__(self) -> str:
         return (
             f"SparseTensor(shape={self.shape}, default_value={self.default_value}, indices={self.indices}, "

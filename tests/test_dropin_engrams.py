@@ -238,8 +238,12 @@ def test_bad_fields_are_refused_naming_the_argument(kwargs, message):
 
 
 def test_indices_out_of_range_are_refused():
-    with pytest.raises(ValueError, match=r"indices must lie in \[-1, 7\)"):
+    with pytest.raises(ValueError, match=r"indices must lie below MemoryLength=7"):
         build(Engrams).select(torch.tensor([[7], [0], [0]]))
+    with pytest.raises(ValueError, match=r"indices must lie in \[-7, 7\)"):
+        build(Engrams).select(torch.tensor([-8]))
+    with pytest.raises(ValueError, match=r"indices must be shaped \[BatchSize=3, K\], \[1, K\] or \[K\]"):
+        build(Engrams).select(torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(TypeError, match="integer"):
         build(Engrams).delete(torch.zeros(3, 1))
 
@@ -267,3 +271,82 @@ def test_tracked_fields_take_part_in_equality_and_addition():
     assert not bool(a == Engrams(torch.zeros(1, 2, 1), engram_ids=5, track_engram_id=True))
     assert (a + a).engram_ids.tolist() == [[0, 1, 0, 1]]
     assert Engrams.empty(track_engram_id=True).engram_ids.shape == (0, 0)
+
+
+# ------------------------------------------------------------------------------------------ 1.0.0's index forms
+# 1.0.0 also takes one list of positions for every row ([K] or [1, K]), Python lists where it converts them, and
+# any negative index as "none" (in a 1-D ``select``, a negative index counts from the end like a list index).
+SHARED_INDICES = {
+    "one-row-1d": torch.tensor([6, 0, 3]),
+    "one-row-2d": torch.tensor([[2, 5]]),
+    "one-row-negative": torch.tensor([-1, -7, 2]),
+    "one-row-empty": torch.zeros(0, dtype=torch.long),
+    "below-minus-one": torch.tensor([[-2, 1, -7], [0, -3, 6], [-6, 4, 4]]),
+}
+
+
+@pytest.mark.parametrize("indices", SHARED_INDICES.values(), ids=SHARED_INDICES.keys())
+def test_select_takes_the_index_forms_of_reference(reference, indices):
+    ours, ref = both(reference, lambda cls: build(cls).select(indices.clone()))
+    assert_same(ours, ref)
+
+
+@pytest.mark.parametrize("method", ["fire_together_wire_together", "delete"])
+@pytest.mark.parametrize("indices", SHARED_INDICES.values(), ids=SHARED_INDICES.keys())
+def test_in_place_updates_take_the_index_forms_of_reference(reference, method, indices):
+    """Negative indices are ignored, as in 1.0.0 (which also overwrites them with -1 in the caller's tensor:
+    ours leaves the caller's tensor alone)."""
+    ours, ref = both(reference, build)
+    given = indices.clone()
+    getattr(ours, method)(given)
+    getattr(ref, method)(indices.clone())
+    assert_same(ours, ref)
+    assert torch.equal(given, indices)
+
+
+@pytest.mark.parametrize("indices", SHARED_INDICES.values(), ids=SHARED_INDICES.keys())
+def test_extend_lifespan_takes_the_index_forms_of_reference(reference, indices):
+    ours, ref = both(reference, build)
+    delta = torch.arange(indices.numel(), dtype=torch.float32).view(indices.shape) + 0.5
+    ours.extend_lifespan(indices.clone(), delta.clone())
+    ref.extend_lifespan(indices.clone(), delta.clone())
+    assert_same(ours, ref)
+
+
+LOCAL_INDICES = {
+    "one-row-1d": torch.tensor([6, 0, 3]),
+    "one-row-list": [6, 2, 0, 4],
+    "nested-list": [[0, 2], [5, 1], [4, 3]],
+    "one-row-2d-list": [[1, 4, 6]],
+    "int": 4,
+    "0-d": torch.tensor(1),
+    "minus-one": torch.tensor([[-1, 0, 2], [-1, -1, 5], [1, 4, -1]]),
+    "minus-one-1d": [-1],
+}
+
+
+@pytest.mark.parametrize("indices", LOCAL_INDICES.values(), ids=LOCAL_INDICES.keys())
+def test_local_indices_take_the_index_forms_of_reference(reference, indices):
+    ours, ref = both(
+        reference, lambda cls: build(cls).get_local_indices_from_global_indices(MASK.clone(), _copy(indices))
+    )
+    assert_same(ours, ref)
+
+
+def _copy(indices):
+    return indices.clone() if isinstance(indices, torch.Tensor) else indices
+
+
+def test_local_indices_below_minus_one_are_refused_where_reference_reads_them_from_the_end(reference):
+    """1.0.0 reads -2 as the last position here (and -1 as none): an accident we refuse to guess at."""
+    ref = build(reference.Engrams).get_local_indices_from_global_indices(MASK.clone(), torch.tensor([-2]))
+    assert ref.tolist() == [[3], [-1], [-1]]  # position 6 is the 4th engram of row 0's part
+    with pytest.raises(ValueError, match=r"global_indices must lie in \[-1, 7\)"):
+        build(Engrams).get_local_indices_from_global_indices(MASK.clone(), torch.tensor([-2]))
+
+
+def test_float_and_bool_indices_are_refused_naming_the_argument():
+    with pytest.raises(TypeError, match="indices must be an integer tensor"):
+        build(Engrams).select([0.5, 1.0])
+    with pytest.raises(TypeError, match="indices must be an integer tensor"):
+        build(Engrams).fire_together_wire_together(torch.tensor([True, False]))

@@ -158,3 +158,58 @@ def test_bad_construction_is_refused_naming_the_argument():
         SparseTensor(torch.tensor([[0, 2]]), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="shape is required"):
         SparseTensor(torch.zeros(0, 2, dtype=torch.long), torch.zeros(0))
+
+
+# ------------------------------------------------------------------------------------------ item assignment
+ASSIGNMENTS = [
+    ((0, 1), 9), ((2, 0), 4), ((1, 2), torch.tensor(3)), ((0, 1), -1), ((2, 1), -1), (0, 2), ((slice(None), 2), 0),
+    ((torch.tensor([0, 2]), torch.tensor([2, 0])), 6)
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key, value", ASSIGNMENTS, ids=repr)
+def test_item_assignment_matches_reference(reference, key, value):
+    """Entries at the selection are dropped, the selection appended (unless it is the default value)."""
+    ours, ref = matrix(SparseTensor), matrix(reference.SparseTensor)
+    ours[key] = value
+    ref[key] = value
+    assert describe(ours) == describe(ref)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    ASSIGNMENTS
+    + [
+        ((-1, -2), 5),
+        ((slice(None), [0, 2]), 8),
+        ((1, slice(0, 2)), torch.tensor([10, 11])),
+        ((1, torch.tensor([0, 2])), torch.tensor([10, 11])),
+    ],
+    ids=repr,
+)
+def test_item_assignment_agrees_with_dense_assignment(key, value):
+    sparse, dense = matrix(SparseTensor), matrix(SparseTensor).to_dense()
+    sparse[key] = value
+    dense[key] = value
+    assert torch.equal(sparse.to_dense(), dense)
+
+
+def test_item_assignment_with_negative_indices_replaces_the_entry_they_name(reference):
+    """1.0.0 stores (-1, -2) as given beside the (2, 1) entry it names: the dense values agree, the entries not."""
+    ours, ref = matrix(SparseTensor), matrix(reference.SparseTensor)
+    ours[-1, -1] = 4
+    ref[-1, -1] = 4
+    assert torch.equal(ours.to_dense(), ref.to_dense())
+    assert ours.indices.tolist() == [[0, 1], [1, 2], [0, 2], [1, 1], [2, 2]]
+
+
+def test_bad_item_assignments_are_refused_and_change_nothing():
+    t = matrix(SparseTensor)
+    before = describe(t)
+    with pytest.raises(TypeError, match="fractional"):
+        t[0, 1] = 2.5
+    with pytest.raises(ValueError, match=r"cannot fill a selection shaped \(\)"):
+        t[0, 1] = torch.tensor([1, 2])
+    with pytest.raises(IndexError):
+        t[3, 0] = 1
+    assert describe(t) == before

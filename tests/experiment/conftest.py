@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from experiment.data.sorting import generate_sorting_data, save_sorting_data
 from experiment.models.gpt2_with_memoria import GPT2WithMemoriaConfig
@@ -69,3 +70,46 @@ def tiny_data_file(tmp_path: Path) -> Path:
     path = tmp_path / "sort.json"
     save_sorting_data(generate_sorting_data(24, 8, 16, 8, 8, seed=0), path)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test on one thread: tiny models run fastest so, and far faster than on two on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_segments():
+    """Makes ``num_segments`` segments of token ids below 9 (the tiny models' vocabulary), each shaped
+    [BatchSize, SegmentLength]."""
+
+    def make(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
+
+    return make
+
+
+@pytest.fixture
+def seeded_logits():
+    """Runs segments in order after seeding torch (Memoria's ties, sticky sampling); returns each one's logits."""
+
+    def run(model, inputs: list, seed: int = 0) -> list:
+        torch.manual_seed(seed)
+        return [model(input_ids=x).logits for x in inputs]
+
+    return run
+
+
+@pytest.fixture
+def seeded_model():
+    """Builds ``model_class(config)`` from seed 0, in eval mode."""
+
+    def build(model_class, config):
+        torch.manual_seed(0)
+        return model_class(config).eval()
+
+    return build

@@ -1,63 +1,39 @@
 """The infinity-former: its continuous signal (basis fit, continuous softmax, KL, sticky sampling) and the model
-contract (memory used, resets, gradients, Hugging Face round trips, bad input)."""
+model's own behaviour (the long-term memory reached, bounded and regularised, gradients, sticky memories). The
+contract every model keeps is tested in test_model_contract.py."""
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from experiment.models.gpt2_weights import copy_gpt2_weights
-from experiment.models.infinity_former import (
-    ContinuousAttention,
+from experiment.models.infinity_former import InfinityFormerConfig, InfinityFormerLMHeadModel
+from experiment.models.infinity_former.continuous_signal import (
     GaussianBasis,
-    InfinityFormerConfig,
-    InfinityFormerLMHeadModel,
-    InfinityFormerModel,
     attention_histogram,
+    even_positions,
+    gaussian_density,
     kl_to_reference,
     sample_positions,
 )
-from experiment.models.infinity_former.continuous_signal import even_positions, gaussian_density
 from experiment.models.infinity_former.memory import BlockReadout, updated_long_term
-from experiment.models.segment_recurrent import SegmentRecurrentModel
+from experiment.models.infinity_former.modeling_infinity_former import ContinuousAttention
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiment" / "configs"
-TINY = {
-    "n_layer": 2,
-    "n_embd": 32,
-    "n_head": 2,
-    "n_inner": 64,
-    "n_positions": 16,
-    "vocab_size": 9,
-    "embd_pdrop": 0.0,
-    "attn_pdrop": 0.0,
-    "resid_pdrop": 0.0,
-    "bos_token_id": None,
-    "eos_token_id": None,
-    "use_cache": False,
-    "ltm_num_basis": 16,
-    "ltm_basis_widths": [0.08, 0.16],
-}
+LONG_TERM = {"ltm_num_basis": 16, "ltm_basis_widths": [0.08, 0.16]}
 
 
-def tiny_model(**overrides) -> InfinityFormerLMHeadModel:
-    """A tiny infinity-former in eval mode with seeded initial weights."""
-    torch.manual_seed(0)
-    return InfinityFormerLMHeadModel(InfinityFormerConfig(**{**TINY, **overrides})).eval()
+@pytest.fixture
+def tiny_config(tiny_gpt2_fields):
+    """Makes a tiny infinity-former configuration (the tiny GPT-2's fields, 16 basis functions)."""
+    return lambda **overrides: InfinityFormerConfig(**{**tiny_gpt2_fields, **LONG_TERM, **overrides})
 
 
-def segments(num_segments: int, batch_size: int = 3, length: int = 8, seed: int = 0) -> list:
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 9, (batch_size, length), generator=generator) for _ in range(num_segments)]
-
-
-def run(model, inputs: list, seed: int = 0) -> list:
-    """Runs the segments in order with seeded sticky-memory sampling; returns each segment's logits."""
-    torch.manual_seed(seed)
-    return [model(input_ids=x).logits for x in inputs]
+@pytest.fixture
+def tiny_model(tiny_config, seeded_model):
+    """Makes a tiny infinity-former in eval mode with seeded initial weights."""
+    return lambda **overrides: seeded_model(InfinityFormerLMHeadModel, tiny_config(**overrides))
 
 
 def smooth_signal(positions: torch.Tensor) -> torch.Tensor:
@@ -183,9 +159,9 @@ def test_sticky_sampling_of_a_row_does_not_depend_on_other_rows():
     assert torch.equal(got[[0, 2]], expected[[0, 2]]) and not torch.equal(got[1], expected[1])
 
 
-def test_continuous_attention_matches_the_paper_formulas_computed_directly():
+def test_continuous_attention_matches_the_paper_formulas_computed_directly(tiny_config):
     torch.manual_seed(0)
-    config = InfinityFormerConfig(**TINY)
+    config = tiny_config()
     attention = ContinuousAttention(config, GaussianBasis(16, [0.08, 0.16])).eval()
     normed, coefficients = torch.randn(2, 5, 32), torch.randn(2, 16, 32)
     has_memory = torch.tensor([True, False])
@@ -210,37 +186,30 @@ def test_continuous_attention_matches_the_paper_formulas_computed_directly():
     assert torch.equal(output[1], torch.zeros(5, 32))
 
 
-# the model contract
-
-
-def test_model_implements_the_segment_interface_and_auto_classes():
-    model = AutoModelForCausalLM.from_config(InfinityFormerConfig(**TINY))
-    assert isinstance(model, InfinityFormerLMHeadModel) and isinstance(model, SegmentRecurrentModel)
-    output = model(input_ids=segments(1)[0], attention_mask=None)
-    assert output.logits.shape == (3, 8, 9) and output.aux_loss.shape == ()
+# the model
 
 
 @pytest.mark.parametrize("short_term_memory", [True, False])
-def test_an_earlier_segment_changes_later_logits(short_term_memory):
+def test_an_earlier_segment_changes_later_logits(short_term_memory, tiny_segments, seeded_logits, tiny_model):
     # with a one-segment short-term memory, segment 0 reaches segment 3 only through the long-term memory
     model = tiny_model(short_term_memory=short_term_memory)
-    inputs = segments(4)
-    expected = run(model, inputs)[3]
+    inputs = tiny_segments(4)
+    expected = seeded_logits(model, inputs)[3]
     model.reset_memory()
-    changed = [segments(1, seed=9)[0]] + inputs[1:]
-    assert not torch.allclose(run(model, changed)[3], expected)
+    changed = [tiny_segments(1, seed=9)[0]] + inputs[1:]
+    assert not torch.allclose(seeded_logits(model, changed)[3], expected)
 
 
-def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream():
+def test_long_term_memory_keeps_a_fixed_size_however_long_the_stream(tiny_segments, seeded_logits, tiny_model):
     model = tiny_model()
-    run(model, segments(6))
+    seeded_logits(model, tiny_segments(6))
     memory = model.transformer.memory
     assert len(memory.coefficients) == 2
     assert all(layer.shape == (3, 16, 32) for layer in memory.coefficients)
     assert memory.has_long_term.all() and memory.short_term_valid.all()
 
 
-def test_segments_may_differ_in_length():
+def test_segments_may_differ_in_length(tiny_model):
     model = tiny_model()
     generator = torch.Generator().manual_seed(0)
     for length in (5, 8, 3, 8, 16):
@@ -249,40 +218,9 @@ def test_segments_may_differ_in_length():
     assert model.transformer.memory.short_term[0].shape == (3, 16, 32)
 
 
-def test_reset_memory_gives_a_fresh_model_logits():
-    model = tiny_model()
-    inputs = segments(4)
-    fresh = run(model, inputs[3:])[0]
-    model.reset_memory()
-    run(model, inputs[:3])
-    model.reset_memory()
-    torch.testing.assert_close(run(model, inputs[3:])[0], fresh)
-
-
-@pytest.mark.parametrize("rows", [torch.tensor([1]), torch.tensor([False, True, False]), [1]])
-def test_resetting_chosen_rows_leaves_the_other_rows_bit_identical(rows):
-    inputs = segments(6)
-    reference = tiny_model()
-    torch.manual_seed(0)
-    expected = [reference(input_ids=x).logits for x in inputs]
-
-    model = tiny_model()
-    torch.manual_seed(0)
-    got = [model(input_ids=x).logits for x in inputs[:3]]
-    model.reset_memory(rows)
-    got += [model(input_ids=x).logits for x in inputs[3:]]
-    for segment in range(6):
-        assert torch.equal(got[segment][[0, 2]], expected[segment][[0, 2]])
-
-    # the reset row starts again: its next segment reads no memory, like a fresh model's first segment
-    fresh = tiny_model()(input_ids=inputs[3]).logits
-    torch.testing.assert_close(got[3][1], fresh[1])
-    assert not torch.allclose(got[3][1], expected[3][1])
-
-
-def test_gradients_reach_the_long_term_attention_and_the_memory_embedding():
+def test_gradients_reach_the_long_term_attention_and_the_memory_embedding(tiny_segments, tiny_model):
     model = tiny_model().train()
-    inputs = segments(3)
+    inputs = tiny_segments(3)
     for x in inputs[:2]:
         with torch.no_grad():
             model(input_ids=x)
@@ -300,8 +238,8 @@ def test_gradients_reach_the_long_term_attention_and_the_memory_embedding():
     assert all(layer.grad_fn is None and not layer.requires_grad for layer in model.transformer.memory.coefficients)
 
 
-def test_aux_loss_is_the_weighted_kl_and_starts_at_zero():
-    inputs = segments(3)
+def test_aux_loss_is_the_weighted_kl_and_starts_at_zero(tiny_segments, tiny_model):
+    inputs = tiny_segments(3)
     losses = {}
     for weight in (1e-6, 3e-6):
         model = tiny_model(ltm_kl_weight=weight)
@@ -312,43 +250,27 @@ def test_aux_loss_is_the_weighted_kl_and_starts_at_zero():
     torch.testing.assert_close(losses[3e-6][2], 3 * losses[1e-6][2])
 
 
-def test_sticky_memories_change_what_the_long_term_memory_keeps():
-    inputs = segments(5)
+def test_sticky_memories_change_what_the_long_term_memory_keeps(tiny_segments, seeded_logits, tiny_model):
+    inputs = tiny_segments(5)
     coefficients = {}
     for sticky in (True, False):
         model = tiny_model(ltm_sticky_memories=sticky)
-        run(model, inputs)
+        seeded_logits(model, inputs)
         coefficients[sticky] = model.transformer.memory.coefficients[0]
     assert not torch.allclose(coefficients[True], coefficients[False])
 
 
-def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it():
-    inputs = segments(5)
+def test_a_model_run_is_reproducible_under_a_seed_and_sticky_sampling_uses_it(tiny_segments, seeded_logits, tiny_model):
+    inputs = tiny_segments(5)
     model = tiny_model()
-    first = run(model, inputs, seed=1)[4]
+    first = seeded_logits(model, inputs, seed=1)[4]
     model.reset_memory()
-    torch.testing.assert_close(run(model, inputs, seed=1)[4], first, rtol=0, atol=0)
+    torch.testing.assert_close(seeded_logits(model, inputs, seed=1)[4], first, rtol=0, atol=0)
     model.reset_memory()
-    assert not torch.equal(run(model, inputs, seed=2)[4], first)
+    assert not torch.equal(seeded_logits(model, inputs, seed=2)[4], first)
 
 
-def test_save_and_load_round_trip_through_auto_classes(tmp_path):
-    model = tiny_model()
-    inputs = segments(4)
-    expected = run(model, inputs)
-    model.save_pretrained(tmp_path)
-
-    config = AutoConfig.from_pretrained(tmp_path)
-    assert isinstance(config, InfinityFormerConfig)
-    assert config.ltm_num_basis == 16 and config.ltm_basis_widths == [0.08, 0.16]
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
-    assert isinstance(loaded, InfinityFormerLMHeadModel)
-    for got, want in zip(run(loaded.eval(), inputs), expected):
-        torch.testing.assert_close(got, want)
-    assert isinstance(AutoModel.from_pretrained(tmp_path), InfinityFormerModel)
-
-
-def test_gpt2_weights_fill_everything_but_the_memory(tmp_path):
+def test_gpt2_weights_fill_everything_but_the_memory(tmp_path, tiny_model):
     GPT2LMHeadModel(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, n_inner=64, n_positions=16, vocab_size=20)
     ).save_pretrained(tmp_path)
@@ -358,63 +280,4 @@ def test_gpt2_weights_fill_everything_but_the_memory(tmp_path):
     assert not_copied and all(".ltm_attn." in name or name.endswith("memory_embedding") for name in not_copied)
 
 
-def test_bad_input_gets_a_clear_error():
-    model = tiny_model()
-    with pytest.raises(ValueError, match="input_ids"):
-        model(input_ids=torch.zeros(3, 8))
-    with pytest.raises(ValueError, match="input_ids"):
-        model(input_ids=torch.zeros(3, 8, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="n_positions"):
-        model(input_ids=torch.zeros(3, 17, dtype=torch.long))
-    with pytest.raises(ValueError, match="vocab_size"):
-        model(input_ids=torch.full((3, 8), 9))
-    with pytest.raises(ValueError, match="attention_mask"):
-        model(input_ids=torch.zeros(3, 8, dtype=torch.long), attention_mask=torch.tensor([[1] * 7 + [0]] * 3))
-    model(input_ids=torch.zeros(3, 8, dtype=torch.long), attention_mask=torch.ones(3, 8))
-    with pytest.raises(ValueError, match="reset_memory"):
-        model(input_ids=torch.zeros(2, 8, dtype=torch.long))
-    with pytest.raises(ValueError, match="rows"):
-        model.reset_memory(torch.tensor([True, False]))
-    with pytest.raises(ValueError, match="rows"):
-        model.reset_memory(torch.tensor([5]))
-    with pytest.raises(ValueError, match="rows"):
-        model.reset_memory(torch.tensor([0.5]))
-    model.reset_memory([])  # no rows: nothing to forget
-
-
-@pytest.mark.parametrize(
-    "field,value",
-    [("ltm_tau", 1.0), ("ltm_num_basis", 15), ("ltm_basis_widths", [0.0, 0.1]), ("ltm_ridge_penalty", 0.0)],
-)
-def test_bad_configuration_names_the_field(field, value):
-    with pytest.raises(Exception, match=field):
-        InfinityFormerConfig(**{**TINY, field: value})
-
-
 # the configurations
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "infinity-former-sort",
-        "infinity-former-sort-small",
-        "infinity-former-lm",
-        "infinity-former-lm-small",
-        "infinity-former-enwik8",
-    ],
-)
-def test_configuration_files_load_with_the_paper_memory_settings(name):
-    fields = json.loads((CONFIG_DIR / f"{name}.json").read_text())
-    config = AutoConfig.from_pretrained(CONFIG_DIR / f"{name}.json")
-    assert fields["model_type"] == "infinity_former" and isinstance(config, InfinityFormerConfig)
-    assert config.ltm_tau == 0.5 and config.ltm_ridge_penalty == 0.5 and config.ltm_kl_weight == 1e-6
-    assert config.ltm_sticky_memories and config.ltm_sticky_bins == 128 and config.short_term_memory
-
-
-@pytest.mark.parametrize("name", ["infinity-former-sort-small", "infinity-former-lm-small"])
-def test_small_configurations_build_and_run(name):
-    config = AutoConfig.from_pretrained(CONFIG_DIR / f"{name}.json")
-    model = AutoModelForCausalLM.from_config(config).eval()
-    for x in segments(3, batch_size=2, length=16):
-        assert model(input_ids=x).logits.shape == (2, 16, config.vocab_size)

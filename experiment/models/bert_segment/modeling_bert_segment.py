@@ -7,67 +7,47 @@ A row whose segment is padding only is run as if it were unpadded (its output is
 ignores it), so that attention never sees a row with nothing to attend to.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from transformers import BertForSequenceClassification, BertModel, RobertaForSequenceClassification, RobertaModel
 
+from ..heads import check_class_labels
 from ..memoria_bert.modeling_memoria_bert import check_segment
-from ..segment_recurrent import SegmentRecurrentModel
+from ..memoryless import MemorylessMixin
 from .configuration_bert_segment import BertSegmentConfig, RobertaSegmentConfig
 
 
-class BertSegmentModel(BertModel, SegmentRecurrentModel):
+class MemorylessClassifierMixin(MemorylessMixin):
+    """Classifies one segment: logits shaped [BatchSize, NumLabels] from its first token, with the encoder's head."""
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None, **kwargs: Any) -> Any:
+        """The encoder's classifier on ``input_ids`` and ``attention_mask`` (0 on padding) shaped [BatchSize,
+        SegmentLength]; other keyword arguments (``labels``, ...) as transformers' classifier takes them."""
+        keep = check_segment(input_ids, attention_mask, self.config)  # [B, L]
+        check_class_labels(kwargs.get("labels"), input_ids)
+        return super().forward(input_ids=input_ids, attention_mask=keep.long(), **kwargs)
+
+
+class BertSegmentModel(MemorylessMixin, BertModel):
     """transformers' BERT body as a segment model that keeps no memory."""
 
-    memory_attributes = ()
-
     config_class = BertSegmentConfig
 
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Does nothing: this model keeps no memory between segments."""
 
-
-class RobertaSegmentModel(RobertaModel, SegmentRecurrentModel):
+class RobertaSegmentModel(MemorylessMixin, RobertaModel):
     """transformers' RoBERTa body as a segment model that keeps no memory."""
 
-    memory_attributes = ()
-
     config_class = RobertaSegmentConfig
 
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Does nothing: this model keeps no memory between segments."""
 
-
-class BertSegmentForSequenceClassification(BertForSequenceClassification, SegmentRecurrentModel):
-    """transformers' BERT classifier on one segment: logits shaped [BatchSize, NumLabels] from its [CLS]."""
-
-    memory_attributes = ()
+class BertSegmentForSequenceClassification(MemorylessClassifierMixin, BertForSequenceClassification):
+    """transformers' BERT classifier on one segment, from its [CLS]."""
 
     config_class = BertSegmentConfig
 
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Does nothing: this model keeps no memory between segments."""
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None, **kwargs):
-        """Classifies one segment: ``input_ids`` and ``attention_mask`` (0 on padding) shaped [BatchSize, SegmentLength]."""
-        return super().forward(
-            input_ids=input_ids, attention_mask=check_segment(input_ids, attention_mask).long(), **kwargs
-        )
-
-
-class RobertaSegmentForSequenceClassification(RobertaForSequenceClassification, SegmentRecurrentModel):
-    """transformers' RoBERTa classifier on one segment: logits shaped [BatchSize, NumLabels] from its <s>."""
-
-    memory_attributes = ()
+class RobertaSegmentForSequenceClassification(MemorylessClassifierMixin, RobertaForSequenceClassification):
+    """transformers' RoBERTa classifier on one segment, from its <s>."""
 
     config_class = RobertaSegmentConfig
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Does nothing: this model keeps no memory between segments."""
-
-    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None, **kwargs):
-        """Classifies one segment: ``input_ids`` and ``attention_mask`` (0 on padding) shaped [BatchSize, SegmentLength]."""
-        return super().forward(
-            input_ids=input_ids, attention_mask=check_segment(input_ids, attention_mask).long(), **kwargs
-        )

@@ -1,17 +1,7 @@
 """The Memoria Transformer, registered with transformers' Auto classes as ``gpt2_with_memoria``."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
-
+from ..registration import register
 from .configuration_gpt2_with_memoria import GPT2WithMemoriaConfig
-from .modeling_gpt2_with_memoria import (
-    GPT2WithMemoriaBlock,
-    GPT2WithMemoriaCausalLMOutput,
-    GPT2WithMemoriaLMHeadModel,
-    GPT2WithMemoriaModel,
-    GPT2WithMemoriaModelOutput,
-    GPT2WithMemoriaPreTrainedModel,
-)
+from .modeling_gpt2_with_memoria import GPT2WithMemoriaLMHeadModel, GPT2WithMemoriaModel
 
-AutoConfig.register(GPT2WithMemoriaConfig.model_type, GPT2WithMemoriaConfig)
-AutoModel.register(GPT2WithMemoriaConfig, GPT2WithMemoriaModel)
-AutoModelForCausalLM.register(GPT2WithMemoriaConfig, GPT2WithMemoriaLMHeadModel)
+register(GPT2WithMemoriaConfig, GPT2WithMemoriaModel, causal_lm_class=GPT2WithMemoriaLMHeadModel)

@@ -20,53 +20,44 @@ Abstractor and the memory cross-attention through the current segment's loss.
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.utils import ModelOutput
 
-from memoria import Abstractor, Memoria
+from memoria import Abstractor
 
-from ..segment_recurrent import SegmentRecurrentModel
+from ..heads import SegmentCausalLMOutput, SegmentLMHeadMixin
+from ..inputs import check_attention_mask, check_input_ids
+from ..with_memoria import MemoriaModelMixin
 from .configuration_gpt2_with_memoria import GPT2WithMemoriaConfig
 
 
 @dataclass
-class GPT2WithMemoriaModelOutput(ModelOutput):
-    """Output of one segment.
+class GPT2WithMemoriaOutput(SegmentCausalLMOutput):
+    """Output of one segment, of the body (``loss`` and ``logits`` None) or of the LM, plus what Memoria reminded;
+    ``aux_loss`` is always None.
 
     Args:
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
         reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
         lifespan_delta: lifespan each reminded engram earned shaped [BatchSize, NumReminded].
     """
 
-    last_hidden_state: Optional[torch.FloatTensor] = None
     reminded_indices: Optional[torch.LongTensor] = None
     lifespan_delta: Optional[torch.FloatTensor] = None
 
 
-@dataclass
-class GPT2WithMemoriaCausalLMOutput(ModelOutput):
-    """Output of one segment with next-token logits.
-
-    Args:
-        logits: next-token scores shaped [BatchSize, SegmentLength, VocabSize].
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
-        reminded_indices: Memoria's indices of the reminded engrams shaped [BatchSize, NumReminded]; -1 is padding.
-        lifespan_delta: lifespan each reminded engram earned shaped [BatchSize, NumReminded].
-        aux_loss: always None: the model has no auxiliary training loss.
-    """
-
-    logits: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
-    last_hidden_state: Optional[torch.FloatTensor] = None
-    reminded_indices: Optional[torch.LongTensor] = None
-    lifespan_delta: Optional[torch.FloatTensor] = None
+def gpt2_init_weights(
+    config: PreTrainedConfig, module: nn.Module, residual_classes: Tuple[Type[nn.Module], ...]
+) -> None:
+    """GPT-2's scaling of residual projections: ``module.c_proj`` drawn from normal(0, initializer_range /
+    sqrt(2 n_layer)) when ``module`` is one of ``residual_classes`` (the rest is transformers' usual init)."""
+    if isinstance(module, residual_classes):
+        std = config.initializer_range / math.sqrt(2 * config.n_layer)
+        nn.init.normal_(module.c_proj.weight, mean=0.0, std=std)
 
 
 class CausalSelfAttention(nn.Module):
@@ -229,18 +220,17 @@ class GPT2WithMemoriaPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """GPT-2's initialisation: normal(0, initializer_range), residual projections scaled by 1/sqrt(2 n_layer)."""
         super()._init_weights(module)
-        if isinstance(module, (CausalSelfAttention, MemoryCrossAttention, MLP)):
-            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
-            nn.init.normal_(module.c_proj.weight, mean=0.0, std=std)
+        gpt2_init_weights(self.config, module, (CausalSelfAttention, MemoryCrossAttention, MLP))
 
 
-class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel):
+class GPT2WithMemoriaModel(MemoriaModelMixin, GPT2WithMemoriaPreTrainedModel):
     """The Memoria Transformer's body: embeddings, blocks, final LayerNorm, the Abstractor and Memoria.
 
     Memory persists across calls; reset it with :meth:`reset_memory` before a new batch of samples.
     """
 
     memory_attributes = ("memoria", "_previous_hidden", "_stale_rows", "_segments_since_reset")
+    _input_embed_layer = "wte"
 
     def __init__(self, config: GPT2WithMemoriaConfig) -> None:
         config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
@@ -255,64 +245,41 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
             if config.memoria_num_memories is not None
             else None
         )
-        self.memoria = Memoria(
-            num_reminded_stm=config.memoria_num_reminded_stm,
-            stm_capacity=config.memoria_stm_capacity,
-            ltm_search_depth=config.memoria_ltm_search_depth,
-            initial_lifespan=config.memoria_initial_lifespan,
-            num_final_ltms=config.memoria_num_reminded_ltm,
-            device=config.memoria_device,
-            mode=config.memoria_mode,
-            keep_history=config.memoria_keep_history,
-        )
+        self.memoria = config.build_memoria(keep_history=config.memoria_keep_history)
         self._previous_hidden: Optional[torch.Tensor] = None  # [B, L, D], detached
         self._stale_rows: Optional[torch.Tensor] = None  # [B] bool: rows reset since the previous segment
         self._segments_since_reset = 0
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.wte
+    @property
+    def memory_rows(self) -> Optional[int]:
+        """Rows the memory holds, or None while it is empty."""
+        return None if self._previous_hidden is None else self._previous_hidden.size(0)
 
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.wte = embeddings
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets the engrams and the previous segment, for every row or only for ``rows``.
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        if rows is None or self._previous_hidden is None:
-            self.memoria.reset_memory()
+    def forget_model_state(self, rows: Optional[torch.Tensor]) -> None:
+        """Forgets the previous segment, or masks the chosen rows' part of it in the next segment."""
+        if rows is None:
             self._previous_hidden = None
             self._stale_rows = None
-            self._segments_since_reset = 0
-            return
-        stale = torch.zeros(self._previous_hidden.size(0), dtype=torch.bool, device=self._previous_hidden.device)
-        stale[rows.to(stale.device)] = True
-        self._stale_rows = stale if self._stale_rows is None else self._stale_rows | stale
-        self.memoria.reset_memory(stale)
+        else:
+            self._stale_rows = rows if self._stale_rows is None else self._stale_rows | rows
 
-    def forward(self, input_ids: torch.LongTensor) -> GPT2WithMemoriaModelOutput:
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> GPT2WithMemoriaOutput:
         """Runs the next segment of every row, reading from and writing to memory.
 
         Args:
             input_ids: token ids shaped [BatchSize, SegmentLength]; SegmentLength at most ``n_positions``.
+            attention_mask: None, or all ones shaped [BatchSize, SegmentLength]: this model does not take padding.
 
         Returns:
             the final hidden states, the reminded indices and the lifespan they earned.
         """
+        check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, "n_positions")
+        check_attention_mask(attention_mask, input_ids, takes_padding=False)
+        self.start_segment(input_ids)
         batch_size, length = input_ids.shape
-        if self._previous_hidden is not None and self._previous_hidden.size(0) != batch_size:
-            raise ValueError(
-                f"the memory holds {self._previous_hidden.size(0)} rows but the segment has {batch_size}; "
-                "call reset_memory() before a batch of another size"
-            )
-        if (
-            self.config.memoria_reset_period is not None
-            and self._segments_since_reset >= self.config.memoria_reset_period
-        ):
-            self.reset_memory()
 
         hidden = self.drop(self.wte(input_ids) + self.wpe(torch.arange(length, device=input_ids.device)))
         working_memory, working_memory_mask = self._make_working_memory(batch_size, hidden)
@@ -331,8 +298,8 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
         if working_memory.size(1) > 0:
             self.memoria.adjust_lifespan_and_memories(reminded_indices, lifespan_delta)
         self._previous_hidden = hidden.detach()
-        self._segments_since_reset += 1
-        return GPT2WithMemoriaModelOutput(
+        self.end_segment()
+        return GPT2WithMemoriaOutput(
             last_hidden_state=hidden, reminded_indices=reminded_indices, lifespan_delta=lifespan_delta
         )
 
@@ -403,48 +370,10 @@ class GPT2WithMemoriaModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel
         return share * num_reminded * self.config.memoria_lifespan_extend_scale
 
 
-class GPT2WithMemoriaLMHeadModel(GPT2WithMemoriaPreTrainedModel, SegmentRecurrentModel):
-    """The Memoria Transformer with a language-model head tied to the token embeddings."""
+class GPT2WithMemoriaLMHeadModel(SegmentLMHeadMixin, GPT2WithMemoriaPreTrainedModel):
+    """The Memoria Transformer with a language-model head tied to the token embeddings; takes ``labels`` and
+    generates as :mod:`experiment.models.heads` describes (Memoria's engrams are restored after ``generate``)."""
 
-    memory_attributes = ("transformer",)
-
+    body_class = GPT2WithMemoriaModel
+    output_class = GPT2WithMemoriaOutput
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
-
-    def __init__(self, config: GPT2WithMemoriaConfig) -> None:
-        super().__init__(config)
-        self.transformer = GPT2WithMemoriaModel(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.post_init()
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets the engrams and the previous segment, for every row or only for ``rows``.
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        self.transformer.reset_memory(rows)
-
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> GPT2WithMemoriaCausalLMOutput:
-        """Runs the next segment and scores the next token at every position.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength].
-            attention_mask: None, or all ones shaped [BatchSize, SegmentLength]: this model does not take padding.
-
-        Returns:
-            logits shaped [BatchSize, SegmentLength, VocabSize], with the body's outputs.
-        """
-        if attention_mask is not None and (attention_mask.shape != input_ids.shape or not bool(attention_mask.all())):
-            raise ValueError(
-                f"attention_mask must be None or all ones shaped like input_ids {tuple(input_ids.shape)}; "
-                f"got shape {tuple(attention_mask.shape)}: this model does not take padding"
-            )
-        body = self.transformer(input_ids)
-        return GPT2WithMemoriaCausalLMOutput(
-            logits=self.lm_head(body.last_hidden_state),
-            last_hidden_state=body.last_hidden_state,
-            reminded_indices=body.reminded_indices,
-            lifespan_delta=body.lifespan_delta,
-        )

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import torch
 
+from ..inputs import Rows, rows_to_mask
 from .configuration_infinity_former import InfinityFormerConfig
 from .continuous_signal import GaussianBasis, attention_histogram, even_positions, sample_positions
 
@@ -53,16 +54,16 @@ class InfinityFormerMemory:
                 return rows.numel()
         return None
 
-    def forget_rows(self, rows: torch.Tensor) -> None:
+    def forget_rows(self, rows: Rows) -> None:
         """Forgets the chosen rows exactly: their coefficients become zero and their memories invalid.
 
         Args:
             rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize].
         """
-        batch_size = self.batch_size
-        if batch_size is None:
+        held = self.short_term_valid if self.short_term_valid is not None else self.has_long_term
+        chosen = rows_to_mask(rows, self.batch_size, None if held is None else held.device)
+        if chosen is None:
             return
-        chosen = row_mask(rows, batch_size, self.short_term_valid.device if self.short_term_valid is not None else None)
         if self.short_term_valid is not None:
             self.short_term_valid = self.short_term_valid & ~chosen
         if self.has_long_term is not None:
@@ -149,26 +150,3 @@ def updated_long_term(
     continued = basis.fit(torch.cat([old, incoming.float()], dim=1), positions, config.ltm_ridge_penalty)
     updated = torch.where(has_long_term[:, None, None], continued, fresh)
     return torch.where(incoming_valid[:, None, None], updated, coefficients)
-
-
-def row_mask(rows: torch.Tensor, batch_size: int, device: Optional[torch.device]) -> torch.Tensor:
-    """The bool mask [BatchSize] of ``rows`` (indices [NumRows] or a bool mask [BatchSize]), checked.
-
-    Raises:
-        ValueError: when ``rows`` is neither a bool mask of length BatchSize nor indices in [-BatchSize, BatchSize).
-    """
-    rows = torch.as_tensor(rows)
-    if rows.numel() == 0 and rows.dim() == 1:
-        rows = rows.long()
-    if rows.dtype == torch.bool:
-        if rows.shape != (batch_size,):
-            raise ValueError(f"rows as a bool mask must be shaped [BatchSize] = [{batch_size}], got {list(rows.shape)}")
-        return rows.to(device)
-    if rows.dtype.is_floating_point or rows.dim() > 1:
-        raise ValueError(f"rows must be integer indices shaped [NumRows] or a bool mask, got {rows.dtype} {rows.shape}")
-    rows = rows.reshape(-1)
-    if rows.numel() and (rows.min() < -batch_size or rows.max() >= batch_size):
-        raise ValueError(f"rows must be indices in [-{batch_size}, {batch_size}), got {rows.tolist()}")
-    mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    mask[rows.to(mask.device)] = True
-    return mask

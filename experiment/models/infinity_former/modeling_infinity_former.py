@@ -16,48 +16,20 @@ Every memory is detached: gradients stop at segment boundaries but reach every p
 """
 
 import math
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.activations import ACT2FN
-from transformers.utils import ModelOutput
 
+from ..gpt2_with_memoria.modeling_gpt2_with_memoria import MLP, gpt2_init_weights
+from ..heads import SegmentLMHeadMixin, SegmentModelOutput
+from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_infinity_former import InfinityFormerConfig
 from .continuous_signal import GaussianBasis, kl_to_reference
 from .memory import BlockReadout, InfinityFormerMemory
-
-
-@dataclass
-class InfinityFormerModelOutput(ModelOutput):
-    """Output of one segment.
-
-    Args:
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
-        aux_loss: the weighted KL regulariser (scalar), zero while no row has a long-term memory.
-    """
-
-    last_hidden_state: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
-
-
-@dataclass
-class InfinityFormerCausalLMOutput(ModelOutput):
-    """Output of one segment with next-token logits.
-
-    Args:
-        logits: next-token scores shaped [BatchSize, SegmentLength, VocabSize].
-        aux_loss: the weighted KL regulariser (scalar), to be added to the task loss.
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
-    """
-
-    logits: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
-    last_hidden_state: Optional[torch.FloatTensor] = None
 
 
 class ShortTermSelfAttention(nn.Module):
@@ -171,22 +143,6 @@ class ContinuousAttention(nn.Module):
         return mu, variance.clamp_min(torch.finfo(variance.dtype).tiny)
 
 
-class MLP(nn.Module):
-    """GPT-2's position-wise feed-forward network."""
-
-    def __init__(self, config: InfinityFormerConfig) -> None:
-        super().__init__()
-        inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
-        self.c_fc = nn.Linear(config.n_embd, inner_dim)
-        self.act = ACT2FN[config.activation_function]
-        self.c_proj = nn.Linear(inner_dim, config.n_embd)
-        self.dropout = nn.Dropout(config.resid_pdrop)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Maps ``hidden`` shaped [BatchSize, SegmentLength, HiddenDim] to the same shape."""
-        return self.dropout(self.c_proj(self.act(self.c_fc(hidden))))
-
-
 class InfinityFormerBlock(nn.Module):
     """A GPT-2 block whose attention is short-term self-attention plus continuous long-term attention."""
 
@@ -237,11 +193,9 @@ class InfinityFormerPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["InfinityFormerBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        """GPT-2's initialisation: normal(0, initializer_range), residual projections scaled by 1/sqrt(2 n_layer)."""
+        """GPT-2's initialisation (see ``gpt2_init_weights``); the memory embedding drawn like an embedding."""
         super()._init_weights(module)
-        if isinstance(module, (ShortTermSelfAttention, ContinuousAttention, MLP)):
-            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
-            nn.init.normal_(module.c_proj.weight, mean=0.0, std=std)
+        gpt2_init_weights(self.config, module, (ShortTermSelfAttention, ContinuousAttention, MLP))
         if isinstance(module, ShortTermSelfAttention):
             nn.init.normal_(module.memory_embedding, mean=0.0, std=self.config.initializer_range)
 
@@ -254,6 +208,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
     """
 
     memory_attributes = ("memory",)
+    _input_embed_layer = "wte"
 
     def __init__(self, config: InfinityFormerConfig) -> None:
         super().__init__(config)
@@ -266,13 +221,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         self.memory = InfinityFormerMemory()
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.wte
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.wte = embeddings
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
+    def reset_memory(self, rows: Optional[Rows] = None) -> None:
         """Forgets both memories, for every row or only for ``rows`` (the other rows stay bit-identical).
 
         Args:
@@ -283,9 +232,7 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         else:
             self.memory.forget_rows(rows)
 
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> InfinityFormerModelOutput:
+    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None) -> SegmentModelOutput:
         """Runs the next segment of every row, reading from and then writing to memory.
 
         Args:
@@ -315,32 +262,13 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
 
         aux_loss = self._kl_regulariser(readouts, hidden)
         self.memory.write(readouts, self.basis, self.config)
-        return InfinityFormerModelOutput(last_hidden_state=hidden, aux_loss=aux_loss)
+        return SegmentModelOutput(last_hidden_state=hidden, aux_loss=aux_loss)
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> None:
         """Raises ValueError for inputs of the wrong shape, dtype or range, or of a batch size the memory lacks."""
-        if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32):
-            raise ValueError(
-                f"input_ids must be integer token ids shaped [BatchSize, SegmentLength], got {input_ids.dtype} "
-                f"{list(input_ids.shape)}"
-            )
-        batch_size, length = input_ids.shape
-        if not 0 < length <= self.config.n_positions:
-            raise ValueError(
-                f"input_ids' SegmentLength must be in [1, n_positions = {self.config.n_positions}], got {length}"
-            )
-        if input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size:
-            raise ValueError(f"input_ids must lie in [0, vocab_size = {self.config.vocab_size})")
-        if attention_mask is not None and (attention_mask.shape != input_ids.shape or not bool(attention_mask.all())):
-            raise ValueError(
-                f"attention_mask must be None or all ones shaped like input_ids {list(input_ids.shape)}: the "
-                "infinity-former does not support padding inside a segment"
-            )
-        if self.memory.batch_size is not None and self.memory.batch_size != batch_size:
-            raise ValueError(
-                f"the memory holds {self.memory.batch_size} rows but the segment has {batch_size}; "
-                "call reset_memory() before a batch of another size"
-            )
+        check_input_ids(input_ids, self.config.vocab_size, self.config.n_positions, "n_positions")
+        check_attention_mask(attention_mask, input_ids, takes_padding=False)
+        check_batch_size(self.memory.batch_size, input_ids)
 
     def _kl_regulariser(self, readouts: List[BlockReadout], hidden: torch.Tensor) -> torch.Tensor:
         """ltm_kl_weight times KL(N(mu, sigma^2) || N(mu, sigma_0^2)), averaged over the queries and heads of the
@@ -355,42 +283,9 @@ class InfinityFormerModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
         return self.config.ltm_kl_weight * total
 
 
-class InfinityFormerLMHeadModel(InfinityFormerPreTrainedModel, SegmentRecurrentModel):
-    """The infinity-former with a language-model head tied to the token embeddings."""
+class InfinityFormerLMHeadModel(SegmentLMHeadMixin, InfinityFormerPreTrainedModel):
+    """The infinity-former with a language-model head tied to the token embeddings; takes ``labels`` (``loss``
+    includes the KL regulariser) and generates as :mod:`experiment.models.heads` describes."""
 
-    memory_attributes = ("transformer",)
-
+    body_class = InfinityFormerModel
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
-
-    def __init__(self, config: InfinityFormerConfig) -> None:
-        super().__init__(config)
-        self.transformer = InfinityFormerModel(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.post_init()
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets both memories, for every row or only for ``rows`` (the other rows stay bit-identical).
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        self.transformer.reset_memory(rows)
-
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> InfinityFormerCausalLMOutput:
-        """Runs the next segment and scores the next token at every position.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength].
-            attention_mask: None or all ones shaped [BatchSize, SegmentLength].
-
-        Returns:
-            logits shaped [BatchSize, SegmentLength, VocabSize], the weighted KL regulariser and the hidden states.
-        """
-        body = self.transformer(input_ids, attention_mask=attention_mask)
-        return InfinityFormerCausalLMOutput(
-            logits=self.lm_head(body.last_hidden_state),
-            aux_loss=body.aux_loss,
-            last_hidden_state=body.last_hidden_state,
-        )

@@ -30,6 +30,7 @@ from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
+from transformers import RobertaConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertLayer, BertPooler, BertPreTrainedModel
 from transformers.models.roberta.modeling_roberta import (
     RobertaClassificationHead,
@@ -39,9 +40,11 @@ from transformers.models.roberta.modeling_roberta import (
 )
 from transformers.utils import ModelOutput
 
-from memoria import Abstractor, Memoria
+from memoria import Abstractor
 
-from ..segment_recurrent import SegmentRecurrentModel
+from ..heads import SegmentHeadMixin, check_class_labels
+from ..inputs import check_attention_mask, check_input_ids
+from ..with_memoria import MemoriaModelMixin
 from .configuration_memoria_bert import MemoriaBertConfig, MemoriaRobertaConfig
 
 
@@ -81,27 +84,26 @@ class MemoriaSequenceClassifierOutput(ModelOutput):
     lifespan_delta: Optional[torch.FloatTensor] = None
 
 
-def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], config) -> torch.Tensor:
     """The padding mask of a segment as bool [BatchSize, SegmentLength], rows of padding only made all True.
 
+    Args:
+        input_ids: token ids shaped [BatchSize, SegmentLength].
+        attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
+        config: the encoder's configuration (a BERT or RoBERTa one), for the vocabulary and the position table.
+
     Raises:
-        ValueError: naming the argument when ``input_ids`` is not a 2-D integer tensor or ``attention_mask`` is
-            not None or a 0/1 tensor of the same shape.
+        ValueError: naming the argument for token ids that are not an integer tensor [BatchSize, SegmentLength]
+            of ids in the vocabulary, a segment longer than the position table, or a mask that is not None or a
+            0/1 tensor of the same shape.
     """
-    if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-        raise ValueError(
-            f"input_ids must be integer token ids shaped [BatchSize, SegmentLength], got {input_ids.dtype} "
-            f"shaped {tuple(input_ids.shape)}"
-        )
-    if attention_mask is None:
+    # RoBERTa numbers positions from pad_token_id + 1
+    first_position = config.pad_token_id + 1 if isinstance(config, RobertaConfig) else 0
+    max_length = config.max_position_embeddings - first_position
+    check_input_ids(input_ids, config.vocab_size, max_length, "max_position_embeddings")
+    keep = check_attention_mask(attention_mask, input_ids)
+    if keep is None:
         return torch.ones_like(input_ids, dtype=torch.bool)
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask must be shaped like input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}"
-        )
-    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-    keep = attention_mask.bool()
     return keep | ~keep.any(dim=1, keepdim=True)
 
 
@@ -176,29 +178,8 @@ class MemoryRead(nn.Module):
         return hidden + read, weights
 
 
-class MemoriaEncoderMixin(SegmentRecurrentModel):
-    """The segment loop shared by Memoria BERT and Memoria RoBERTa (see the module docstring)."""
-
-    memory_attributes = ("memoria", "_memory_rows", "_segments_since_reset")
-
-    def _build_body(self, config, embeddings_class, layer_class) -> None:
-        self.embeddings = embeddings_class(config)
-        self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList([layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers)])
-        num_memory_layers = config.num_hidden_layers - config.memory_layer_index
-        self.memory_reads = nn.ModuleList([MemoryRead(config) for _ in range(num_memory_layers)])
-        self.abstractor = Abstractor(config.memoria_num_memories, config.hidden_size, config.intermediate_size)
-        self.memoria = Memoria(
-            num_reminded_stm=config.memoria_num_reminded_stm,
-            stm_capacity=config.memoria_stm_capacity,
-            ltm_search_depth=config.memoria_ltm_search_depth,
-            initial_lifespan=config.memoria_initial_lifespan,
-            num_final_ltms=config.memoria_num_reminded_ltm,
-            device=config.memoria_device,
-            mode=config.memoria_mode,
-        )
-        self._memory_rows: Optional[int] = None
-        self._segments_since_reset = 0
+class AbstractorLoadingMixin:
+    """Loading a plain encoder's checkpoint into a Memoria encoder, mixed in before its ``PreTrainedModel`` class."""
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -216,39 +197,68 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
                     module.query_embeddings.normal_(0.0, model.config.initializer_range)
         return (model, info) if output_loading_info else model
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
 
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = embeddings
+class MemoriaEncoderMixin(AbstractorLoadingMixin, MemoriaModelMixin):
+    """The segment loop shared by Memoria BERT and Memoria RoBERTa (see the module docstring)."""
 
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets the engrams of every row, or only of ``rows``.
+    memory_attributes = ("memoria", "_memory_rows", "_segments_since_reset")
+    _input_embed_layer = "word_embeddings"  # transformers finds it in self.embeddings
+
+    embeddings_class: type
+    layer_class: type
+    pooler_class: Optional[type] = None
+
+    def __init__(self, config) -> None:
+        config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
+        super().__init__(config)
+        self._build_body(config, self.embeddings_class, self.layer_class)
+        self.pooler = None if self.pooler_class is None else self.pooler_class(config)
+        self.post_init()
+
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> MemoriaEncoderOutput:
+        """Runs the next segment of every row, reading from and writing to memory.
 
         Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
+            input_ids: token ids shaped [BatchSize, SegmentLength] (at most the position table's length).
+            attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
+
+        Returns:
+            the final hidden states, the pooled first token (BERT only), the reminded indices and their lifespan.
         """
-        if rows is None or self._memory_rows is None:
-            self.memoria.reset_memory()
+        hidden, indices, delta = self._encode(input_ids, attention_mask)
+        pooled = None if self.pooler is None else self.pooler(hidden)
+        return MemoriaEncoderOutput(hidden, pooled, indices, delta)
+
+    def _build_body(self, config, embeddings_class, layer_class) -> None:
+        self.embeddings = embeddings_class(config)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers)])
+        num_memory_layers = config.num_hidden_layers - config.memory_layer_index
+        self.memory_reads = nn.ModuleList([MemoryRead(config) for _ in range(num_memory_layers)])
+        self.abstractor = Abstractor(config.memoria_num_memories, config.hidden_size, config.intermediate_size)
+        self.memoria = config.build_memoria()
+        self._memory_rows: Optional[int] = None
+        self._segments_since_reset = 0
+
+    @property
+    def memory_rows(self) -> Optional[int]:
+        """Rows the memory holds, or None while it is empty."""
+        return self._memory_rows
+
+    def forget_model_state(self, rows: Optional[torch.Tensor]) -> None:
+        """Forgets the number of rows held on a full reset (Memoria holds everything else)."""
+        if rows is None:
             self._memory_rows = None
-            self._segments_since_reset = 0
-            return
-        self.memoria.reset_memory(rows)
 
     def _encode(
         self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Runs one segment; returns the final hidden states, the reminded indices and their lifespan delta."""
-        keep = check_segment(input_ids, attention_mask)  # [B, L]
+        keep = check_segment(input_ids, attention_mask, self.config)  # [B, L]
+        self.start_segment(input_ids)
         batch_size = input_ids.size(0)
-        if self._memory_rows is not None and self._memory_rows != batch_size:
-            raise ValueError(
-                f"the memory holds {self._memory_rows} rows but the segment has {batch_size}; "
-                "call reset_memory() before a batch of another size"
-            )
-        period = self.config.memoria_reset_period
-        if period is not None and self._segments_since_reset >= period:
-            self.reset_memory()
 
         hidden = self.embeddings(input_ids=input_ids)  # [B, L, D]
         additive = (~keep)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min  # [B, 1, 1, L]
@@ -272,7 +282,7 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
         lifespan_delta = self._lifespan_delta(weights, keep, reminded_mask)
         self.memoria.adjust_lifespan_and_memories(indices, lifespan_delta)
         self._memory_rows = batch_size
-        self._segments_since_reset += 1
+        self.end_segment()
         return hidden, indices, lifespan_delta
 
     @torch.no_grad()
@@ -295,36 +305,33 @@ class MemoriaEncoderMixin(SegmentRecurrentModel):
         return attention * reminded_mask * reminded_mask.size(1) * self.config.memoria_lifespan_extend_scale
 
 
+class MemoriaClassifierMixin(AbstractorLoadingMixin, SegmentHeadMixin):
+    """A Memoria encoder (the base model) with the encoder's classification head: ``logits`` shaped
+    [BatchSize, NumLabels] per segment; ``labels`` (class ids shaped [BatchSize]) give the cross entropy; the body's
+    reminded indices and lifespan delta come along. The model class sets :meth:`head_logits`."""
+
+    output_class = MemoriaSequenceClassifierOutput
+
+    def check_labels(self, labels: Optional[torch.Tensor], input_ids: torch.Tensor) -> None:
+        """Raises ValueError unless ``labels`` is None or class ids shaped [BatchSize]."""
+        check_class_labels(labels, input_ids)
+
+    def head_loss(self, logits: torch.Tensor, labels: torch.Tensor, body: ModelOutput) -> torch.Tensor:
+        """The cross entropy of the class scores against ``labels`` shaped [BatchSize]."""
+        return nn.functional.cross_entropy(logits.float(), labels)
+
+
 class MemoriaBertModel(MemoriaEncoderMixin, BertPreTrainedModel):
     """Memoria BERT's body: BERT's embeddings, layers and pooler, the Abstractor, the memory reads and Memoria."""
 
     config_class = MemoriaBertConfig
-
-    def __init__(self, config: MemoriaBertConfig) -> None:
-        config.validate()  # fields set after construction (from_pretrained's keyword arguments) are checked here
-        super().__init__(config)
-        self._build_body(config, BertEmbeddings, BertLayer)
-        self.pooler = BertPooler(config)
-        self.post_init()
-
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> MemoriaEncoderOutput:
-        """Runs the next segment of every row, reading from and writing to memory.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength] (at most ``max_position_embeddings``).
-            attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
-        """
-        hidden, indices, delta = self._encode(input_ids, attention_mask)
-        return MemoriaEncoderOutput(hidden, self.pooler(hidden), indices, delta)
+    embeddings_class, layer_class, pooler_class = BertEmbeddings, BertLayer, BertPooler
 
 
-class MemoriaBertForSequenceClassification(MemoriaEncoderMixin, BertPreTrainedModel):
+class MemoriaBertForSequenceClassification(MemoriaClassifierMixin, BertPreTrainedModel):
     """Memoria BERT with BERT's sequence-classification head (dropout and a linear layer on the pooled [CLS])."""
 
     config_class = MemoriaBertConfig
-
     memory_attributes = ("bert",)
 
     def __init__(self, config: MemoriaBertConfig) -> None:
@@ -335,61 +342,22 @@ class MemoriaBertForSequenceClassification(MemoriaEncoderMixin, BertPreTrainedMo
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.bert.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.bert.set_input_embeddings(embeddings)
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
-        self.bert.reset_memory(rows)
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-    ) -> MemoriaSequenceClassifierOutput:
-        """Runs the next segment and scores the classes from it.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength].
-            attention_mask: 1 for tokens, 0 for padding, shaped [BatchSize, SegmentLength]; None: no padding.
-            labels: optional class ids shaped [BatchSize] for ``loss``.
-
-        Returns:
-            logits shaped [BatchSize, NumLabels], with the body's reminded indices and lifespan delta.
-        """
-        body = self.bert(input_ids, attention_mask)
-        logits = self.classifier(self.dropout(body.pooler_output))
-        return _classifier_output(logits, labels, body)
+    def head_logits(self, body: MemoriaEncoderOutput) -> torch.Tensor:
+        """Dropout and the linear classifier on the pooled [CLS]."""
+        return self.classifier(self.dropout(body.pooler_output))
 
 
 class MemoriaRobertaModel(MemoriaEncoderMixin, RobertaPreTrainedModel):
     """Memoria RoBERTa's body: RoBERTa's embeddings and layers, the Abstractor, the memory reads and Memoria."""
 
     config_class = MemoriaRobertaConfig
-
-    def __init__(self, config: MemoriaRobertaConfig) -> None:
-        config.validate()
-        super().__init__(config)
-        self._build_body(config, RobertaEmbeddings, RobertaLayer)
-        self.post_init()
-
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> MemoriaEncoderOutput:
-        """Runs the next segment of every row, reading from and writing to memory (arguments as Memoria BERT's)."""
-        hidden, indices, delta = self._encode(input_ids, attention_mask)
-        return MemoriaEncoderOutput(hidden, None, indices, delta)
+    embeddings_class, layer_class = RobertaEmbeddings, RobertaLayer
 
 
-class MemoriaRobertaForSequenceClassification(MemoriaEncoderMixin, RobertaPreTrainedModel):
+class MemoriaRobertaForSequenceClassification(MemoriaClassifierMixin, RobertaPreTrainedModel):
     """Memoria RoBERTa with RoBERTa's classification head (dense, tanh, dense on the first token <s>)."""
 
     config_class = MemoriaRobertaConfig
-
     memory_attributes = ("roberta",)
 
     def __init__(self, config: MemoriaRobertaConfig) -> None:
@@ -398,31 +366,6 @@ class MemoriaRobertaForSequenceClassification(MemoriaEncoderMixin, RobertaPreTra
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.roberta.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.roberta.set_input_embeddings(embeddings)
-
-    def reset_memory(self, rows: Optional[torch.Tensor] = None) -> None:
-        """Forgets the engrams of every row, or only of ``rows`` (indices [NumRows] or a bool mask [BatchSize])."""
-        self.roberta.reset_memory(rows)
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-    ) -> MemoriaSequenceClassifierOutput:
-        """Runs the next segment and scores the classes from it (arguments and output as Memoria BERT's)."""
-        body = self.roberta(input_ids, attention_mask)
-        return _classifier_output(self.classifier(body.last_hidden_state), labels, body)
-
-
-def _classifier_output(
-    logits: torch.Tensor, labels: Optional[torch.Tensor], body: MemoriaEncoderOutput
-) -> MemoriaSequenceClassifierOutput:
-    loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
-    return MemoriaSequenceClassifierOutput(
-        loss=loss, logits=logits, reminded_indices=body.reminded_indices, lifespan_delta=body.lifespan_delta
-    )
+    def head_logits(self, body: MemoriaEncoderOutput) -> torch.Tensor:
+        """RoBERTa's classification head on the final hidden states (it reads the first token <s>)."""
+        return self.classifier(body.last_hidden_state)

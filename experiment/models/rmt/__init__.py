@@ -1,27 +1,7 @@
 """The Recurrent Memory Transformer baseline, registered with transformers' Auto classes as ``memoria_rmt``."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
-
+from ..registration import register
 from .configuration_rmt import RMTConfig
-from .modeling_rmt import (
-    RMTCausalLMOutput,
-    RMTForCausalLM,
-    RMTMemoryState,
-    RMTModel,
-    RMTModelOutput,
-    RMTPreTrainedModel,
-)
+from .modeling_rmt import RMTForCausalLM, RMTModel
 
-AutoConfig.register(RMTConfig.model_type, RMTConfig)
-AutoModel.register(RMTConfig, RMTModel)
-AutoModelForCausalLM.register(RMTConfig, RMTForCausalLM)
-
-__all__ = [
-    "RMTCausalLMOutput",
-    "RMTConfig",
-    "RMTForCausalLM",
-    "RMTMemoryState",
-    "RMTModel",
-    "RMTModelOutput",
-    "RMTPreTrainedModel",
-]
+register(RMTConfig, RMTModel, causal_lm_class=RMTForCausalLM)

@@ -8,19 +8,18 @@ memories.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from recurrent_memory_transformer_pytorch import RecurrentMemoryTransformer
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..heads import SegmentCausalLMMixin
+from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_rmt import RMTConfig
-
-Rows = Union[torch.Tensor, Sequence[int]]
 
 
 @dataclass
@@ -36,23 +35,6 @@ class RMTModelOutput(ModelOutput):
 
     last_hidden_state: Optional[torch.FloatTensor] = None
     logits: Optional[torch.FloatTensor] = None
-
-
-@dataclass
-class RMTCausalLMOutput(ModelOutput):
-    """Output of :class:`RMTForCausalLM`.
-
-    Attributes:
-        loss: next-token cross entropy within the segment, when ``labels`` were given.
-        logits: shaped [BatchSize, SegmentLength, VocabSize].
-        aux_loss: always None: the RMT has no auxiliary loss.
-        last_hidden_state: shaped [BatchSize, SegmentLength, HiddenDim].
-    """
-
-    loss: Optional[torch.FloatTensor] = None
-    logits: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
-    last_hidden_state: Optional[torch.FloatTensor] = None
 
 
 @dataclass
@@ -155,15 +137,12 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             rows: None for every row, or row indices (a list or an integer tensor shaped [NumRows]) or a bool mask
                 shaped [BatchSize].
         """
-        if rows is None:
+        state = self.state
+        chosen = None if rows is None else rows_to_mask(rows, self.memory_rows, self.device)  # [B]
+        if chosen is None:
             self.state = None
             self._attached_boundaries = 0
             return
-        if self.state is None:
-            _rows_to_mask(rows, None, torch.device("cpu"))
-            return
-        state = self.state
-        chosen = _rows_to_mask(rows, state.batch_size, state.read_memories.device)  # [B]
         xl_memories = state.xl_memories
         if xl_memories is not None:
             xl_memories = [torch.where(chosen[None, :, None, None, None], 0.0, xl) for xl in xl_memories]
@@ -173,6 +152,11 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             has_xl=state.has_xl & ~chosen,
             ended=state.ended & ~chosen,
         )
+
+    @property
+    def memory_rows(self) -> Optional[int]:
+        """Rows the memory holds, or None while it is empty."""
+        return None if self.state is None else self.state.batch_size
 
     def detach_memory(self) -> None:
         """Cuts the graph behind the carried memory now, e.g. after a backward pass over part of a stream."""
@@ -195,8 +179,9 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             :class:`RMTModelOutput` with ``last_hidden_state`` [BatchSize, SegmentLength, HiddenDim] and ``logits``
             [BatchSize, SegmentLength, VocabSize].
         """
-        _check_input_ids(input_ids, self.config)
-        mask = _check_attention_mask(attention_mask, input_ids)
+        check_input_ids(input_ids, self.config.vocab_size, self.config.max_segment_length, "max_segment_length")
+        mask = check_attention_mask(attention_mask, input_ids)
+        check_batch_size(self.memory_rows, input_ids)
         state = self._state_for(input_ids)
         _check_ended_rows(state, mask)
         result = self._run_rows(input_ids, mask, state)
@@ -213,11 +198,6 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
                 xl_memories=None,
                 has_xl=torch.zeros(batch_size, dtype=torch.bool, device=weight.device),
                 ended=torch.zeros(batch_size, dtype=torch.bool, device=weight.device),
-            )
-        if self.state.batch_size != batch_size:
-            raise ValueError(
-                f"input_ids has batch size {batch_size} but the memory holds {self.state.batch_size} rows; "
-                "call reset_memory() before changing the batch size"
             )
         if self.state.read_memories.device != input_ids.device:
             raise ValueError(
@@ -283,8 +263,9 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
         )
 
 
-class RMTForCausalLM(RMTPreTrainedModel, SegmentRecurrentModel):
-    """The RMT as a segment-recurrent causal language model (the core's output layer is the LM head)."""
+class RMTForCausalLM(SegmentCausalLMMixin, RMTPreTrainedModel):
+    """The RMT as a segment-recurrent causal language model (the core's output layer is the LM head); takes
+    ``labels`` and generates as :mod:`experiment.models.heads` describes; ``aux_loss`` is always None."""
 
     memory_attributes = ("rmt",)
 
@@ -293,46 +274,13 @@ class RMTForCausalLM(RMTPreTrainedModel, SegmentRecurrentModel):
         self.rmt = RMTModel(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.rmt.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.rmt.set_input_embeddings(embeddings)
-
-    def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forgets the memory of every row or of the chosen rows; see :meth:`RMTModel.reset_memory`."""
-        self.rmt.reset_memory(rows)
+    def head_logits(self, body: RMTModelOutput) -> torch.Tensor:
+        """The core's own logits, shaped [BatchSize, SegmentLength, VocabSize]."""
+        return body.logits
 
     def detach_memory(self) -> None:
         """Cuts the graph behind the carried memory; see :meth:`RMTModel.detach_memory`."""
         self.rmt.detach_memory()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-    ) -> RMTCausalLMOutput:
-        """Runs the next segment of every row's stream.
-
-        Args:
-            input_ids: shaped [BatchSize, SegmentLength]; see :meth:`RMTModel.forward`.
-            attention_mask: None or shaped [BatchSize, SegmentLength], 0 on padding; see :meth:`RMTModel.forward`.
-            labels: None, or token ids shaped [BatchSize, SegmentLength] (-100 ignored): the loss is the cross
-                entropy of the logits at position t against the label at t + 1, within the segment.
-
-        Returns:
-            :class:`RMTCausalLMOutput` with ``logits`` [BatchSize, SegmentLength, VocabSize].
-        """
-        if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape):
-            shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-            raise ValueError(f"labels must be a tensor shaped like input_ids {tuple(input_ids.shape)}, got {shape}")
-        output = self.rmt(input_ids=input_ids, attention_mask=attention_mask)
-        loss = None
-        if labels is not None:
-            shifted_logits = output.logits[:, :-1].flatten(0, 1)  # [B * (L - 1), V]
-            loss = F.cross_entropy(shifted_logits.float(), labels[:, 1:].flatten(), ignore_index=-100)
-        return RMTCausalLMOutput(loss=loss, logits=output.logits, last_hidden_state=output.last_hidden_state)
 
 
 def _merge_rows(
@@ -366,62 +314,3 @@ def _check_ended_rows(state: RMTMemoryState, mask: Optional[torch.Tensor]) -> No
             f"rows {rows} had padding in an earlier segment, so their stream has ended; call "
             "reset_memory(rows) before giving them new tokens, or mask them out entirely"
         )
-
-
-def _check_input_ids(input_ids: torch.Tensor, config: RMTConfig) -> None:
-    """Raises ValueError unless ``input_ids`` is an integer tensor [BatchSize, SegmentLength] of valid ids."""
-    if not isinstance(input_ids, torch.Tensor):
-        raise ValueError(f"input_ids must be a tensor shaped [BatchSize, SegmentLength], got {type(input_ids)}")
-    if input_ids.dim() != 2 or input_ids.size(0) == 0 or input_ids.size(1) == 0:
-        raise ValueError(f"input_ids must be shaped [BatchSize, SegmentLength], got {tuple(input_ids.shape)}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    if input_ids.size(1) > config.max_segment_length:
-        raise ValueError(
-            f"input_ids has {input_ids.size(1)} tokens per segment, more than max_segment_length "
-            f"{config.max_segment_length}"
-        )
-    low, high = int(input_ids.min()), int(input_ids.max())
-    if low < 0 or high >= config.vocab_size:
-        raise ValueError(f"input_ids must lie in [0, {config.vocab_size}), got values in [{low}, {high}]")
-
-
-def _check_attention_mask(attention_mask: Optional[torch.Tensor], input_ids: torch.Tensor) -> Optional[torch.Tensor]:
-    """``attention_mask`` as bool [BatchSize, SegmentLength] (True on tokens), or None; raises on a bad mask."""
-    if attention_mask is None:
-        return None
-    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-        shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
-        raise ValueError(f"attention_mask must be shaped like input_ids {tuple(input_ids.shape)}, got {shape}")
-    if attention_mask.device != input_ids.device:
-        raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
-    if attention_mask.dtype.is_floating_point or attention_mask.dtype.is_complex:
-        raise ValueError(f"attention_mask must be bool or 0/1 integers, got dtype {attention_mask.dtype}")
-    if attention_mask.dtype != torch.bool and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-        raise ValueError("attention_mask must hold only 0 and 1")
-    return attention_mask.bool()
-
-
-def _rows_to_mask(rows: Rows, batch_size: Optional[int], device: torch.device) -> torch.Tensor:
-    """Chosen rows as a bool mask [BatchSize]; raises on indices out of range or a mask of the wrong size.
-
-    With ``batch_size`` None (nothing is carried yet) the rows are only checked for their type.
-    """
-    if not isinstance(rows, torch.Tensor):
-        rows = torch.as_tensor(list(rows), dtype=None if len(rows) else torch.long)
-    rows = rows.to(device)
-    if rows.dim() != 1:
-        raise ValueError(f"rows must be indices shaped [NumRows] or a bool mask [BatchSize], got {tuple(rows.shape)}")
-    if rows.dtype == torch.bool:
-        if batch_size is not None and rows.numel() != batch_size:
-            raise ValueError(f"a bool rows mask must be shaped [BatchSize={batch_size}], got {tuple(rows.shape)}")
-        return rows
-    if rows.dtype.is_floating_point or rows.dtype.is_complex:
-        raise ValueError(f"rows must be integer indices or a bool mask, got dtype {rows.dtype}")
-    if batch_size is None:
-        return rows.bool()
-    if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= batch_size):
-        raise ValueError(f"rows must be indices in [0, {batch_size}), got {rows.tolist()}")
-    mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    mask[rows.long()] = True
-    return mask

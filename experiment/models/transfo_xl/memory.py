@@ -5,37 +5,9 @@ The mask says which slots are real; slots that are not real hold zeros, so nothi
 padded position, an earlier sample) can leak through an attention weight of zero.
 """
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import torch
-
-Rows = Union[torch.Tensor, Sequence[int]]
-
-
-def rows_to_mask(rows: Rows, batch_size: int, device: torch.device) -> torch.Tensor:
-    """A bool mask shaped [BatchSize] from row indices or from a bool mask.
-
-    Args:
-        rows: row indices shaped [NumRows] (a tensor or a list of ints), or a bool mask shaped [BatchSize].
-        batch_size: the number of rows the memory holds.
-        device: where the mask should live.
-
-    Raises:
-        ValueError: when an index is out of range or a bool mask has the wrong shape.
-    """
-    rows = torch.as_tensor(rows, device=device)
-    if rows.dtype == torch.bool:
-        if rows.shape != (batch_size,):
-            raise ValueError(f"rows as a bool mask must be shaped [BatchSize] = [{batch_size}], got {list(rows.shape)}")
-        return rows
-    if rows.dtype.is_floating_point or rows.dtype.is_complex or rows.dim() > 1:
-        raise ValueError(f"rows must be integer indices shaped [NumRows] or a bool mask, got {rows.dtype} {rows.shape}")
-    rows = rows.reshape(-1).long()
-    if rows.numel() > 0 and (rows.min() < 0 or rows.max() >= batch_size):
-        raise ValueError(f"rows must be indices in [0, {batch_size}), got {rows.tolist()}")
-    mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    mask[rows] = True
-    return mask
 
 
 class SegmentMemory:

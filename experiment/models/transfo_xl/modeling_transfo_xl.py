@@ -11,46 +11,17 @@ Gradients stop at segment boundaries, as in the paper. The memory lives in the m
 eval mode alike, until :meth:`TransfoXLModel.reset_memory`.
 """
 
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
-from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
 from x_transformers import Decoder, TransformerWrapper
 
+from ..heads import SegmentLMHeadMixin, SegmentModelOutput
+from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
 from ..segment_recurrent import SegmentRecurrentModel
 from .configuration_transfo_xl import TransfoXLConfig
-from .memory import Rows, SegmentMemory, rows_to_mask
-
-
-@dataclass
-class TransfoXLModelOutput(ModelOutput):
-    """Output of one segment.
-
-    Args:
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
-        aux_loss: the weighted auxiliary training loss as a scalar tensor; None for Transformer-XL.
-    """
-
-    last_hidden_state: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
-
-
-@dataclass
-class TransfoXLCausalLMOutput(ModelOutput):
-    """Output of one segment with next-token logits.
-
-    Args:
-        logits: next-token scores shaped [BatchSize, SegmentLength, VocabSize].
-        last_hidden_state: final hidden states shaped [BatchSize, SegmentLength, HiddenDim].
-        aux_loss: the weighted auxiliary training loss as a scalar tensor; None for Transformer-XL.
-    """
-
-    logits: Optional[torch.FloatTensor] = None
-    last_hidden_state: Optional[torch.FloatTensor] = None
-    aux_loss: Optional[torch.FloatTensor] = None
+from .memory import SegmentMemory
 
 
 def build_decoder(config: TransfoXLConfig) -> TransformerWrapper:
@@ -102,34 +73,10 @@ def check_segment(
     Raises:
         ValueError: naming the argument and what was expected.
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
-        got = f"{input_ids.dtype} {list(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) else type(input_ids)
-        raise ValueError(f"input_ids must be an integer tensor shaped [BatchSize, SegmentLength], got {got}")
-    batch_size, length = input_ids.shape
-    if batch_size == 0:
-        raise ValueError("input_ids must hold at least one row, got BatchSize 0")
-    if length == 0 or length > config.n_positions:
-        raise ValueError(f"input_ids' SegmentLength must be in [1, n_positions = {config.n_positions}], got {length}")
-    if input_ids.min() < 0 or input_ids.max() >= config.vocab_size:
-        raise ValueError(
-            f"input_ids must be in [0, vocab_size = {config.vocab_size}), got {input_ids.min().item()}..{input_ids.max().item()}"
-        )
-    if memory_rows is not None and memory_rows != batch_size:
-        raise ValueError(
-            f"the memory holds {memory_rows} rows but input_ids has {batch_size}; call reset_memory() before a batch "
-            "of another size"
-        )
-    if attention_mask is None:
-        return torch.ones_like(input_ids, dtype=torch.bool)
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask must be shaped like input_ids {list(input_ids.shape)}, got {list(attention_mask.shape)}"
-        )
-    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
-        raise ValueError("attention_mask must hold only 0 and 1 (or be bool)")
-    if attention_mask.device != input_ids.device:
-        raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
-    return attention_mask.bool()
+    check_input_ids(input_ids, config.vocab_size, config.n_positions, "n_positions")
+    check_batch_size(memory_rows, input_ids)
+    mask = check_attention_mask(attention_mask, input_ids)
+    return torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask
 
 
 class TransfoXLPreTrainedModel(PreTrainedModel):
@@ -158,10 +105,10 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
         """Creates the memory and whatever modules maintain it (none for Transformer-XL)."""
         self.memory = SegmentMemory(config.mem_len)
 
-    def get_input_embeddings(self) -> nn.Embedding:
+    def get_input_embeddings(self) -> torch.nn.Embedding:
         return self.decoder.token_emb.emb
 
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+    def set_input_embeddings(self, embeddings: torch.nn.Embedding) -> None:
         self.decoder.token_emb.emb = embeddings
 
     @property
@@ -175,10 +122,7 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
         Args:
             rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
         """
-        if rows is None or self.memory_rows is None:
-            self.forget(None)
-            return
-        self.forget(rows_to_mask(rows, self.memory_rows, self.device))
+        self.forget(None if rows is None else rows_to_mask(rows, self.memory_rows, self.device))
 
     def forget(self, rows: Optional[torch.Tensor]) -> None:
         """Empties the memory of every row, or of the rows where ``rows`` (bool, [BatchSize]) is True."""
@@ -221,9 +165,7 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
                 f"but the model is {self.dtype}: keep it float32 and use torch.autocast for lower precision"
             )
 
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> TransfoXLModelOutput:
+    def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None) -> SegmentModelOutput:
         """Runs the next segment of every row, reading from and writing to memory.
 
         Args:
@@ -248,55 +190,12 @@ class TransfoXLModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
         )
         layer_inputs = torch.stack(intermediates.hiddens[: self.config.n_layer])  # [N, B, L, D]
         aux_loss = self.remember(layer_inputs, valid)
-        return TransfoXLModelOutput(last_hidden_state=hidden, aux_loss=aux_loss)
+        return SegmentModelOutput(last_hidden_state=hidden, aux_loss=aux_loss)
 
 
-class TransfoXLLMHeadModel(TransfoXLPreTrainedModel, SegmentRecurrentModel):
-    """Transformer-XL with a language-model head (tied to the token embeddings unless configured otherwise)."""
-
-    memory_attributes = ("transformer",)
+class TransfoXLLMHeadModel(SegmentLMHeadMixin, TransfoXLPreTrainedModel):
+    """Transformer-XL with a language-model head (tied to the token embeddings unless configured otherwise); takes
+    ``labels`` and generates as :mod:`experiment.models.heads` describes."""
 
     body_class = TransfoXLModel
     _tied_weights_keys = {"lm_head.weight": "transformer.decoder.token_emb.emb.weight"}
-
-    def __init__(self, config: TransfoXLConfig) -> None:
-        super().__init__(config)
-        self.transformer = self.body_class(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.get_input_embeddings()
-
-    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        self.transformer.set_input_embeddings(embeddings)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def reset_memory(self, rows: Optional[Rows] = None) -> None:
-        """Forgets every row's memory, or only the chosen rows' (the others stay bit-identical).
-
-        Args:
-            rows: row indices shaped [NumRows] or a bool mask shaped [BatchSize]; None resets every row.
-        """
-        self.transformer.reset_memory(rows)
-
-    def forward(
-        self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None
-    ) -> TransfoXLCausalLMOutput:
-        """Runs the next segment and scores the next token at every position.
-
-        Args:
-            input_ids: token ids shaped [BatchSize, SegmentLength].
-            attention_mask: 1 at real tokens and 0 at padding shaped [BatchSize, SegmentLength], or None.
-
-        Returns:
-            logits shaped [BatchSize, SegmentLength, VocabSize], the final hidden states and the auxiliary loss.
-        """
-        body = self.transformer(input_ids, attention_mask=attention_mask)
-        return TransfoXLCausalLMOutput(
-            logits=self.lm_head(body.last_hidden_state),
-            last_hidden_state=body.last_hidden_state,
-            aux_loss=body.aux_loss,
-        )
