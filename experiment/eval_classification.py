@@ -38,11 +38,12 @@ def evaluate(args) -> Dict[str, float]:
     from .datasets.classification import ClassificationDataset
     from .tasks import ClassificationTask
     from .train_classification import load_data
-    from .training import quiet_lightning
+    from .training import check_checkpoint, quiet_lightning
 
     quiet_lightning()
     L.seed_everything(args.seed, verbose=False)
-    task = ClassificationTask.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=False)
+    check_checkpoint(args.checkpoint, "--checkpoint")
+    task = ClassificationTask.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True)
     data = load_data(args)
     if data.labels != [task.model.config.id2label[i] for i in range(len(data.labels))]:
         raise ValueError(f"the data's labels {data.labels} differ from the checkpoint's {task.model.config.id2label}")

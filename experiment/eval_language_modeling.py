@@ -39,12 +39,13 @@ def evaluate(args) -> Dict[str, Dict[str, float]]:
 
     from .tasks.language_modeling import LanguageModelingDataModule, LanguageModelingTask
     from .train_language_modeling import load_splits
-    from .training import quiet_lightning
+    from .training import check_checkpoint, quiet_lightning
 
     quiet_lightning()
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
     L.seed_everything(args.seed, verbose=False)
-    task = LanguageModelingTask.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    check_checkpoint(args.checkpoint, "--checkpoint")
+    task = LanguageModelingTask.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True)
     settings = dict(task.hparams.get("data_settings") or {})
     if not settings:
         raise ValueError(f"{args.checkpoint} holds no data_settings: was it written by train_language_modeling?")

@@ -32,11 +32,12 @@ def evaluate(args) -> Dict[str, float]:
     from .data.sorting import load_sorting_data
     from .datasets.sorting import SortingDataset
     from .tasks import SortingTask
-    from .training import quiet_lightning
+    from .training import check_checkpoint, quiet_lightning
 
     quiet_lightning()
     L.seed_everything(args.seed, verbose=False)
-    task = SortingTask.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    check_checkpoint(args.checkpoint, "--checkpoint")
+    task = SortingTask.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True)
     loader = DataLoader(SortingDataset(load_sorting_data(args.data), args.split), batch_size=args.batch_size)
     trainer = L.Trainer(
         accelerator=args.accelerator,

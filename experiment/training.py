@@ -8,11 +8,13 @@ checkpoint, the model in Hugging Face format, results.json) is done here.
 import argparse
 import json
 import logging
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
@@ -81,9 +83,31 @@ def build_trainer(
 
 def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
     """The test metrics of one checkpoint, without the "test/" prefix."""
-    # the run's own checkpoints (they hold hyper-parameters, not only tensors), so weights_only=False
-    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=False)[0]
+    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
+
+
+def check_checkpoint(path: str, option: str) -> None:
+    """Refuses a checkpoint that holds anything but tensors and plain containers, before Lightning reads it.
+
+    Every checkpoint these commands write holds only tensors, numbers, strings and containers of them, so it loads
+    with ``torch.load(..., weights_only=True)``; a file that needs more (a pickled object, which could run code when
+    loaded) is refused without running anything.
+
+    Raises:
+        FileNotFoundError: naming the option when the file does not exist.
+        ValueError: naming the option and the file when it holds other objects.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{option} {path}: no such file")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[-1] if str(error) else type(error).__name__
+        raise ValueError(
+            f"{option} {path} holds objects other than tensors and plain containers, and loading them could run "
+            f"code; it is refused ({reason})"
+        ) from None
 
 
 def load_model_config(args: argparse.Namespace, **fields: Any) -> PretrainedConfig:
@@ -133,11 +157,13 @@ def train_and_test(
         print(f"copied {len(copied)} parameters from {args.gpt2_checkpoint}")
     timer = StepTimer()
     trainer, checkpoints = build_trainer(args, task, [timer])
-    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from, weights_only=False)
+    if args.resume_from:
+        check_checkpoint(args.resume_from, "--resume-from")
+    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from, weights_only=True)
     # ModelCheckpoint writes last.ckpt when it validates, so it holds the final weights only when training ends on
     # a validation: save those explicitly and test them.
     final_checkpoint = str(output_dir / "checkpoints" / "final.ckpt")
-    trainer.save_checkpoint(final_checkpoint, weights_only=False)  # the full state, so that it can be resumed
+    trainer.save_checkpoint(final_checkpoint)  # the full state (optimiser and loops too), so that it can be resumed
     task.model.save_pretrained(output_dir / "model")
     results = {
         "model_type": task.model.config.model_type,

@@ -138,7 +138,7 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
     results = json.loads((output_dir / "results.json").read_text())
     assert results["labels"] == ["false", "true"] and results["split_overlap"] == {}
     assert "train: 16 documents" in printed and "dev: 2 documents" in printed  # the clean split of 20
-    trained_from = torch.load(results["last_checkpoint"], weights_only=False)["state_dict"]
+    trained_from = torch.load(results["last_checkpoint"], weights_only=True)["state_dict"]
     assert trained_from["model.bert.embeddings.word_embeddings.weight"].shape == (40, 16)
 
 

@@ -60,7 +60,7 @@ def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp
     # validation ran at step 2 only: the headline test is of the weights at step 3, saved as final.ckpt
     final = output_dir / "checkpoints" / "final.ckpt"
     assert results["last_checkpoint"] == str(final)
-    assert torch.load(final, map_location="cpu", weights_only=False)["global_step"] == 3
+    assert torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 3
     capsys.readouterr()
     eval_sorting.main(["--checkpoint", str(final), "--data", str(tiny_data_file), "--batch-size", "4"])
     assert (

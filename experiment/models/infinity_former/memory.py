@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import torch
 
+from ..segment_recurrent import carried_type
 from .configuration_infinity_former import InfinityFormerConfig
 from .continuous_signal import GaussianBasis, attention_histogram, even_positions, sample_positions
 
@@ -27,6 +28,7 @@ class BlockReadout:
     variance: Optional[torch.Tensor] = None
 
 
+@carried_type
 @dataclass
 class InfinityFormerMemory:
     """The memories of every layer, all detached.

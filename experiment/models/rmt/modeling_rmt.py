@@ -17,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..segment_recurrent import SegmentRecurrentModel
+from ..segment_recurrent import SegmentRecurrentModel, carried_type
 from .configuration_rmt import RMTConfig
 
 Rows = Union[torch.Tensor, Sequence[int]]
@@ -55,6 +55,7 @@ class RMTCausalLMOutput(ModelOutput):
     last_hidden_state: Optional[torch.FloatTensor] = None
 
 
+@carried_type
 @dataclass
 class RMTMemoryState:
     """What each row carries into its next segment.

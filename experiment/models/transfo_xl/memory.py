@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..segment_recurrent import carried_type
+
 Rows = Union[torch.Tensor, Sequence[int]]
 
 
@@ -38,6 +40,7 @@ def rows_to_mask(rows: Rows, batch_size: int, device: torch.device) -> torch.Ten
     return mask
 
 
+@carried_type
 class SegmentMemory:
     """Hidden states of earlier segments for every layer, newest last, at most ``capacity`` per row.
 
