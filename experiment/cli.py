@@ -68,7 +68,12 @@ def add_training_arguments(
     )
     group.add_argument("--limit-val-batches", type=float, default=1.0, help="dev batches (N > 1) or fraction")
     group.add_argument("--seed", type=int, default=seed)
-    group.add_argument("--resume-from", help="Lightning checkpoint to resume training from")
+    group.add_argument(
+        "--resume-from", help="Lightning checkpoint to resume training from (its run's --output-dir may be reused)"
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", help="delete the outputs of an earlier run in --output-dir first"
+    )
 
 
 def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:

@@ -140,6 +140,7 @@ def train_one(args, key: str, data_path: Path, tokenizer_dir: Path, seed: int) -
         print(f"== {key}, seed {seed}: read back from {output_dir}", flush=True)
         return saved
     print(f"== training {key}, seed {seed}", flush=True)
+    train_args.overwrite = True  # a run with other settings (or --retrain) is replaced
     return train_classification.train(train_args)
 
 

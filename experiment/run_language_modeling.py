@@ -161,6 +161,7 @@ def train_one(args, key: str, dataset: str, data_dir: str, tokenizer: str, extra
         print(f"== {key}, seed {seed}: read back from {output_dir}", flush=True)
         return saved
     print(f"== training {key}, seed {seed}", flush=True)
+    train_args.overwrite = True  # a run with other settings (or --retrain) is replaced
     return train_language_modeling.train(train_args)
 
 

@@ -162,6 +162,7 @@ def train_one(args, key: str, data_path: Path, sequence_length: int, seed: int) 
         print(f"== {key}, {sequence_length} symbols, seed {seed}: read back from {output_dir}", flush=True)
         return saved
     print(f"== training {key}, {sequence_length} symbols, seed {seed}", flush=True)
+    train_args.overwrite = True  # a run with other settings (or --retrain) is replaced
     return train_sorting.train(train_args)
 
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import pickle
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -27,7 +28,6 @@ from .tasks.timing import StepTimer
 
 QUIET_WARNINGS = (
     ".*does not have many workers.*",
-    ".*Checkpoint directory .* exists and is not empty.*",
     ".*The number of training batches .* is smaller than the logging interval.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )
@@ -85,6 +85,30 @@ def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataMo
     """The test metrics of one checkpoint, without the "test/" prefix."""
     metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
+
+
+RUN_OUTPUTS = ("checkpoints", "tensorboard", "model", "results.json")
+
+
+def prepare_output_dir(output_dir: Path, resuming: bool = False, overwrite: bool = False) -> None:
+    """Refuses to write a run into a directory that holds another run's outputs, unless it resumes that run or
+    ``overwrite`` asks to delete them first (so that files of two runs never mix).
+
+    Raises:
+        FileExistsError: naming the directory, what it holds and the two ways on.
+    """
+    present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if not present or resuming:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"--output-dir {output_dir} already holds a run ({', '.join(present)}); pass --resume-from "
+            f"{output_dir / 'checkpoints' / 'last.ckpt'} to continue it, --overwrite to replace it, or another "
+            "--output-dir"
+        )
+    for name in present:
+        path = output_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def check_checkpoint(path: str, option: str) -> None:
@@ -149,8 +173,9 @@ def train_and_test(
         best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", the paths and the settings.
     """
     quiet_lightning()
-    L.seed_everything(args.seed, workers=True, verbose=False)
     output_dir = Path(args.output_dir)
+    prepare_output_dir(output_dir, resuming=bool(args.resume_from), overwrite=getattr(args, "overwrite", False))
+    L.seed_everything(args.seed, workers=True, verbose=False)
     task = make_task()
     if getattr(args, "gpt2_checkpoint", None):
         copied = copy_gpt2_weights(task.model, args.gpt2_checkpoint)

@@ -131,3 +131,18 @@ def test_run_sorting_passes_each_models_overrides_with_their_types(key, tmp_path
     config = load_model_config(train_args)
     for field, value in run_sorting.MODEL_CHOICES[key][2].items():
         assert getattr(config, field) == value and type(getattr(config, field)) is type(value)
+
+
+def test_a_second_run_into_the_same_output_dir_is_refused_unless_resumed_or_overwritten(
+    tiny_data_file, tiny_config_files, tmp_path
+):
+    output_dir = tmp_path / "run"
+    arguments = train_args(tiny_data_file, tiny_config_files["baseline"], output_dir, "--max-steps=2")
+    train_sorting.main(arguments)
+    first = (output_dir / "results.json").read_text()
+    with pytest.raises(FileExistsError, match="already holds a run .*--resume-from .*--overwrite"):
+        train_sorting.main(arguments)
+    assert (output_dir / "results.json").read_text() == first  # nothing of the refused run was written
+    (output_dir / "checkpoints" / "stale.ckpt").write_text("from an old run")
+    train_sorting.main([*arguments, "--overwrite"])
+    assert not (output_dir / "checkpoints" / "stale.ckpt").exists()
