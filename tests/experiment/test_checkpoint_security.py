@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiment import eval_classification, eval_language_modeling, eval_sorting, train_sorting
+from experiment.__main__ import main
 from experiment.models.segment_recurrent import SegmentRecurrentModel
 
 
@@ -42,22 +42,22 @@ def test_resume_from_a_crafted_checkpoint_is_refused_and_runs_nothing(tiny_data_
         f"--resume-from={checkpoint}",
     ]
     with pytest.raises(ValueError, match=r"--resume-from .*crafted\.ckpt holds objects other than tensors"):
-        train_sorting.main(arguments)
+        main(["train", "sorting", *arguments])
     assert not marker.exists()
 
 
 @pytest.mark.parametrize(
-    "script, arguments",
+    "task, arguments",
     [
-        (eval_sorting, ["--data=unused.json"]),
-        (eval_language_modeling, []),
-        (eval_classification, ["--dataset=json", "--data=unused.json", "--tokenizer=bytes"]),
+        ("sorting", ["--data=unused.json"]),
+        ("language-modeling", []),
+        ("classification", ["--dataset=json", "--data=unused.json", "--tokenizer=bytes"]),
     ],
 )
-def test_evaluating_a_crafted_checkpoint_is_refused_and_runs_nothing(script, arguments, tmp_path):
+def test_evaluating_a_crafted_checkpoint_is_refused_and_runs_nothing(task, arguments, tmp_path):
     checkpoint, marker = crafted_checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r"--checkpoint .*crafted\.ckpt holds objects other than tensors"):
-        script.main([f"--checkpoint={checkpoint}", "--accelerator=cpu", *arguments])
+        main(["eval", task, f"--checkpoint={checkpoint}", "--accelerator=cpu", *arguments])
     assert not marker.exists()
 
 

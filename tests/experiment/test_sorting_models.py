@@ -230,13 +230,13 @@ def test_starts_from_a_local_gpt2_checkpoint(tmp_path, new_memoria_model, tiny_g
 
 def test_the_small_sorting_configurations_have_parameter_counts_within_ten_percent():
     import experiment.models  # noqa: F401  (registers every model)
-    from experiment.run_sorting import DEFAULT_MODELS, MODEL_CHOICES
+    from experiment.recipes.sorting import TASK
 
     counts = {}
-    for key, (_, path, overrides) in MODEL_CHOICES.items():
-        config = AutoConfig.from_pretrained(path, vocab_size=21, **overrides)
+    for key, model in TASK.models.items():
+        config = AutoConfig.from_pretrained(model.config_path, vocab_size=21, **model.overrides)
         counts[key] = AutoModelForCausalLM.from_config(config).num_parameters()
-    compared = [counts[key] for key in DEFAULT_MODELS]
+    compared = [counts[key] for key in TASK.default_models]
     assert len(compared) == 7 and max(compared) <= 1.1 * min(compared), counts
     # the two-attention variant adds one cross-attention per block on purpose; the others change no parameter
-    assert counts["memoria-two-attention"] > counts["memoria"] == counts["memoria-renormalised"]
+    assert counts["memoria:two_memory_attentions"] > counts["memoria"] == counts["memoria:renormalised_lifespan_delta"]
