@@ -15,7 +15,7 @@ import sys
 from typing import Any, List, Optional
 
 from .recipes import TASKS, VERBS, load_task
-from .settings import add_arguments, settings_from
+from .settings import _shown, add_arguments, flag, settings_from
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -57,8 +57,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
     )
     add_arguments(command, settings_class)
     if head.verb == "compare":
-        models = ", ".join(task.models)
-        command.epilog = f"models: {models}\nquick: {task.quick}"
+        quick = ", ".join(f"{flag(name)} {_shown(value)}" for name, value in task.quick.items())
+        command.epilog = f"models: {', '.join(task.models)}\n--quick sets: {quick}"
     try:
         settings = settings_from(settings_class, command.parse_args(argv[2:]))
     except ValueError as error:

@@ -103,6 +103,19 @@ def model_table(*models: Model) -> Dict[str, Model]:
     return {model.key: model for model in models}
 
 
+def causal_models(size: str) -> List[Model]:
+    """The seven models of the sorting and language-modelling comparisons at ``size`` ("sort-small", "lm-small"):
+    Memoria, its memoryless ablation (the same model erased every segment), Transformer-XL, the Compressive
+    Transformer, the infinity-former, the Recurrent Memory Transformer and the plain Transformer."""
+    memoria = f"memoria-gpt2-{size}.json"
+    return [
+        Model("memoria", memoria),
+        Model("memoria", memoria, "erased_every_segment", {"memoria_reset_period": 1}),
+        *[Model(name, f"{name}-{size}.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
+        Model("transformer", f"gpt2-{size}.json"),
+    ]
+
+
 def load_task(name: str) -> Task:
     """The :class:`Task` named ``name``.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, model_table
+from . import Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
 
 DATASETS = ("wikitext103", "pg19", "enwik8")
@@ -291,24 +291,8 @@ TASK = Task(
         "compare": (LanguageModelingCompare, None),
         "analyze": (LanguageModelingEngrams, analyze),
     },
-    models=model_table(
-        Model("memoria", "memoria-gpt2-lm-small.json"),
-        Model("memoria", "memoria-gpt2-lm-small.json", "erased_every_segment", {"memoria_reset_period": 1}),
-        Model("transfo-xl", "transfo-xl-lm-small.json"),
-        Model("compressive", "compressive-lm-small.json"),
-        Model("infinity-former", "infinity-former-lm-small.json"),
-        Model("rmt", "rmt-lm-small.json"),
-        Model("transformer", "gpt2-lm-small.json"),
-    ),
-    default_models=[
-        "memoria",
-        "memoria:erased_every_segment",
-        "transfo-xl",
-        "compressive",
-        "infinity-former",
-        "rmt",
-        "transformer",
-    ],
+    models=model_table(*causal_models("lm-small")),
+    default_models=[model.key for model in causal_models("lm-small")],
     baseline="transformer",
     metrics=("ppl", "bits_per_token", "loss"),
     headline=("ppl", False),

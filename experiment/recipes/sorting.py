@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, model_table
+from . import Model, Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
 from .timing import TimeSettings, time_models
 
@@ -212,25 +212,11 @@ TASK = Task(
         "time": (TimeSettings, time_models),
     },
     models=model_table(
-        Model("memoria", MEMORIA),
-        Model("memoria", MEMORIA, "erased_every_segment", {"memoria_reset_period": 1}),
-        Model("transfo-xl", "transfo-xl-sort-small.json"),
-        Model("compressive", "compressive-sort-small.json"),
-        Model("infinity-former", "infinity-former-sort-small.json"),
-        Model("rmt", "rmt-sort-small.json"),
-        Model("transformer", "gpt2-sort-small.json"),
+        *causal_models("sort-small"),
         Model("memoria", MEMORIA, "two_memory_attentions", {"memoria_shared_memory_attention": False}),
         Model("memoria", MEMORIA, "renormalised_lifespan_delta", {"memoria_lifespan_delta": "renormalised"}),
     ),
-    default_models=[
-        "memoria",
-        "memoria:erased_every_segment",
-        "transfo-xl",
-        "compressive",
-        "infinity-former",
-        "rmt",
-        "transformer",
-    ],
+    default_models=[model.key for model in causal_models("sort-small")],
     baseline="transformer",
     metrics=("accuracy", "loss"),
     headline=("accuracy", True),
