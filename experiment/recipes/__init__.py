@@ -40,6 +40,8 @@ class Model:
         ablation: "" for the model as trained and tested; else what is changed (e.g. "erased_every_segment").
         overrides: configuration fields the ablation sets (``config_override``).
         settings: training settings this entry sets (e.g. {"prediction": "mean"}).
+        directory: the name of its runs' directories (default: the key, ":" as "-"); the ablations keep the names
+            earlier versions gave them, so that their finished runs are read back.
     """
 
     name: str
@@ -47,6 +49,12 @@ class Model:
     ablation: str = ""
     overrides: Dict[str, Any] = field(default_factory=dict)
     settings: Dict[str, Any] = field(default_factory=dict)
+    directory: str = ""
+
+    @property
+    def run_name(self) -> str:
+        """The directory name of its runs, before ``-seed<seed>``."""
+        return self.directory or self.key.replace(":", "-")
 
     @property
     def key(self) -> str:
@@ -60,11 +68,14 @@ class Model:
 
 @dataclass(frozen=True)
 class Setting:
-    """One column of a comparison's grid: its label and the training settings every run of it shares."""
+    """One setting of a comparison's grid: its label, the training settings every run of it shares, lines printed
+    under its table, and the directory its runs go to under the comparison's (default: the label; "" for a task
+    with one setting, whose runs sit directly in the comparison's directory)."""
 
     label: str
     train_settings: Settings
     notes: List[str] = field(default_factory=list)
+    directory: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ def causal_models(size: str) -> List[Model]:
     memoria = f"memoria-gpt2-{size}.json"
     return [
         Model("memoria", memoria),
-        Model("memoria", memoria, "erased_every_segment", {"memoria_reset_period": 1}),
+        Model("memoria", memoria, "erased_every_segment", {"memoria_reset_period": 1}, directory="memoria-erased"),
         *[Model(name, f"{name}-{size}.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
         Model("transformer", f"gpt2-{size}.json"),
     ]

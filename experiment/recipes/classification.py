@@ -282,7 +282,7 @@ def grid(settings: ClassificationCompare) -> List[Setting]:
         "",
         "Macro-F1 and the best-on-dev checkpoint's metrics are rows of comparison.json and fields of each results.json.",
     ]
-    return [Setting("genre", base, note)]
+    return [Setting("genre", base, note, directory="")]
 
 
 MEMORIA = "memoria-bert-genre-small.json"
@@ -296,9 +296,27 @@ TASK = Task(
     },
     models=model_table(
         Model("memoria-bert", MEMORIA),
-        Model("memoria-bert", MEMORIA, "erased_every_segment", {"memoria_reset_period": 1}),
-        Model("bert", "bert-genre-small.json", "mean_of_segment_logits", settings={"prediction": "mean"}),
-        Model("bert", "bert-genre-small.json", "first_segment_only", settings={"max_segments": 1}),
+        Model(
+            "memoria-bert",
+            MEMORIA,
+            "erased_every_segment",
+            {"memoria_reset_period": 1},
+            directory="memoria-bert-erased",
+        ),
+        Model(
+            "bert",
+            "bert-genre-small.json",
+            "mean_of_segment_logits",
+            settings={"prediction": "mean"},
+            directory="bert-mean",
+        ),
+        Model(
+            "bert",
+            "bert-genre-small.json",
+            "first_segment_only",
+            settings={"max_segments": 1},
+            directory="bert-truncated",
+        ),
     ),
     default_models=[
         "memoria-bert",

@@ -33,10 +33,11 @@ def narrowed(settings: Settings, cls: Type[TrainType], **changes: Any) -> TrainT
 def run_settings(task: Task, setting: Setting, model: Model, seed: int, output_dir: Path) -> TrainSettings:
     """The training settings of one run: the setting's, with the model's configuration, ablation and seed."""
     overrides = {**setting.train_settings.config_override, **model.overrides}  # type: ignore[attr-defined]
+    directory = setting.label if setting.directory is None else setting.directory
     return setting.train_settings.replace(  # type: ignore[attr-defined]
         model_config=model.config_path,
         config_override=overrides,
-        output_dir=str(output_dir / setting.label / f"{model.key.replace(':', '-')}-seed{seed}"),
+        output_dir=str(output_dir / directory / f"{model.run_name}-seed{seed}"),
         seed=seed,
         **model.settings,
     )

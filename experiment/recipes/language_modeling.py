@@ -278,7 +278,7 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
         changes["tokenizer"] = str(path)
     else:
         label = Path(settings.tokenizer or "tokenizer").name
-    return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes))]
+    return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), directory="")]
 
 
 TASK = Task(

@@ -213,8 +213,20 @@ TASK = Task(
     },
     models=model_table(
         *causal_models("sort-small"),
-        Model("memoria", MEMORIA, "two_memory_attentions", {"memoria_shared_memory_attention": False}),
-        Model("memoria", MEMORIA, "renormalised_lifespan_delta", {"memoria_lifespan_delta": "renormalised"}),
+        Model(
+            "memoria",
+            MEMORIA,
+            "two_memory_attentions",
+            {"memoria_shared_memory_attention": False},
+            directory="memoria-two-attention",
+        ),
+        Model(
+            "memoria",
+            MEMORIA,
+            "renormalised_lifespan_delta",
+            {"memoria_lifespan_delta": "renormalised"},
+            directory="memoria-renormalised",
+        ),
     ),
     default_models=[model.key for model in causal_models("sort-small")],
     baseline="transformer",

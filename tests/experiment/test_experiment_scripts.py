@@ -159,6 +159,33 @@ def test_a_killed_comparison_run_resumes_from_its_last_checkpoint(tmp_path, caps
     assert json.loads((run / "results.json").read_text())["steps"] == 4
 
 
+def test_a_run_finished_by_an_earlier_version_is_read_back(tmp_path, capsys):
+    from experiment.recipes.sorting import grid
+
+    settings = SortingCompare.create(**dict(zip(("output_dir", "segment_length"), (str(tmp_path), 8))))
+    settings = settings.replace(sequence_lengths=[16], vocab_size=4, num_train=8, num_dev=4, num_test=4, max_steps=2)
+    settings = settings.replace(batch_size=4, seeds=[1], models=["memoria:erased_every_segment"])
+    setting = grid(settings)[0]
+    run = run_settings(TASK, setting, TASK.models["memoria:erased_every_segment"], 1, tmp_path)
+    assert run.output_dir == str(tmp_path / "T16" / "memoria-erased-seed1")  # the directory run_sorting used
+    recorded = {**run.to_dict(), "config_override": ["memoria_reset_period=1"]}  # as run_sorting recorded it
+    results = {"test": {"accuracy": 0.25, "loss": 1.5}, "mean_step_seconds": 0.1, "parameters": 10}
+    (tmp_path / "T16" / "memoria-erased-seed1").mkdir(parents=True)
+    (tmp_path / "T16" / "memoria-erased-seed1" / "results.json").write_text(
+        json.dumps({**results, "settings": recorded})
+    )
+    from experiment.recipes.compare import compare
+
+    rows = compare(TASK, settings)
+    assert "finished, read back" in capsys.readouterr().out
+    assert {row["metric"]: row["value"] for row in rows} == {
+        "accuracy": 0.25,
+        "loss": 1.5,
+        "step_seconds": 0.1,
+        "parameters": 10,
+    }
+
+
 def test_compare_refuses_an_unknown_model(tmp_path):
     with pytest.raises(ValueError, match=r"--models \['gpt5'\] are not models of sorting"):
         compare_sorting(run_sorting_args(tmp_path, "--models", "gpt5"))
