@@ -15,7 +15,7 @@ import sys
 from typing import Any, List, Optional
 
 from .recipes import TASKS, VERBS, load_task
-from .settings import _shown, add_arguments, flag, settings_from
+from .settings import add_arguments, flag, settings_from, shown
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -57,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     )
     add_arguments(command, settings_class)
     if head.verb == "compare":
-        quick = ", ".join(f"{flag(name)} {_shown(value)}" for name, value in task.quick.items())
+        quick = ", ".join(f"{flag(name)} {shown(value)}" for name, value in task.quick.items())
         command.epilog = f"models: {', '.join(task.models)}\n--quick sets: {quick}"
     try:
         settings = settings_from(settings_class, command.parse_args(argv[2:]))

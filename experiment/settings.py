@@ -153,7 +153,8 @@ def parse_overrides(overrides: List[str]) -> Dict[str, Any]:
     return fields
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A default as --help prints it: lists space-separated, dicts as FIELD=VALUE."""
     if isinstance(value, (list, tuple)):
         return " ".join(map(str, value)) or "none"
     if isinstance(value, dict):
@@ -181,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: Type[Settings]) -> None:
         if default is dataclasses.MISSING:
             default = item.default_factory()  # type: ignore[misc]
         help_text = item.metadata.get("help", "")
-        help_text += " (required)" if item.metadata.get("required") else f" (default: {_shown(default)})"
+        help_text += " (required)" if item.metadata.get("required") else f" (default: {shown(default)})"
         kwargs: Dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         kind = hints[item.name]
         if typing.get_origin(kind) is Union:

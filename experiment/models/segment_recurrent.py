@@ -1,7 +1,7 @@
 """The one interface the tasks need from a model: run a segment, reset what it remembers, and save and restore it."""
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, Optional, Tuple, TypeVar
 
 import torch
 
