@@ -25,7 +25,7 @@ from transformers.utils import logging as transformers_logging
 
 from .models.gpt2_weights import copy_gpt2_weights
 from .settings import HardwareSettings, TrainSettings, interval, parse_devices, parse_overrides, show_progress_bar
-from .tasks.base import SegmentTask
+from .tasks.base import SegmentTask, split_loader
 from .tasks.timing import StepTimer
 
 QUIET_WARNINGS = (
@@ -187,6 +187,17 @@ def load_checkpoint(cls: type, settings: Any) -> SegmentTask:
     L.seed_everything(settings.seed, verbose=False)
     check_checkpoint(settings.checkpoint, "--checkpoint")
     return cls.load_from_checkpoint(settings.checkpoint, map_location="cpu", weights_only=True)
+
+
+def test_checkpoint(cls: type, settings: Any, make_dataset: Callable[[SegmentTask], Any]) -> Dict[str, float]:
+    """The test metrics of ``settings.checkpoint`` on the dataset ``make_dataset(task)`` builds, batched by
+    ``settings.batch_size`` (under DDP each example read once), as {"test/<metric>": value}."""
+    task = load_checkpoint(cls, settings)
+    dataset = make_dataset(task)
+    trainer = evaluation_trainer(settings)
+    collate = getattr(dataset, "collate", None)
+    loader = split_loader(trainer, dataset, settings.batch_size, False, collate_fn=collate)
+    return trainer.test(task, dataloaders=loader, verbose=False)[0]
 
 
 def evaluation_trainer(settings: HardwareSettings) -> L.Trainer:

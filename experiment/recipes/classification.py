@@ -236,22 +236,20 @@ def evaluate(settings: ClassificationEval) -> Dict[str, float]:
     from ..data.tokenization import load_tokenizer
     from ..datasets.classification import ClassificationDataset
     from ..tasks import ClassificationTask
-    from ..tasks.base import split_loader
-    from ..training import evaluation_trainer, load_checkpoint
+    from ..training import test_checkpoint
 
-    task = load_checkpoint(ClassificationTask, settings)
-    data = load_data(settings)
-    if data.labels != [task.model.config.id2label[i] for i in range(len(data.labels))]:
-        raise ValueError(f"the data's labels {data.labels} differ from the checkpoint's {task.model.config.id2label}")
-    dataset = ClassificationDataset(
-        data.split(settings.split),
-        load_tokenizer(settings.tokenizer),
-        task.hparams.segment_length,
-        settings.max_segments,
-    )
-    trainer = evaluation_trainer(settings)
-    loader = split_loader(trainer, dataset, settings.batch_size, False, collate_fn=dataset.collate)
-    results = trainer.test(task, dataloaders=loader, verbose=False)[0]
+    def make_dataset(task: ClassificationTask) -> ClassificationDataset:
+        data = load_data(settings)
+        if data.labels != [task.model.config.id2label[i] for i in range(len(data.labels))]:
+            raise ValueError(
+                f"the data's labels {data.labels} differ from the checkpoint's {task.model.config.id2label}"
+            )
+        tokenizer = load_tokenizer(settings.tokenizer)
+        return ClassificationDataset(
+            data.split(settings.split), tokenizer, task.hparams.segment_length, settings.max_segments
+        )
+
+    results = test_checkpoint(ClassificationTask, settings, make_dataset)
     print(
         f"{settings.split} accuracy {results['test/accuracy']:.4f}, macro-F1 {results['test/macro_f1']:.4f}, "
         f"loss {results['test/loss']:.4f}"

@@ -142,18 +142,14 @@ def train(settings: SortingTrain) -> Dict[str, Any]:
 
 def evaluate(settings: SortingEval) -> Dict[str, float]:
     """Loads the checkpoint, prints and returns its loss and accuracy on the split."""
-    from torch.utils.data import DataLoader
-
     from ..data.sorting import load_sorting_data
     from ..datasets.sorting import SortingDataset
     from ..tasks import SortingTask
-    from ..training import evaluation_trainer, load_checkpoint
+    from ..training import test_checkpoint
 
-    task = load_checkpoint(SortingTask, settings)
-    loader = DataLoader(
-        SortingDataset(load_sorting_data(settings.data), settings.split), batch_size=settings.batch_size
+    results = test_checkpoint(
+        SortingTask, settings, lambda task: SortingDataset(load_sorting_data(settings.data), settings.split)
     )
-    results = evaluation_trainer(settings).test(task, dataloaders=loader, verbose=False)[0]
     print(f"{settings.split} accuracy {results['test/accuracy']:.4f}, loss {results['test/loss']:.4f}")
     return results
 
