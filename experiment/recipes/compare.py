@@ -136,7 +136,7 @@ def format_table(
     """
     sections = []
     if quick:
-        sections.append("Quick mode: a smoke test of the pipeline (few steps, one seed); these are not results.\n")
+        sections.append("Quick mode: a smoke test of the pipeline (few steps, one seed); these are not results.")
     for setting in dict.fromkeys(row["setting"] for row in rows):
         mine = [row for row in rows if row["setting"] == setting]
         seeds = list(dict.fromkeys(row["seed"] for row in mine))
