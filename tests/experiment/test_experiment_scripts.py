@@ -67,7 +67,9 @@ def train_args(data, config, output_dir, *extra) -> list:
 @pytest.mark.parametrize("model", ["memoria", "baseline"])
 def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp_path, capsys):
     output_dir = tmp_path / model
-    train_sorting(train_args(tiny_data_file, tiny_config_files[model], output_dir))
+    train_sorting(train_args(tiny_data_file, tiny_config_files[model], output_dir, "--progress-every=2"))
+    printed = capsys.readouterr().out
+    assert "step 2/3, loss " in printed and "step 1/3" not in printed  # a line every 2 steps without a terminal
     results = json.loads((output_dir / "results.json").read_text())
     assert results["steps"] == 3 and 0.0 <= results["test"]["accuracy"] <= 1.0
     assert 0.0 <= results["test_best"]["accuracy"] <= 1.0 and results["test"]["loss"] > 0
