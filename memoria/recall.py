@@ -10,8 +10,13 @@
 Each function reads as the paper's algorithm (``paper=True``); where memoria-pytorch 1.0.0 differs, a named helper
 applies that reference quirk when ``paper=False`` (docs/algorithm.md, "Reference quirks"). Every function works
 on whole batches at once, with no Python loop over engrams: the walk loops over its depth and reads just the
-count rows of the engrams it stands on, and large passes go a few batch rows at a time (``utils.batch_chunks``)
-so that their temporaries stay small.
+count rows of the engrams it stands on.
+
+On a CPU (:func:`~memoria.utils.tuned_for_cpu`) large passes go a few batch rows at a time
+(``utils.batch_chunks``) so that their temporaries stay small, and data-dependent widths are read back exactly.
+On an accelerator each pass is one op over the whole batch, lists take a width known on the host that bounds
+their contents (padded with -1 beyond it) and loops run to their fixed depth, so a step needs a few host syncs
+in all. Both give the same results.
 """
 
 from typing import Tuple
@@ -28,6 +33,7 @@ from .utils import (
     front_padded_positions,
     positions_mask,
     super_unique,
+    tuned_for_cpu,
     unique_from_presence,
     unique_positions,
 )
@@ -81,8 +87,9 @@ def seed_longterm(
             :func:`_reference_seeds`.
 
     Returns:
-        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode: in
-        :func:`~memoria.utils.super_unique` order, where -1 also stands for "an entry found no LTM").
+        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode on a CPU: in
+        :func:`~memoria.utils.super_unique` order, where -1 also stands for "an entry found no LTM"; on an
+        accelerator: ascending, I = min(S, the longest LTM row or 1), so that no width is read back).
     """
     B, S = recalled_stm.shape
     bits = store.seed_noise(S).view(torch.int16)  # [B, S, N]; float16 in [0, 1) orders like its int16 bits
@@ -94,6 +101,8 @@ def seed_longterm(
             seeds = _reference_seeds(store, longterm, recalled_stm, bits)
     is_longterm = store.mask(EngramType.LONGTERM).gather(1, seeds.clamp(min=0))
     seeds = torch.where(is_longterm & (seeds >= 0), seeds, -1)
+    if not tuned_for_cpu(store.device):  # one column at least where S > 0, as the reference's list has
+        return unique_positions(seeds, store.length, width=min(S, max(longterm.most_per_row, 1)))
     return unique_positions(seeds, store.length) if paper else super_unique(seeds)
 
 
@@ -102,10 +111,14 @@ def _reference_seeds(
 ) -> torch.Tensor:
     """Reference quirks of seeding: every entry seeds, linked or not, and a -1 entry reads the counts of the
     row's last engram. While that engram (unfired working memory) has count 0 with every LTM, a -1 entry's pick
-    is the LTM with the most noise, which :func:`_noisiest_longterm` finds without reading counts."""
+    is the LTM with the most noise, which :func:`_noisiest_longterm` finds without reading counts (on a CPU,
+    where asking which case holds costs nothing)."""
     n = store.length
     sources = torch.where(recalled_stm < 0, n - 1, recalled_stm)  # [B, S]
     last = torch.full_like(recalled_stm[:, :1], n - 1)  # [B, 1]
+    if not tuned_for_cpu(store.device):
+        scored = torch.ones_like(recalled_stm, dtype=torch.bool)
+        return _strongest_links(longterm, sources, bits, scored, torch.full_like(recalled_stm, -1), linked_only=False)
     if bool(longterm.counts_from(last)[:, 0].ne(0).logical_and_(longterm.is_longterm).any()):
         scored, seeds = torch.ones_like(recalled_stm, dtype=torch.bool), torch.full_like(recalled_stm, -1)
     else:
@@ -133,7 +146,8 @@ def _strongest_links(
         linked_only: an entry whose highest count is below 1 seeds -1.
     """
     B, S, n = bits.shape
-    entries = front_padded_positions(scored)  # [B, E] indices into the STM list
+    cpu = tuned_for_cpu(sources.device)
+    entries = front_padded_positions(scored, None if cpu else S)  # [B, E] indices into the STM list
     if entries.size(1) == 0:
         return seeds
     E, C = entries.size(1), longterm.columns
@@ -142,7 +156,7 @@ def _strongest_links(
     noise_columns = longterm.position.clamp(min=0)  # [B, C]: the noise of each column's position
     linked = torch.empty(entries.shape, dtype=torch.bool, device=entries.device)
     column = torch.empty_like(entries)
-    for part in batch_chunks(B, E * C * 16):  # a few rows at a time keeps temporaries in cache
+    for part in batch_chunks(B, E * C * 16, device=sources.device):  # a few rows at a time keeps temporaries in cache
         counts = longterm.counts_from(entry_sources[part], batch=part)  # [b, E, C]
         entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
         entry_bits = entry_bits.gather(2, noise_columns[part, None, :].expand(-1, E, -1))  # [b, E, C]
@@ -193,38 +207,43 @@ def walk_longterm(longterm: LongTermWindow, seeds: torch.Tensor, depth: int, *, 
         depth: walk length.
 
     Returns:
-        long tensor shaped [BatchSize, F]: paper mode, the positions of the LTM engrams reached, -1 padded;
-        reference mode, see :meth:`_ReferenceWalk.found`.
+        long tensor shaped [BatchSize, F]: paper mode, the positions of the LTM engrams reached, -1 padded (on an
+        accelerator F is the longest LTM row, so that no width is read back); reference mode, see
+        :meth:`_ReferenceWalk.found`.
     """
     if longterm.columns == 0:
         return seeds.new_empty(seeds.size(0), 0) if paper else _phantom_engram_zero(seeds, depth)
+    cpu = tuned_for_cpu(seeds.device)
     frontier = positions_mask(longterm.column_of(seeds), longterm.columns) & longterm.is_longterm  # [B, C]
     found = frontier.clone()
     reference = None if paper else _ReferenceWalk(longterm, frontier)
     if reference is not None:
-        if reference.no_seeds:
-            return seeds.new_empty(seeds.size(0), 0)
         frontier = reference.start(frontier)
     visited = frontier.clone()
+    # no more walkers than seeds (and the reference's walker on -1) ever stand anywhere, and only on LTMs
+    walkers = None if cpu else min(seeds.size(1) + (reference is not None), longterm.most_per_row)
     first_max = FirstMax(longterm.columns, longterm.count_bound, seeds.device)  # lowest column: lowest position
+    walking = torch.ones((), dtype=torch.bool, device=seeds.device)  # off the CPU: no step has stalled yet
     for _ in range(depth):
-        standing = front_padded_positions(frontier)  # [B, K] window columns
+        standing = front_padded_positions(frontier, walkers)  # [B, K] window columns
         if standing.size(1) == 0:
             break
         allowed = first_max.bias(longterm.is_longterm & ~visited)  # [B, C] unvisited LTM columns
         best, column = _strongest_unvisited(longterm, standing, first_max, allowed)
-        moved = (best >= (1 if paper else 0)) & (standing >= 0)
+        active = standing >= 0 if cpu else (standing >= 0) & walking  # [B, K]
+        moved = (best >= (1 if paper else 0)) & active
         frontier = positions_mask(torch.where(moved, column, -1), longterm.columns)
         found |= frontier
         visited |= frontier
         if reference is not None:
-            frontier = reference.stuck_walkers_stand_on_last(frontier, ((standing >= 0) & ~moved).any(1))
+            frontier = reference.stuck_walkers_stand_on_last(frontier, (active & ~moved).any(1))
             visited |= frontier
-        if not bool(moved.any()):
+        if cpu and not bool(moved.any()):  # a step where no walker in the batch moved ends every walk
             break
+        walking = moved.any()
     if reference is not None:
         return reference.found(found)
-    columns = front_padded_positions(found)  # [B, F]
+    columns = front_padded_positions(found, None if cpu else longterm.most_per_row)  # [B, F]
     return longterm.position.gather(1, columns.clamp(min=0)).masked_fill_(columns < 0, -1).flip(1)
 
 
@@ -242,15 +261,16 @@ def _strongest_unvisited(
     """
     B, K = standing.shape
     key = torch.empty(standing.shape, dtype=first_max.key_type, device=standing.device)
-    for part in batch_chunks(B, K * longterm.columns * 8):  # temporaries stay in cache
+    for part in batch_chunks(B, K * longterm.columns * 8, device=standing.device):  # temporaries stay in cache
         key[part] = first_max.keys(longterm.counts_from_columns(standing[part], batch=part), bias[part])  # [b, K]
     return first_max.decode(key)
 
 
 def _phantom_engram_zero(seeds: torch.Tensor, depth: int) -> torch.Tensor:
     """Reference quirk: with no LTM in the batch, the walk "finds" position 0 for every walker and step, so
-    engram 0 (whatever it is) competes in the final selection: zeros shaped [BatchSize, I * (depth + 1)]."""
-    return seeds.new_zeros(seeds.size(0), seeds.size(1) * (depth + 1))
+    engram 0 (whatever it is) competes in the final selection: zeros shaped [BatchSize, 1] (the reference finds
+    it I * (depth + 1) times, which selects nothing else), or [BatchSize, 0] without walkers."""
+    return seeds.new_zeros(seeds.size(0), min(seeds.size(1), 1))
 
 
 class _ReferenceWalk:
@@ -264,11 +284,11 @@ class _ReferenceWalk:
 
     def __init__(self, longterm: LongTermWindow, frontier: torch.Tensor) -> None:
         ltm = longterm.is_longterm  # [B, C]
+        self.most_ltm = longterm.most_per_row
         self.num_ltm = ltm.sum(1)  # [B]
-        self.local_of = ltm.cumsum(1) - 1 + (int(self.num_ltm.max()) - self.num_ltm)[:, None]  # [B, C]
+        self.local_of = ltm.cumsum(1) - 1 + (self.most_ltm - self.num_ltm)[:, None]  # [B, C]
         self.last_ltm = longterm.columns - 1 - ltm.flip(1).int().argmax(1)  # [B] the row's newest LTM
         num_seeds = frontier.sum(1)
-        self.no_seeds = int(num_seeds.max()) == 0
         self.minus_one_found = num_seeds < num_seeds.max()  # [B] front padding of the local seed list
 
     def start(self, frontier: torch.Tensor) -> torch.Tensor:
@@ -288,7 +308,7 @@ class _ReferenceWalk:
     def found(self, found: torch.Tensor) -> torch.Tensor:
         """The local numbers of the ``found`` columns [BatchSize, C], and -1 where recorded: [BatchSize, F]."""
         B = found.size(0)
-        present = torch.zeros(B, int(self.num_ltm.max()) + 1, dtype=torch.bool, device=found.device)  # 0: -1
+        present = torch.zeros(B, self.most_ltm + 1, dtype=torch.bool, device=found.device)  # 0: -1
         present[:, 0] = self.minus_one_found
         present.scatter_(1, torch.where(found, self.local_of + 1, 0), found | self.minus_one_found[:, None])
         return unique_from_presence(present, -1)

@@ -1,10 +1,36 @@
 """Small tensor helpers shared by the recall algorithm and the engram store."""
 
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 INT32_MAX = 2**31 - 1
+
+_accelerator_path_forced = False
+
+
+def tuned_for_cpu(device: torch.device) -> bool:
+    """Whether the step takes its CPU-tuned variants on ``device``.
+
+    On a CPU a host read-back costs nothing and small temporaries stay in cache, so the step reads exact widths
+    back eagerly, exits loops early and goes a few batch rows at a time. On an accelerator every launch and every
+    read-back costs several microseconds of host time, so the step takes upper-bound widths, whole-batch ops and
+    one read-back per phase instead. Both give the same results. :func:`accelerator_path` forces the latter on CPU.
+    """
+    return device.type == "cpu" and not _accelerator_path_forced
+
+
+@contextmanager
+def accelerator_path() -> Iterator[None]:
+    """Within the block, CPU tensors take the accelerator path (for counting its launches and host syncs on a CPU,
+    and for testing it there)."""
+    global _accelerator_path_forced
+    previous, _accelerator_path_forced = _accelerator_path_forced, True
+    try:
+        yield
+    finally:
+        _accelerator_path_forced = previous
 
 
 def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -44,39 +70,52 @@ def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return unique_from_presence(present, int(low))
 
 
-def unique_from_presence(present: torch.Tensor, low: int) -> torch.Tensor:
+def presence_extent(present: torch.Tensor) -> torch.Tensor:
+    """What :func:`unique_from_presence` needs to know of ``present`` [BatchSize, ValueRange] on the host, as a
+    long tensor [3]: the first and last columns marked in any row, and the most values a row holds (0 and -1, -1
+    when nothing is marked). Read it back together with other figures to spend one host sync on all of them."""
+    marked = present.any(dim=0)  # [ValueRange]
+    column = torch.arange(present.size(1), device=present.device)
+    first = torch.where(marked, column, present.size(1)).amin() if present.size(1) else column.new_tensor(0)
+    last = torch.where(marked, column, -1).amax() if present.size(1) else column.new_tensor(-1)
+    most = present.sum(1).amax() if present.numel() else column.new_tensor(0)
+    return torch.stack([first.where(last >= 0, 0), last, most])
+
+
+def unique_from_presence(present: torch.Tensor, low: int, extent: Optional[List[int]] = None) -> torch.Tensor:
     """:func:`super_unique` of any rows holding the values marked in ``present``.
 
     Args:
         present: bool tensor shaped [BatchSize, ValueRange]; column c marks the value ``low + c``.
         low: the value of column 0.
+        extent: ``presence_extent(present).tolist()`` if already read back (else it is read here).
 
     Returns:
         long tensor shaped [BatchSize, NumUnique], in :func:`super_unique`'s order, -1 padded.
     """
-    columns = present.any(dim=0).nonzero().flatten()
-    if columns.numel() == 0:
+    first, last, num_unique = presence_extent(present).tolist() if extent is None else extent
+    if last < 0:
         return torch.full((present.size(0), 0), -1, dtype=torch.long, device=present.device)
-    first, last = int(columns[0]), int(columns[-1])
     # the order depends on the mask's extent [min, max] over the batch, so trim to it
     mask = present[:, first : last + 1].float()
-    num_unique = int(present.sum(1).max())
     value, position = mask.topk(num_unique, dim=1)
     return torch.where(value > 0, position + (low + first), torch.full_like(position, -1))
 
 
-def front_padded_positions(mask: torch.Tensor) -> torch.Tensor:
+def front_padded_positions(mask: torch.Tensor, width: Optional[int] = None) -> torch.Tensor:
     """Positions of the True entries of each row, in order, padded at the front with -1.
 
     Args:
         mask: bool tensor shaped [BatchSize, Length].
+        width: K, when known on the host to be at least the largest number of True entries in a row (no host
+            sync then); by default that number, read from the device.
 
     Returns:
-        long tensor shaped [BatchSize, K] with K the largest number of True entries in a row.
+        long tensor shaped [BatchSize, K].
     """
     B, length = mask.shape
     count = mask.sum(1)  # [B]
-    K = int(count.max()) if mask.numel() else 0
+    K = width if width is not None else int(count.max()) if mask.numel() else 0
     # the i-th True entry of a row goes to column K - count + i; the others to a discarded column K
     rank = torch.where(mask, mask.cumsum(1) - 1 + (K - count)[:, None], K)  # [B, Length]
     out = torch.full((B, K + 1), -1, dtype=torch.long, device=mask.device)
@@ -108,10 +147,18 @@ def positions_mask(indices: torch.Tensor, length: int) -> torch.Tensor:
     return mask.scatter_(1, torch.where(indices < 0, length, indices), True)[:, :length]
 
 
-def unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
-    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K]."""
+def unique_positions(indices: torch.Tensor, length: int, width: Optional[int] = None) -> torch.Tensor:
+    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K].
+
+    ``width``: K, when known on the host to be at least the largest number of distinct positions in a row (no
+    host sync then); by default that number, read from the device."""
     present = positions_mask(indices, length)
-    count = int(present.sum(1).max()) if present.numel() else 0
+    return unique_positions_from_mask(present, width)
+
+
+def unique_positions_from_mask(present: torch.Tensor, width: Optional[int] = None) -> torch.Tensor:
+    """:func:`unique_positions` of the positions marked in the bool mask ``present`` [BatchSize, Length]."""
+    count = width if width is not None else int(present.sum(1).max()) if present.numel() else 0
     order = torch.sort(present.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
     return torch.where(present.gather(1, order), order, -1)
 
@@ -181,12 +228,18 @@ def best_count_then_noise(
     return top.squeeze(2) >= 1, column
 
 
-def batch_chunks(batch_size: int, bytes_per_row: int, budget: int = 4 << 20) -> Iterator[slice]:
+def batch_chunks(
+    batch_size: int, bytes_per_row: int, budget: int = 4 << 20, device: Optional[torch.device] = None
+) -> Iterator[slice]:
     """Slices of batch rows whose temporaries (``bytes_per_row`` each) fit in about ``budget`` bytes.
 
     Large temporaries are slow on CPUs twice over: they fall out of cache, and each fresh allocation of more
-    than a few MB is mapped and page-faulted anew. Row chunks keep both small.
+    than a few MB is mapped and page-faulted anew. Row chunks keep both small. Off the CPU (``device``, see
+    :func:`tuned_for_cpu`) chunks would only multiply launches: the whole batch is one slice.
     """
+    if device is not None and not tuned_for_cpu(device):
+        yield slice(0, batch_size)
+        return
     step = max(1, budget // max(bytes_per_row, 1))
     for start in range(0, batch_size, step):
         yield slice(start, min(start + step, batch_size))
