@@ -62,13 +62,12 @@ class LongTermWindow:
         self.is_longterm = positions_mask(slots, store._slot_end)[:, self._start : self._end]  # [B, C]
         self.position = store._position_of_slot()[:, self._start : self._end]  # [B, C]
         self.count_bound = store._count_bound
-        B = store.batch_size
-        self._row_base = torch.arange(B, device=store.device)[:, None] * store._slot_capacity + self._start  # [B, 1]
+        self._row_base = store._row_base() + self._start  # [B, 1]
 
-    def column_of(self, positions: torch.Tensor) -> torch.Tensor:
-        """The column of each LTM position [BatchSize, K] (-1 stays -1): long [BatchSize, K]."""
-        slots = gather_rows(self._store._slot_of, positions, -1)
-        return torch.where(slots < 0, -1, slots - self._start)
+    def column_of(self, positions: torch.Tensor, none: int = -1) -> torch.Tensor:
+        """The column of each LTM position [BatchSize, K], ``none`` for -1: long [BatchSize, K]."""
+        slots = self._store._slot_of.gather(1, positions.clamp(min=0))
+        return (slots - self._start).masked_fill_((positions < 0) | (slots < 0), none)
 
     def counts_from(self, positions: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:
         """Counts from engrams that hold counts to every column.
@@ -84,8 +83,9 @@ class LongTermWindow:
         return self._store._count_rows(slots + (self._row_base[batch] - self._start), self._start, self._end)
 
     def counts_from_columns(self, columns: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:
-        """Counts from the engrams in some columns [b, K] (-1 reads column 0) to every column: [b, K, C]."""
-        return self._store._count_rows(columns.clamp(min=0) + self._row_base[batch], self._start, self._end)
+        """Counts from the engrams in some columns [b, K] in [0, C] to every column: [b, K, C] (column C, standing
+        for none, reads an unspecified row: the store keeps a spare slot beyond the window)."""
+        return self._store._count_rows(columns + self._row_base[batch], self._start, self._end)
 
 
 class EngramStore:
@@ -129,6 +129,7 @@ class EngramStore:
         self._count_bound = 1  # no stored count is larger in magnitude (kept loose: it grows by 1 per firing)
         self._workspace = Workspace()  # reused buffers for large per-step temporaries
         self._widths: Dict[int, int] = {}  # engram type -> the most engrams of that type in a row, where known
+        self._row_base_key: Optional[Tuple[int, torch.device]] = None
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._allocate(0, device)
         self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int16, device=device)  # widened when needed
@@ -217,7 +218,7 @@ class EngramStore:
         """
         B, K = positions.shape
         slots = gather_rows(self._slot_of, positions, -1)  # [B, K]
-        flat = torch.arange(B, device=positions.device)[:, None] * self._slot_capacity + slots.clamp(min=0)
+        flat = slots.clamp(min=0) + self._row_base()
         out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
         if not tuned_for_cpu(self.device):
             return out.masked_fill_((slots < 0)[:, :, None], 0.0)
@@ -238,10 +239,10 @@ class EngramStore:
         costs an accelerator less than reading the run's bounds back.
         """
         slots = gather_rows(self._slot_of, positions, -1)  # [B, P]
-        valid = slots >= 0
         if not tuned_for_cpu(self.device):
             end = self._slot_end
-            return KeyWindow(self._data[:, :end], self._sqnorm[:, :end], torch.where(valid, slots, -1))
+            return KeyWindow(self._data[:, :end], self._sqnorm[:, :end], slots)
+        valid = slots >= 0
         if not bool(valid.any()):
             return None
         start = int(slots.masked_fill(~valid, self._slot_end).min())
@@ -367,7 +368,7 @@ class EngramStore:
         ignored), for every position: float32 [BatchSize, N]. Changes nothing."""
         n = self.length
         gain = torch.zeros(self.batch_size, n + 1, device=self.device)
-        gain.scatter_add_(1, torch.where(indices < 0, n, indices), delta.to(gain.dtype))
+        gain.scatter_add_(1, indices.masked_fill(indices < 0, n), delta.to(gain.dtype))
         return gain[:, :n]
 
     def set_lifespan(self, lifespan: torch.Tensor) -> None:
@@ -395,11 +396,11 @@ class EngramStore:
         Args:
             count: the most such positions in a row, if known on the host (else it is read back).
         """
-        needed = self.unstored(positions)
         if count is None:
-            count = int(needed.sum(1).max()) if needed.numel() else 0
+            count = int(self.unstored(positions).sum(1).max()) if positions.numel() else 0
         if count == 0:
             return
+        needed = self.unstored(positions)
         if self._reserve_slots(count):  # the compaction gave every position a slot
             return
         start, end = self._slot_end, self._slot_end + count
@@ -458,8 +459,11 @@ class EngramStore:
         self._reserve(n)
         bound = max(1, int(counts.abs().max())) if counts.numel() else 1
         dtype = torch.int16 if bound <= COUNT16_MAX else torch.int32
-        self._counts = counts.to(self.device, dtype).clone()
-        self._data = data.to(self.device, torch.float32).clone()
+        B, D = self.batch_size, self.hidden_dim
+        self._counts = torch.full((B, n + 1, n + 1), -1, dtype=dtype, device=self.device)  # a spare slot beyond
+        self._counts[:, :n, :n] = counts
+        self._data = torch.zeros(B, n + 1, D, device=self.device)
+        self._data[:, :n] = data
         self._sqnorm = self._data.pow(2).sum(-1)
         self.length = n
         self.lifespan.copy_(lifespan)
@@ -525,11 +529,19 @@ class EngramStore:
         slots = self._slot_of
         positions = torch.arange(self.length, device=self.device).expand_as(slots)
         inverse = torch.full((self.batch_size, self._slot_end + 1), -1, dtype=torch.long, device=self.device)
-        return inverse.scatter_(1, torch.where(slots < 0, self._slot_end, slots), positions)[:, : self._slot_end]
+        return inverse.scatter_(1, slots.masked_fill(slots < 0, self._slot_end), positions)[:, : self._slot_end]
 
     def _flat_rows(self, slots: torch.Tensor) -> torch.Tensor:
         """Rows of the flat count store ([BatchSize * capacity, capacity]) holding ``slots`` [BatchSize, K]."""
-        return torch.arange(self.batch_size, device=slots.device)[:, None] * self._slot_capacity + slots
+        return slots + self._row_base()
+
+    def _row_base(self) -> torch.Tensor:
+        """The flat row of each batch row's slot 0, [BatchSize, 1] long (kept while the slot space keeps its size)."""
+        key = (self._slot_capacity, self.device)
+        if self._row_base_key != key:
+            self._row_base_tensor = torch.arange(self.batch_size, device=self.device)[:, None] * self._slot_capacity
+            self._row_base_key = key
+        return self._row_base_tensor
 
     def _count_rows(self, flat: torch.Tensor, start: int = 0, end: Optional[int] = None) -> torch.Tensor:
         """Slot columns ``start:end`` of some rows [b, K] of the flat count store, copied: [b, K, end - start]."""
@@ -546,14 +558,14 @@ class EngramStore:
             self._counts = self._counts.to(torch.int32)
 
     def _reserve_slots(self, count: int) -> bool:
-        """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed;
-        returns whether it compacted.
+        """Make room for ``count`` new slots at the frontier and one spare slot beyond (read by walkers that stand
+        nowhere), compacting (and growing) the slot space if needed; returns whether it compacted.
 
         Compaction gives every position, padding included, the slot equal to its position, so it is the one
         place where the [B, N, N] counts move. It keeps at least 25% headroom (growing to 40% when it must
         grow), so it happens once per N / (4 W) steps or fewer.
         """
-        if self._slot_end + count <= self._slot_capacity:
+        if self._slot_end + count < self._slot_capacity:
             return False
         n = self.length
         grow = 5 * (n + count) // 4 > self._slot_capacity

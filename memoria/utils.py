@@ -72,14 +72,14 @@ def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 def presence_extent(present: torch.Tensor) -> torch.Tensor:
     """What :func:`unique_from_presence` needs to know of ``present`` [BatchSize, ValueRange] on the host, as a
-    long tensor [3]: the first and last columns marked in any row, and the most values a row holds (0 and -1, -1
-    when nothing is marked). Read it back together with other figures to spend one host sync on all of them."""
-    marked = present.any(dim=0)  # [ValueRange]
-    column = torch.arange(present.size(1), device=present.device)
-    first = torch.where(marked, column, present.size(1)).amin() if present.size(1) else column.new_tensor(0)
-    last = torch.where(marked, column, -1).amax() if present.size(1) else column.new_tensor(-1)
-    most = present.sum(1).amax() if present.numel() else column.new_tensor(0)
-    return torch.stack([first.where(last >= 0, 0), last, most])
+    long tensor [3]: the first and last columns marked in any row (arbitrary when none is), and the most values a
+    row holds. Read it back together with other figures to spend one host sync on all of them."""
+    if present.numel() == 0:
+        return torch.zeros(3, dtype=torch.long, device=present.device)
+    marked = present.any(dim=0).to(torch.uint8)  # [ValueRange]
+    first = marked.argmax()  # the first marked column
+    last = (marked.size(0) - 1) - marked.flip(0).argmax()  # the last
+    return torch.stack([first, last, present.sum(1).amax()])
 
 
 def unique_from_presence(present: torch.Tensor, low: int, extent: Optional[List[int]] = None) -> torch.Tensor:
@@ -94,31 +94,37 @@ def unique_from_presence(present: torch.Tensor, low: int, extent: Optional[List[
         long tensor shaped [BatchSize, NumUnique], in :func:`super_unique`'s order, -1 padded.
     """
     first, last, num_unique = presence_extent(present).tolist() if extent is None else extent
-    if last < 0:
+    if num_unique == 0:
         return torch.full((present.size(0), 0), -1, dtype=torch.long, device=present.device)
     # the order depends on the mask's extent [min, max] over the batch, so trim to it
     mask = present[:, first : last + 1].float()
     value, position = mask.topk(num_unique, dim=1)
-    return torch.where(value > 0, position + (low + first), torch.full_like(position, -1))
+    return position.add_(low + first).masked_fill_(value <= 0, -1)
 
 
-def front_padded_positions(mask: torch.Tensor, width: Optional[int] = None) -> torch.Tensor:
+def front_padded_positions(mask: torch.Tensor, width: Optional[int] = None, fill: int = -1) -> torch.Tensor:
     """Positions of the True entries of each row, in order, padded at the front with -1.
 
     Args:
         mask: bool tensor shaped [BatchSize, Length].
         width: K, when known on the host to be at least the largest number of True entries in a row (no host
             sync then); by default that number, read from the device.
+        fill: the padding value.
 
     Returns:
         long tensor shaped [BatchSize, K].
     """
     B, length = mask.shape
+    if width is not None and not tuned_for_cpu(mask.device):  # one sort: fewer launches than the scatter below
+        values, order = torch.sort(mask, dim=1, stable=True)  # [B, Length]: True entries last, in order
+        K = min(width, length)
+        out = order[:, length - K :].masked_fill_(~values[:, length - K :], fill)  # [B, K]
+        return out if K == width else torch.cat([out.new_full((B, width - K), fill), out], dim=1)
     count = mask.sum(1)  # [B]
     K = width if width is not None else int(count.max()) if mask.numel() else 0
     # the i-th True entry of a row goes to column K - count + i; the others to a discarded column K
     rank = torch.where(mask, mask.cumsum(1) - 1 + (K - count)[:, None], K)  # [B, Length]
-    out = torch.full((B, K + 1), -1, dtype=torch.long, device=mask.device)
+    out = torch.full((B, K + 1), fill, dtype=torch.long, device=mask.device)
     return out.scatter_(1, rank, torch.arange(length, device=mask.device).expand(B, -1))[:, :K]
 
 
@@ -133,18 +139,17 @@ def gather_rows(t: torch.Tensor, indices: torch.Tensor, fill: float = 0) -> torc
     Returns:
         tensor shaped [BatchSize, K, *Rest].
     """
-    valid = indices >= 0
     index = indices.clamp(min=0)
     shape = index.shape + t.shape[2:]
     index = index.view(index.shape + (1,) * (t.dim() - 2)).expand(shape)
     out = t.gather(1, index)
-    return out.masked_fill(~valid.view(valid.shape + (1,) * (t.dim() - 2)), fill)
+    return out.masked_fill_((indices < 0).view(indices.shape + (1,) * (t.dim() - 2)), fill)
 
 
 def positions_mask(indices: torch.Tensor, length: int) -> torch.Tensor:
     """Bool mask shaped [BatchSize, Length] of the non-negative positions in ``indices`` [BatchSize, K]."""
     mask = torch.zeros(indices.size(0), length + 1, dtype=torch.bool, device=indices.device)
-    return mask.scatter_(1, torch.where(indices < 0, length, indices), True)[:, :length]
+    return mask.scatter_(1, indices.masked_fill(indices < 0, length), True)[:, :length]
 
 
 def unique_positions(indices: torch.Tensor, length: int, width: Optional[int] = None) -> torch.Tensor:
@@ -191,7 +196,7 @@ class FirstMax:
 
     def keys(self, values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """The best key of each row of ``values`` [b, K, C] (entries in [-bound, bound]), shaped [b, K]."""
-        return torch.add(bias[:, None, :], values.to(self.key_type), alpha=self.columns).amax(dim=2)
+        return torch.add(bias[:, None, :], values, alpha=self.columns).amax(dim=2)  # computed in the key type
 
     def decode(self, key: torch.Tensor, fill: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
         """Best keys [BatchSize, K] -> (best value, ``fill`` where nothing is allowed; its column), long tensors."""
@@ -221,10 +226,10 @@ def best_count_then_noise(
         column: long [b, E] (arbitrary for an entry with no allowed column).
     """
     key_type = torch.int32 if bound < 2**30 else torch.int64
-    penalty = torch.where(allowed, 0, -(bound + 2)).to(key_type)[:, None, :]  # [b, 1, C]: disallowed fall below -1
+    penalty = allowed.to(key_type).sub_(1).mul_(bound + 2)[:, None, :]  # [b, 1, C]: disallowed fall below -1
     key = penalty if counts is None else torch.add(counts.to(key_type), penalty)  # [b, E, C]
     top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
-    column = torch.where(key == top, bits, -1).argmax(dim=2)  # the most noise, then the lowest column
+    column = bits.masked_fill(key != top, -1).argmax(dim=2)  # the most noise, then the lowest column
     return top.squeeze(2) >= 1, column
 
 
