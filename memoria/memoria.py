@@ -176,6 +176,8 @@ class Memoria:
         Args:
             data: floating tensor shaped [BatchSize, WorkingLength, HiddenDim]; it is detached and kept as float32
                 on the memory's device. Results of :meth:`remind` come back on its device and in its dtype.
+                NaN or inf raises ``ValueError`` where ``data`` is on a CPU; elsewhere it fails a device-side
+                assertion (``torch._assert_async``), which costs no host sync.
         """
         self._check_order("add_working_memory")
         self._check_working_memory(data)

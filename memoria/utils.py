@@ -196,7 +196,7 @@ class FirstMax:
 
     def keys(self, values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """The best key of each row of ``values`` [b, K, C] (entries in [-bound, bound]), shaped [b, K]."""
-        return torch.add(bias[:, None, :], values, alpha=self.columns).amax(dim=2)  # computed in the key type
+        return torch.add(bias[:, None, :], values.to(self.key_type), alpha=self.columns).amax(dim=2)
 
     def decode(self, key: torch.Tensor, fill: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
         """Best keys [BatchSize, K] -> (best value, ``fill`` where nothing is allowed; its column), long tensors."""
