@@ -533,7 +533,7 @@ class Memoria:
         if indices.numel():
             low, high = indices.amin(), indices.amax()
         else:
-            low = high = torch.tensor(-1, device=store.device)
+            low = high = torch.full((), -1, device=store.device)
         moved = ((indices != reminded.to(store.device)) & (indices != -1)).sum()  # entries naming other positions
         finite = _all_finite(lifespan_delta) if lifespan_delta.is_floating_point() else indices.new_ones(())
         return indices, lifespan_delta, torch.stack([low, high, moved, finite.long()])

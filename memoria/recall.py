@@ -227,7 +227,7 @@ def walk_longterm(longterm: LongTermWindow, seeds: torch.Tensor, depth: int, *, 
     if reference is not None:
         walkers = reference.start(walkers)
     unvisited = _Unvisited(longterm, walkers)
-    nowhere = torch.tensor(C, device=seeds.device)
+    nowhere = torch.full((), C, device=seeds.device)  # filled on the device: a copy from the host would wait
     walking = torch.ones((), dtype=torch.bool, device=seeds.device)  # no step has stalled yet
     for _ in range(depth):
         if cpu:  # one walker per engram (the widths read back cost nothing on a CPU)
