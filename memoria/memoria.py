@@ -291,7 +291,7 @@ class Memoria:
             longterm = store.mask(EngramType.LONGTERM) | promoted
             keep = self._bound_longterm(survives, longterm, lifespan)
             widths = self._read_back_adjust(checks, survives, keep, shortterm & ~promoted, longterm)
-            # then change it
+            # then change it (the one host read-back above raised on bad inputs)
             store.set_lifespan(lifespan)
             store.materialise_padding(survives, widths["unstored"])  # quirk: rewarded padding lives on
             store.retype(working, EngramType.SHORTTERM)
@@ -506,8 +506,9 @@ class Memoria:
         self, store: EngramStore, indices: torch.Tensor, lifespan_delta: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Check what the host knows of the inputs (raising now) and return them on the memory's device, with the
-        checks of their values as a long tensor [4] (lowest and highest index, whether they match what remind()
-        returned, whether the deltas are finite) for :meth:`_raise_on_bad_adjust_inputs` after one read-back."""
+        checks of their values as a long tensor [4] (lowest and highest index, how many entries are neither -1 nor
+        what remind() returned, whether the deltas are finite) for :meth:`_raise_on_bad_adjust_inputs` after the
+        step's one read-back."""
         if not isinstance(indices, torch.Tensor) or not isinstance(lifespan_delta, torch.Tensor):
             raise TypeError("indices and lifespan_delta must be torch.Tensors shaped [BatchSize, RemindedLength]")
         if indices.dim() != 2 or indices.size(0) != store.batch_size:

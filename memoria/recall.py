@@ -275,7 +275,7 @@ class _Unvisited:
             self._visited = C - 1 - self.first_max.offset  # the bias of column c once visited: this - c
         else:  # disallowed columns fall below every count (>= -bound)
             self._visited = -(longterm.count_bound + 2)
-            allowed = longterm.is_longterm.to(torch.int32)
+            allowed = longterm.is_longterm.to(torch.int32 if longterm.count_bound < 2**30 else torch.int64)
             self.bias = torch.nn.functional.pad(allowed.sub_(1).mul_(-self._visited), (0, 1))  # [B, C + 1]
         self.visit(walkers)
 
@@ -288,7 +288,7 @@ class _Unvisited:
 
     def strongest(self, walkers: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """From each walker's column [BatchSize, K] (C: none), the highest count to an unvisited LTM column (below
-        -1 where there is none) and that column (the lowest among equals): long tensors [BatchSize, K]."""
+        -1 where there is none) and that column (the lowest among equals): integer tensors [BatchSize, K]."""
         longterm, C = self.longterm, self.longterm.columns
         if self.first_max is None:
             best, column = torch.max(longterm.counts_from_columns(walkers) + self.bias[:, None, :C], dim=2)
