@@ -23,6 +23,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging as transformers_logging
 
+from memoria.files import atomic_write
+
 from .models.gpt2_weights import copy_gpt2_weights
 from .settings import HardwareSettings, TrainSettings, interval, parse_devices, parse_overrides, show_progress_bar
 from .tasks.base import SegmentTask, split_loader
@@ -311,9 +313,8 @@ def write_results(path: Path, results: Any) -> None:
     """Writes ``results`` as indented JSON, creating the directory; atomically (a temporary file, then a rename),
     so that a killed run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(results, indent=2) + "\n")
-    partial.replace(path)
+    with atomic_write(path) as f:
+        f.write(json.dumps(results, indent=2) + "\n")
 
 
 def saved_results(output_dir: Path, settings: TrainSettings, keys: Sequence[str]) -> Optional[Dict[str, Any]]:
