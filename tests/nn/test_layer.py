@@ -242,15 +242,16 @@ def test_to_cuda_moves_the_memory_with_the_model():
     reason="Memoria does not take static_shapes yet (the static-shape path of the GPU issue); with it, the layer "
     "must compile with fullgraph=True",
 )
-def test_compiles_with_fullgraph_on_the_static_shape_path(monkeypatch):
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)  # random draws as in eager mode
-    compiled = torch.compile(make_layer(static_shapes=True, max_ltm_per_row=8), fullgraph=True)
-    eager = make_layer(static_shapes=True, max_ltm_per_row=8)
-    for step, x in enumerate(segments(num_segments=4)):
-        torch.manual_seed(step)
-        expected = eager(x)
-        torch.manual_seed(step)
-        torch.testing.assert_close(compiled(x), expected)
+def test_compiles_with_fullgraph_on_the_static_shape_path():
+    # random draws as in eager mode; config.patch restores the setting (monkeypatch would delete it afterwards)
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled = torch.compile(make_layer(static_shapes=True, max_ltm_per_row=8), fullgraph=True)
+        eager = make_layer(static_shapes=True, max_ltm_per_row=8)
+        for step, x in enumerate(segments(num_segments=4)):
+            torch.manual_seed(step)
+            expected = eager(x)
+            torch.manual_seed(step)
+            torch.testing.assert_close(compiled(x), expected)
 
 
 class SyncsByCaller(TorchDispatchMode):
