@@ -47,3 +47,62 @@ def test_an_old_saved_model_loads_with_from_pretrained_and_gives_the_saved_logit
     save_file({key: value.contiguous() for key, value in case["state_dict"].items()}, tmp_path / "model.safetensors")
     model = model_class.from_pretrained(tmp_path).train(case["train"])
     assert_same_logits(run(model, case["kind"], resets_of(case)), case["logits"])
+
+
+def continue_after(model, kind, steps=3):
+    """Runs the first ``steps`` segments of the fixture's inputs; returns the logits of the next one."""
+    from tests.experiment.fixtures.make_memoria_models_checkpoint import masks, segments
+
+    ids, padding = segments(kind), masks(kind)
+    with torch.no_grad():
+        for step in range(steps):
+            model(input_ids=ids[step], attention_mask=None if padding is None else padding[step])
+
+    def next_logits(other):
+        torch.manual_seed(100 + steps)  # Memoria's tie-break noise (reference mode) draws from the global generator
+        with torch.no_grad():
+            mask = None if padding is None else padding[steps]
+            return other(input_ids=ids[steps], attention_mask=mask).logits
+
+    return next_logits
+
+
+@pytest.mark.parametrize("name", ["gpt2_reference", "bert_reference"])
+def test_the_memory_travels_in_state_dict_and_memory_state_loaded_with_weights_only(saved, name, tmp_path):
+    case = saved[name]
+    model = build(case["kind"], json.loads(case["fields"])).eval()
+    model.load_state_dict(case["state_dict"])
+    next_logits = continue_after(model, case["kind"])
+    torch.save({"model": model.state_dict(), "memory": model.memory_state()}, tmp_path / "checkpoint.pt")
+    expected = next_logits(model)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for restore in ("state_dict", "memory_state"):
+        fresh = build(case["kind"], json.loads(case["fields"])).eval()
+        if restore == "state_dict":
+            fresh.load_state_dict(checkpoint["model"])
+        else:
+            fresh.load_state_dict(case["state_dict"])
+            fresh.load_memory_state(checkpoint["memory"])
+        assert torch.equal(next_logits(fresh), expected), restore
+
+
+@pytest.mark.parametrize("name", ["gpt2_reference", "roberta_reference"])
+def test_save_pretrained_keeps_the_parameters_and_leaves_the_memory_out(saved, name, tmp_path):
+    from safetensors.torch import load_file
+
+    case = saved[name]
+    model = build(case["kind"], json.loads(case["fields"])).eval()
+    model.load_state_dict(case["state_dict"])
+    continue_after(model, case["kind"])
+    assert model.base_model.memory_rows == 3  # the memory holds something when the model is saved
+    model.save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert not any("_extra_state" in key for key in stored)
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    for key, value in model.state_dict().items():
+        if not key.endswith("_extra_state"):
+            assert torch.equal(loaded.state_dict()[key], value), key
+    assert loaded.base_model.memory_rows is None  # the memory starts empty
+    fresh = build(case["kind"], json.loads(case["fields"])).eval()
+    fresh.load_state_dict(case["state_dict"])
+    assert_same_logits(run(loaded, case["kind"], resets_of(case)), run(fresh, case["kind"], resets_of(case)))

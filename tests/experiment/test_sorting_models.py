@@ -34,12 +34,13 @@ def test_gradients_reach_the_abstractor_and_the_memory_cross_attention(new_memor
             model(input_ids=x)
     model(input_ids=last).logits.logsumexp(-1).sum().backward()
     named = dict(model.named_parameters())
-    checked = [name for name in named if name.startswith("transformer.abstractor.") or ".memory_attn." in name]
-    assert any(name.startswith("transformer.abstractor.") for name in checked)
+    abstractor = "transformer.memory.abstractor."
+    checked = [name for name in named if name.startswith(abstractor) or ".memory_reader.attention." in name]
+    assert any(name.startswith(abstractor) for name in checked)
     for layer in range(2):
         for module in range(1 if shared else 2):
-            assert f"transformer.h.{layer}.memory_attn.{module}.kv_proj.weight" in checked
-        assert f"transformer.h.{layer}.memory_attn.{1 if shared else 2}.q_proj.weight" not in named
+            assert f"transformer.h.{layer}.memory_reader.attention.{module}.kv_proj.weight" in checked
+        assert f"transformer.h.{layer}.memory_reader.attention.{1 if shared else 2}.q_proj.weight" not in named
     for name in checked:
         assert named[name].grad is not None and named[name].grad.abs().sum() > 0, name
 
