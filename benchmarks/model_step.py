@@ -23,6 +23,10 @@ import torch
 from benchmarks.counting import count
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiment" / "configs"
+OPTIMIZERS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "for-loop": dict(foreach=False)}
+"""AdamW's implementations. "fused" (one kernel for all parameters) reads no step count on the host; "foreach" and
+"for-loop" (the CPU's default) read each parameter's step count with ``.item()``, a CPU scalar on any device,
+which the counter still counts as a sync, so the model with more parameter tensors shows more syncs."""
 DEFAULT_CONFIGS = [str(CONFIGS / "memoria-gpt2-sort-small.json"), str(CONFIGS / "gpt2-sort-small.json")]
 
 
@@ -55,9 +59,9 @@ def build_model(spec: str, seed: int) -> torch.nn.Module:
 class SampleTrainer:
     """Trains one model on samples of segments: reset, then forward with labels, backward and AdamW per segment."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, optimizer: str = "fused") -> None:
         self.model = model
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **OPTIMIZERS[optimizer])
 
     def train_sample(self, segments: List[torch.Tensor]) -> None:
         """One sample: ``segments``, each token ids shaped [BatchSize, Length], in order on a reset memory."""
@@ -74,9 +78,11 @@ def make_sample(vocab_size: int, segments: int, batch_size: int, length: int, ge
     return [torch.randint(0, vocab_size, (batch_size, length), generator=generator) for _ in range(segments)]
 
 
-def measure(specs: List[str], segments: int, batch_size: int, length: int, samples: int, seed: int) -> Dict[str, Any]:
+def measure(
+    specs: List[str], segments: int, batch_size: int, length: int, samples: int, seed: int, optimizer: str = "fused"
+) -> Dict[str, Any]:
     """Per model: ops, syncs and CPU seconds per segment (median over samples), and the most frequent sync ops."""
-    trainers = {spec: SampleTrainer(build_model(spec, seed)) for spec in specs}
+    trainers = {spec: SampleTrainer(build_model(spec, seed), optimizer) for spec in specs}
     generator = torch.Generator().manual_seed(seed)
     vocab_size = min(trainer.model.config.vocab_size for trainer in trainers.values())
     warmup = make_sample(vocab_size, segments, batch_size, length, generator)
@@ -116,15 +122,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--length", type=int, default=32, help="tokens per segment")
     parser.add_argument("--samples", type=int, default=5, help="timed samples per model")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (set, not inherited)")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="fused", help="AdamW's implementation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = measure(args.configs, args.segments, args.batch_size, args.length, args.samples, args.seed)
+    results = measure(
+        args.configs, args.segments, args.batch_size, args.length, args.samples, args.seed, args.optimizer
+    )
     baseline = results[args.configs[-1]]
     print(
         f"training step per segment: {args.segments} segments, batch {args.batch_size}, {args.length} tokens, "
-        f"backward + AdamW each segment, memory reset per sample; {args.threads} thread(s), interleaved"
+        f"backward + AdamW ({args.optimizer}) each segment, memory reset per sample; {args.threads} thread(s), "
+        "interleaved"
     )
     width = max(len(Path(spec).name) for spec in results)
     for spec, row in results.items():
