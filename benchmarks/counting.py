@@ -7,7 +7,7 @@ launch on CUDA, except views, which launch nothing) and flags the ops that make 
 boolean-mask indexing, ``torch.equal``, ``repeat_interleave`` without ``output_size``).
 
 Run ``python -m benchmarks.counting --setting lm --impl both`` to count a steady-state step of ours and of
-memoria-pytorch 1.0.0 side by side.
+memoria-pytorch 1.0.0 side by side (``--impl all`` adds ours with ``static_shapes=True``, ``ours-static``).
 """
 
 import argparse
@@ -134,7 +134,7 @@ def count_library_step(impl: str, setting_name: str, warmup: int, steps: int, se
     """Counts steady-state steps (add -> remind -> adjust) of one implementation at one benchmark setting.
 
     Args:
-        impl: "ours" or "reference" (memoria-pytorch 1.0.0).
+        impl: "ours", "ours-static" (``static_shapes=True``, eager) or "reference" (memoria-pytorch 1.0.0).
         setting_name: a :data:`benchmarks.settings.SETTINGS` name.
         warmup: uncounted steps first, so that memory reaches its steady state.
         steps: counted steps; the result is their mean.
@@ -144,11 +144,11 @@ def count_library_step(impl: str, setting_name: str, warmup: int, steps: int, se
         {"ops", "syncs"}}}``.
     """
     from benchmarks.settings import SETTINGS
-    from benchmarks.workload import Workload, build_memoria, load_implementation
+    from benchmarks.workload import Workload, build_memoria, implementation_kwargs, load_implementation
 
     setting = SETTINGS[setting_name]
     torch.manual_seed(seed)
-    memoria = build_memoria(load_implementation(impl), setting, None)
+    memoria = build_memoria(load_implementation(impl), setting, None, **implementation_kwargs(impl, setting))
     workload = Workload(setting, seed, torch.device("cpu"))
     phases = {"add_working_memory": Counts(), "remind": Counts(), "adjust_lifespan_and_memories": Counts()}
     for index in range(warmup + steps):
@@ -187,13 +187,18 @@ def main(argv: Optional[List[str]] = None) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--setting", default="lm", help="benchmark setting (benchmarks/settings.py)")
-    parser.add_argument("--impl", choices=("ours", "reference", "both"), default="both")
+    parser.add_argument(
+        "--impl",
+        choices=("ours", "reference", "ours-static", "both", "all"),
+        default="both",
+        help="both: reference and ours; all: also ours-static (static_shapes=True)",
+    )
     parser.add_argument("--warmup", type=int, default=30, help="uncounted steps before counting")
     parser.add_argument("--steps", type=int, default=5, help="counted steps (the figures are their mean)")
     parser.add_argument("--top", type=int, default=15, help="most frequent ops to list")
     parser.add_argument("--json", help="also write the counts to this JSON file")
     args = parser.parse_args(argv)
-    impls = ("reference", "ours") if args.impl == "both" else (args.impl,)
+    impls = {"both": ("reference", "ours"), "all": ("reference", "ours", "ours-static")}.get(args.impl, (args.impl,))
     results = [count_library_step(impl, args.setting, args.warmup, args.steps) for impl in impls]
     print(f"setting {args.setting}: mean over {args.steps} steps after {args.warmup} warm-up steps")
     print(f"| {'implementation':<14} | {'ops/step':>9} | {'syncs/step':>10} | add | remind | adjust (ops/syncs) |")

@@ -1,23 +1,46 @@
 """Time our Memoria and the reference (memoria-pytorch 1.0.0) on the paper's settings, side by side.
 
 ``python -m benchmarks.run [--settings lm,sorting,enwik8,classification] [--steps N] [--warmup auto|N]
-[--device cpu|cuda] [--impl both|ours|reference] [--phases N] [--profile] [--json PATH]``
+[--device cpu|cuda] [--impl both|ours|reference|static|all|IMPL,IMPL...] [--phases N] [--profile] [--json PATH]``
 
 Each implementation and setting runs in its own process, on the same inputs (same seed, generated identically),
 after warm-up to steady-state memory size. Prints a table and writes every measurement to a JSON file.
+
+Implementations (benchmarks/workload.py): ``reference`` (memoria-pytorch 1.0.0), ``ours`` (default settings),
+``ours-static`` (``static_shapes=True``, ``mode="paper"``, the setting's ``static_ltm_capacity``),
+``ours-static-compile`` (that step as one ``torch.compile``d graph) and ``ours-static-cudagraph`` (the compiled
+step replayed from a CUDA graph; CUDA only). Whole-step rows time the whole compiled call, lifespan deltas included;
+their compile and capture time is in the JSON (``prepare_seconds``).
 """
 
 import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from benchmarks.harness import machine, mib, run_worker, source_fingerprint, source_snapshot
 from benchmarks.settings import SETTINGS
+from benchmarks.workload import IMPLEMENTATIONS as ALL_IMPLEMENTATIONS
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "outputs" / "benchmarks"
-IMPLEMENTATIONS = {"both": ("reference", "ours"), "ours": ("ours",), "reference": ("reference",)}
+IMPLEMENTATIONS = {
+    "both": ("reference", "ours"),
+    "ours": ("ours",),
+    "reference": ("reference",),
+    "static": ("ours-static", "ours-static-compile"),
+    "all": ("reference", "ours", "ours-static", "ours-static-compile"),
+}
+"""Groups of implementations for ``--impl`` (a comma-separated list of implementations works too); on CUDA,
+``static`` and ``all`` add ``ours-static-cudagraph``."""
+
+
+def implementations(choice: str, device: str) -> Tuple[str, ...]:
+    """The implementations ``--impl choice`` names, in measuring order."""
+    if choice in IMPLEMENTATIONS:
+        cuda_graph = ("ours-static-cudagraph",) if choice in ("static", "all") and device.startswith("cuda") else ()
+        return IMPLEMENTATIONS[choice] + cuda_graph
+    return tuple(choice.split(","))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -36,7 +59,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--max-timed-seconds", type=float, default=300.0, help="stop timing after this long (at least 3 steps)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    parser.add_argument("--impl", choices=sorted(IMPLEMENTATIONS), default="both")
+    parser.add_argument(
+        "--impl",
+        default="both",
+        help=f"one of {sorted(IMPLEMENTATIONS)}, or a comma-separated list of {ALL_IMPLEMENTATIONS}",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phases", type=int, default=0, help="extra instrumented steps for per-phase times")
     parser.add_argument(
@@ -51,6 +78,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     unknown = [name for name in args.settings.split(",") if name not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; choose from {list(SETTINGS)}")
+    unknown = [impl for impl in implementations(args.impl, args.device) if impl not in ALL_IMPLEMENTATIONS]
+    if unknown:
+        parser.error(
+            f"unknown implementations {unknown}; choose from {sorted(IMPLEMENTATIONS)} or {ALL_IMPLEMENTATIONS}"
+        )
+    if "ours-static-cudagraph" in implementations(args.impl, args.device) and not args.device.startswith("cuda"):
+        parser.error("ours-static-cudagraph needs --device cuda")
     if args.warmup != "auto" and not args.warmup.isdigit():
         parser.error("--warmup takes 'auto' or a number of steps")
     return args
@@ -84,13 +118,15 @@ def compare(ours: Dict[str, Any], reference: Dict[str, Any]) -> Dict[str, float]
 
 
 def format_table(results: List[Dict[str, Any]], comparisons: Dict[str, Dict[str, float]]) -> str:
-    """A Markdown table: one row per measurement, ratios on our rows."""
+    """A Markdown table: one row per measurement, ratios against the reference on our rows (from ``comparisons``
+    for files that hold only those, else from the setting's reference row)."""
     header = (
         "| setting | impl | median ms | IQR ms | min-max ms | peak MiB | live/row (STM/LTM) | reminded/row | steps warm-up/timed | "
         "speedup | memory ratio |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    reference_warmups = {r["setting_name"]: r["warmup"] for r in results if r["impl"] == "reference" and "warmup" in r}
+    references = {r["setting_name"]: r for r in results if r["impl"] == "reference" and "error" not in r}
+    reference_warmups = {name: r["warmup"] for name, r in references.items() if "warmup" in r}
     for result in results:
         name, impl = result["setting_name"], result["impl"]
         if "error" in result:
@@ -99,9 +135,11 @@ def format_table(results: List[Dict[str, Any]], comparisons: Dict[str, Dict[str,
         t = {key: value * 1e3 for key, value in result["step_seconds"].items() if key != "steps"}
         e = result["engrams_per_row"]
         warm = dict(result["warmup"])
-        if impl == "ours" and reference_warmups.get(name, {}).get("steps") == warm["steps"]:
+        if impl != "reference" and reference_warmups.get(name, {}).get("steps") == warm["steps"]:
             warm["steady"] = reference_warmups[name]["steady"]  # ours replayed the reference's warm-up
-        ratio = comparisons.get(name, {}) if impl == "ours" else {}
+        ratio = {}
+        if impl != "reference":
+            ratio = compare(result, references[name]) if name in references else comparisons.get(name, {})
         lines.append(
             f"| {name} | {impl} {result['version']} | {t['median']:.1f} | {t['q1']:.1f}-{t['q3']:.1f} | "
             f"{t['min']:.1f}-{t['max']:.1f} | {mib(result['peak_memory_bytes']):.0f} | "
@@ -174,10 +212,10 @@ def measure_setting(
     """Measure one setting with every requested implementation (the reference first), appending to ``results``
     and ``comparisons`` and rewriting ``output`` after each measurement, so that a long run keeps its part."""
     by_impl: Dict[str, Dict[str, Any]] = {}
-    for impl in IMPLEMENTATIONS[args.impl]:
+    for impl in implementations(args.impl, args.device):
         # Ours replays the reference's warm-up length, so both time the same steps on the same inputs.
         reference = by_impl.get("reference", {})
-        warmup = reference["warmup"]["steps"] if impl == "ours" and "warmup" in reference else None
+        warmup = reference["warmup"]["steps"] if impl != "reference" and "warmup" in reference else None
         started = time.perf_counter()
         result = run_worker(config_for(args, name, impl, warmup), args.timeout, root)
         result.update(setting_name=name, impl=impl, wall_seconds=time.perf_counter() - started)

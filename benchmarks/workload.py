@@ -17,20 +17,31 @@ from benchmarks.settings import Setting
 ALPHA = 8.0
 """Lifespan scale of the paper's configs."""
 
-_PHASE_CODES = {"warmup": 1, "timed": 2, "phases": 3, "build": 4, "profile": 5}
+_PHASE_CODES = {"warmup": 1, "timed": 2, "phases": 3, "build": 4, "profile": 5, "prepare": 6}
+
+IMPLEMENTATIONS = ("reference", "ours", "ours-static", "ours-static-compile", "ours-static-cudagraph")
+"""What a benchmark can measure: memoria-pytorch 1.0.0; ours (default settings); ours with ``static_shapes=True``
+(``mode="paper"``, the setting's ``static_ltm_capacity``), stepped eagerly, as one ``torch.compile``d step, or as
+that compiled step captured in a CUDA graph and replayed (CUDA only; benchmarks/whole_step.py)."""
 
 
 def load_implementation(impl: str) -> Any:
-    """The ``memoria`` module under test: ``"ours"`` (this repository) or ``"reference"`` (memoria-pytorch 1.0.0)."""
-    if impl == "ours":
-        import memoria
-
-        return memoria
+    """The ``memoria`` module under test: this repository's for every ``"ours..."`` implementation, or
+    memoria-pytorch 1.0.0 for ``"reference"``."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {impl!r}: expected one of {IMPLEMENTATIONS}")
     if impl == "reference":
         from tools.oracle import load_reference
 
         return load_reference("1.0.0")
-    raise ValueError(f"unknown implementation {impl!r}: expected 'ours' or 'reference'")
+    import memoria
+
+    return memoria
+
+
+def implementation_kwargs(impl: str, setting: Setting) -> Dict[str, Any]:
+    """Constructor arguments beyond the setting's that ``impl`` needs (the static-shape ones for ``ours-static*``)."""
+    return setting.static_kwargs() if impl.startswith("ours-static") else {}
 
 
 def implementation_version(module: Any) -> str:
@@ -88,7 +99,7 @@ class Workload:
         return weights * count * ALPHA  # [B, R]
 
 
-def build_memoria(module: Any, setting: Setting, device: Optional[torch.device], **overrides: int) -> Any:
+def build_memoria(module: Any, setting: Setting, device: Optional[torch.device], **overrides: Any) -> Any:
     """A ``Memoria`` of ``module`` configured by ``setting`` (``overrides`` replace constructor arguments)."""
     kwargs = {**setting.memoria_kwargs(), **overrides}
     return module.Memoria(**kwargs, device=device)

@@ -1,1 +1,2 @@
-"""Memoria's experiment suite: the paper's tasks, models with and without Memoria, and their training scripts."""
+"""Memoria's experiment suite, run as ``python -m experiment <verb> <task>``: the paper's tasks, models with and
+without Memoria, training, comparisons and engram analysis."""

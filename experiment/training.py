@@ -1,34 +1,41 @@
-"""Training and testing any task with Lightning: Trainer, checkpoints, TensorBoard and results.json.
+"""Training and testing any task with Lightning: Trainer, checkpoints, TensorBoard, progress and results.json.
 
-A task's train script parses the arguments of ``experiment.cli`` and calls :func:`train_and_test` with its task
-module and data module; everything else (seeding, callbacks, the Trainer, the tests of the last and the best
-checkpoint, the model in Hugging Face format, results.json) is done here.
+A task's ``train`` builds its task module and data module from its settings (``experiment.settings.TrainSettings``
+and the task's data fields) and calls :func:`train_and_test`; everything else (seeding, threads, callbacks, the
+Trainer, the tests of the final and the best checkpoint, the model in Hugging Face format, results.json) is here.
+Under DDP every process trains and tests; only rank 0 writes the model and results.json.
 """
 
-import argparse
 import json
 import logging
+import os
+import pickle
+import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging as transformers_logging
 
-from .cli import interval, namespace_to_dict, parse_devices, parse_overrides, show_progress_bar
 from .models.gpt2_weights import copy_gpt2_weights
-from .tasks.base import SegmentTask
+from .settings import HardwareSettings, TrainSettings, interval, parse_devices, parse_overrides, show_progress_bar
+from .tasks.base import SegmentTask, split_loader
 from .tasks.timing import StepTimer
 
 QUIET_WARNINGS = (
     ".*does not have many workers.*",
-    ".*Checkpoint directory .* exists and is not empty.*",
     ".*The number of training batches .* is smaller than the logging interval.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )
+# strategies whose processes must tolerate parameters without a gradient in a step (Memoria's memory attention
+# before the memory holds anything, an RMT's read memory in its first segment)
+FIND_UNUSED = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
 
 def quiet_lightning() -> None:
@@ -41,39 +48,79 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def build_trainer(
-    args: argparse.Namespace, task: SegmentTask, extra_callbacks: Sequence[Callback] = ()
-) -> Tuple[L.Trainer, ModelCheckpoint]:
-    """The Trainer for ``args`` (see ``experiment.cli``) and its checkpoint callback.
+def set_threads(threads: Optional[int]) -> None:
+    """Sets torch's CPU threads when ``threads`` is given (step times depend on it; see ``--threads``)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
-    Checkpoints go to ``<output-dir>/checkpoints`` (the best by ``task.monitor``, and ``last.ckpt`` at each
-    validation, for resuming), TensorBoard logs to ``<output-dir>/tensorboard``. The weights at the end of training
-    are saved by :func:`train_and_test` as ``final.ckpt``.
+
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's bar, described by steps when training is bounded by steps (not "Epoch 0/-2")."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        super().on_train_epoch_start(trainer)
+        if trainer.max_steps > 0:
+            self.train_progress_bar.set_description(f"step (of {trainer.max_steps})")
+            self.train_progress_bar.total = min(self.train_progress_bar.total or trainer.max_steps, trainer.max_steps)
+
+
+class ProgressLines(Callback):
+    """Without a progress bar, prints one line every ``every`` training steps (rank 0): step, loss, time."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._start = time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every < 1 or step % self.every or not trainer.is_global_zero:
+            return
+        loss = trainer.callback_metrics.get("train/loss_step")
+        total = f"/{trainer.max_steps}" if trainer.max_steps > 0 else ""
+        elapsed = time.perf_counter() - self._start
+        loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
+        print(f"step {step}{total}{loss_text}, {elapsed:.0f} s", flush=True)
+
+
+def build_trainer(
+    settings: TrainSettings, task: SegmentTask, extra_callbacks: Sequence[Callback] = ()
+) -> Tuple[L.Trainer, ModelCheckpoint]:
+    """The Trainer for ``settings`` and its checkpoint callback.
+
+    Checkpoints go to ``<output-dir>/checkpoints``: the ``save_top_k`` best by ``task.monitor``, and ``last.ckpt``
+    at each validation for resuming (a link to the checkpoint of that step when one was just saved, so quick runs do
+    not write the same weights twice). TensorBoard logs go to ``<output-dir>/tensorboard``.
     """
-    output_dir = Path(args.output_dir)
+    output_dir = Path(settings.output_dir)
     checkpoints = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="best-{step}",
         monitor=task.monitor,
         mode=task.monitor_mode,
-        save_last=True,
+        save_top_k=settings.save_top_k,
+        save_last="link",
     )
+    bar = show_progress_bar(settings.no_progress_bar)
+    progress: List[Callback] = [StepProgressBar()] if bar else [ProgressLines(settings.progress_every)]
     trainer = L.Trainer(
         default_root_dir=output_dir,
         logger=TensorBoardLogger(output_dir, name="tensorboard"),
-        callbacks=[checkpoints, LearningRateMonitor("step"), *extra_callbacks],
-        accelerator=args.accelerator,
-        devices=parse_devices(args.devices),
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        precision=args.precision,
-        max_steps=args.max_steps,
-        max_epochs=args.epochs if args.max_steps < 0 else None,
-        gradient_clip_val=args.gradient_clip or None,
-        val_check_interval=interval(args.val_check_interval),
-        limit_val_batches=interval(args.limit_val_batches),
+        callbacks=[checkpoints, LearningRateMonitor("step"), *progress, *extra_callbacks],
+        accelerator=settings.accelerator,
+        devices=parse_devices(settings.devices),
+        num_nodes=settings.num_nodes,
+        strategy=FIND_UNUSED.get(settings.strategy, settings.strategy),
+        precision=settings.precision,
+        max_steps=settings.max_steps,
+        max_epochs=settings.epochs if settings.max_steps < 0 else None,
+        gradient_clip_val=settings.gradient_clip or None,
+        val_check_interval=interval(settings.val_check_interval),
+        limit_val_batches=interval(settings.limit_val_batches),
         log_every_n_steps=10,
-        enable_progress_bar=show_progress_bar(args.no_progress_bar),
+        enable_progress_bar=bar,
         enable_model_summary=False,
     )
     return trainer, checkpoints
@@ -81,12 +128,94 @@ def build_trainer(
 
 def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
     """The test metrics of one checkpoint, without the "test/" prefix."""
-    # the run's own checkpoints (they hold hyper-parameters, not only tensors), so weights_only=False
-    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=False)[0]
+    metrics = trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)[0]
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
 
 
-def load_model_config(args: argparse.Namespace, **fields: Any) -> PretrainedConfig:
+RUN_OUTPUTS = ("checkpoints", "tensorboard", "model", "results.json")
+
+
+def prepare_output_dir(output_dir: Path, resuming: bool = False, overwrite: bool = False) -> None:
+    """Refuses to write a run into a directory that holds another run's outputs, unless it resumes that run or
+    ``overwrite`` asks to delete them first (so that files of two runs never mix).
+
+    Raises:
+        FileExistsError: naming the directory, what it holds and the two ways on.
+    """
+    present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if not present or resuming:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"--output-dir {output_dir} already holds a run ({', '.join(present)}); pass --resume-from "
+            f"{output_dir / 'checkpoints' / 'last.ckpt'} to continue it, --overwrite to replace it, or another "
+            "--output-dir"
+        )
+    for name in present:
+        path = output_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def check_checkpoint(path: str, option: str) -> None:
+    """Refuses a checkpoint that holds anything but tensors and plain containers, before Lightning reads it.
+
+    Every checkpoint these commands write holds only tensors, numbers, strings and containers of them, so it loads
+    with ``torch.load(..., weights_only=True)``; a file that needs more (a pickled object, which could run code when
+    loaded) is refused without running anything.
+
+    Raises:
+        FileNotFoundError: naming the option when the file does not exist.
+        ValueError: naming the option and the file when it holds other objects.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{option} {path}: no such file")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[-1] if str(error) else type(error).__name__
+        raise ValueError(
+            f"{option} {path} holds objects other than tensors and plain containers, and loading them could run "
+            f"code; it is refused ({reason})"
+        ) from None
+
+
+def load_checkpoint(cls: type, settings: Any) -> SegmentTask:
+    """The task module of ``settings.checkpoint`` (refused unless it holds only tensors and plain values), after
+    seeding with ``settings.seed`` and setting ``settings.threads``."""
+    quiet_lightning()
+    set_threads(settings.threads)
+    L.seed_everything(settings.seed, verbose=False)
+    check_checkpoint(settings.checkpoint, "--checkpoint")
+    return cls.load_from_checkpoint(settings.checkpoint, map_location="cpu", weights_only=True)
+
+
+def test_checkpoint(cls: type, settings: Any, make_dataset: Callable[[SegmentTask], Any]) -> Dict[str, float]:
+    """The test metrics of ``settings.checkpoint`` on the dataset ``make_dataset(task)`` builds, batched by
+    ``settings.batch_size`` (under DDP each example read once), as {"test/<metric>": value}."""
+    task = load_checkpoint(cls, settings)
+    dataset = make_dataset(task)
+    trainer = evaluation_trainer(settings)
+    collate = getattr(dataset, "collate", None)
+    loader = split_loader(trainer, dataset, settings.batch_size, False, collate_fn=collate)
+    return trainer.test(task, dataloaders=loader, verbose=False)[0]
+
+
+def evaluation_trainer(settings: HardwareSettings) -> L.Trainer:
+    """A Trainer that only tests: no logger, no checkpoints, no progress bar."""
+    return L.Trainer(
+        accelerator=settings.accelerator,
+        devices=parse_devices(settings.devices),
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
+        precision=settings.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def load_model_config(settings: TrainSettings, **fields: Any) -> PretrainedConfig:
     """The model configuration of ``--model-config`` with ``fields`` and then ``--config-override`` applied.
 
     Raises:
@@ -94,96 +223,121 @@ def load_model_config(args: argparse.Namespace, **fields: Any) -> PretrainedConf
             range (the configuration's own checks), or when ``--segment-length`` exceeds the positions the model
             has (``n_positions`` or ``max_segment_length``).
     """
-    overrides = parse_overrides(getattr(args, "config_override", []) or [])
-    config = AutoConfig.from_pretrained(args.model_config)
+    overrides = dict(settings.config_override)
+    config = AutoConfig.from_pretrained(settings.model_config)
     unknown = sorted(field for field in overrides if not hasattr(config, field))
     if unknown:
         raise ValueError(f"--config-override names fields {unknown} that {config.model_type} configurations lack")
     config = AutoConfig.for_model(**{**config.to_dict(), **fields, **overrides})  # validated on construction
     positions = getattr(config, "n_positions", None) or getattr(config, "max_segment_length", None)
-    if positions is not None and args.segment_length > positions:
-        raise ValueError(f"--segment-length {args.segment_length} exceeds the model's {positions} positions")
+    if positions is not None and settings.segment_length > positions:
+        raise ValueError(f"--segment-length {settings.segment_length} exceeds the model's {positions} positions")
     return config
 
 
 def train_and_test(
-    args: argparse.Namespace,
+    settings: TrainSettings,
     make_task: Callable[[], SegmentTask],
     datamodule: L.LightningDataModule,
     extra_results: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Seeds, trains, tests the last and the best checkpoints and writes ``<output-dir>/results.json``.
+    """Seeds, trains, tests the final weights and the best checkpoint and writes ``<output-dir>/results.json``.
 
     Args:
-        args: the parsed arguments of ``experiment.cli``'s groups.
+        settings: the run's settings.
         make_task: builds the task module (called after seeding, so initial weights follow ``--seed``).
         datamodule: the task's data.
         extra_results: more fields for results.json.
 
     Returns:
-        results.json's contents: "test" (the metrics of the weights at the end of training, the headline figure), "test_best" (the
-        best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", the paths and the settings.
+        results.json's contents: "test" (the metrics of the weights at the end of training, the headline figure),
+        "test_best" (the best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", "threads", the
+        paths and the settings. Every process returns them; only rank 0 writes.
     """
     quiet_lightning()
-    L.seed_everything(args.seed, workers=True, verbose=False)
-    output_dir = Path(args.output_dir)
+    set_threads(settings.threads)
+    output_dir = Path(settings.output_dir)
+    if settings.resume_from:
+        check_checkpoint(settings.resume_from, "--resume-from")
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # a DDP child process finds the directory its parent prepared
+        prepare_output_dir(output_dir, resuming=bool(settings.resume_from), overwrite=settings.overwrite)
+    L.seed_everything(settings.seed, workers=True, verbose=False)
     task = make_task()
-    if getattr(args, "gpt2_checkpoint", None):
-        copied = copy_gpt2_weights(task.model, args.gpt2_checkpoint)
-        print(f"copied {len(copied)} parameters from {args.gpt2_checkpoint}")
+    if settings.gpt2_checkpoint:
+        copied = copy_gpt2_weights(task.model, settings.gpt2_checkpoint)
+        print(f"copied {len(copied)} parameters from {settings.gpt2_checkpoint}")
     timer = StepTimer()
-    trainer, checkpoints = build_trainer(args, task, [timer])
-    trainer.fit(task, datamodule=datamodule, ckpt_path=args.resume_from, weights_only=False)
-    # ModelCheckpoint writes last.ckpt when it validates, so it holds the final weights only when training ends on
-    # a validation: save those explicitly and test them.
-    final_checkpoint = str(output_dir / "checkpoints" / "final.ckpt")
-    trainer.save_checkpoint(final_checkpoint, weights_only=False)  # the full state, so that it can be resumed
-    task.model.save_pretrained(output_dir / "model")
+    trainer, checkpoints = build_trainer(settings, task, [timer])
+    trainer.fit(task, datamodule=datamodule, ckpt_path=settings.resume_from, weights_only=True)
+    final_checkpoint = _final_checkpoint(trainer, checkpoints, output_dir)
     results = {
         "model_type": task.model.config.model_type,
         "parameters": sum(p.numel() for p in task.model.parameters()),
         "steps": trainer.global_step,
         "mean_step_seconds": timer.mean_seconds,
+        "threads": torch.get_num_threads(),
         "test": _tested(trainer, task, datamodule, final_checkpoint),
         "test_best": _tested(trainer, task, datamodule, checkpoints.best_model_path or final_checkpoint),
         "last_checkpoint": final_checkpoint,
         "best_checkpoint": checkpoints.best_model_path,
         "output_dir": str(output_dir),
         **(extra_results or {}),
-        "settings": namespace_to_dict(args),
+        "settings": settings.to_dict(),
     }
-    write_results(output_dir / "results.json", results)
+    if trainer.is_global_zero:
+        task.model.save_pretrained(output_dir / "model")
+        write_results(output_dir / "results.json", results)
+    results["rank_zero"] = trainer.is_global_zero
     return results
 
 
-def write_results(path: Path, results: Dict[str, Any]) -> None:
-    """Writes ``results`` as indented JSON, creating the directory."""
+def _final_checkpoint(trainer: L.Trainer, checkpoints: ModelCheckpoint, output_dir: Path) -> str:
+    """``checkpoints/final.ckpt``, the weights at the end of training with the full state (optimiser and loops
+    too, so that it can be resumed): a link to the checkpoint of the last step when one was saved there, so the
+    same weights are not written twice; else written now."""
+    final = output_dir / "checkpoints" / "final.ckpt"
+    last = checkpoints.last_model_path
+    if last and checkpoints._last_global_step_saved == trainer.global_step and Path(last).exists():
+        if trainer.is_global_zero:
+            final.unlink(missing_ok=True)
+            final.symlink_to(Path(last).resolve().name)
+        trainer.strategy.barrier()
+    else:
+        trainer.save_checkpoint(final)
+    return str(final)
+
+
+def write_results(path: Path, results: Any) -> None:
+    """Writes ``results`` as indented JSON, creating the directory; atomically (a temporary file, then a rename),
+    so that a killed run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.replace(path)
 
 
-def saved_results(
-    output_dir: Path, train_args: argparse.Namespace, settings: Sequence[str], path_settings: Sequence[str] = ()
-) -> Optional[Dict[str, Any]]:
-    """The results.json in ``output_dir`` if that run had the same ``settings`` as ``train_args``, else None.
+def saved_results(output_dir: Path, settings: TrainSettings, keys: Sequence[str]) -> Optional[Dict[str, Any]]:
+    """The results.json in ``output_dir`` if that run had the same settings ``keys`` as ``settings``, else None.
 
-    Paths are compared as strings, those named in ``path_settings`` resolved (so relative and absolute spellings
-    of one path agree).
+    Paths are compared resolved (so relative and absolute spellings of one path agree); a run written before
+    ``config_override`` became a dict (a list of FIELD=VALUE strings) reads back too.
     """
     path = Path(output_dir) / "results.json"
     if not path.exists():
         return None
     saved = read_results([path])[0]
-    recorded = saved.get("settings", {})
+    recorded = dict(saved.get("settings", {}))
+    if isinstance(recorded.get("config_override"), list):
+        recorded["config_override"] = parse_overrides(recorded["config_override"])
+    current = settings.to_dict()
 
     def same(key: str) -> bool:
-        old, new = recorded.get(key), getattr(train_args, key)
-        new = str(new) if isinstance(new, Path) else new
-        if key in path_settings and isinstance(old, str) and isinstance(new, str):
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, str) and isinstance(new, str) and (os.sep in old or os.sep in new):
             return Path(old).resolve() == Path(new).resolve()
         return old == new
 
-    return saved if all(same(key) for key in settings) else None
+    return saved if all(same(key) for key in keys) else None
 
 
 def read_results(paths: List[Path]) -> List[Dict[str, Any]]:

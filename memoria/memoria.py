@@ -12,6 +12,7 @@ from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from .similarity import Similarity, WorkingMemoryQuery
 from .state import check_state
+from .static import StaticMemoria
 from .store import EngramStore
 from .utils import super_unique, unique_positions
 
@@ -62,6 +63,10 @@ class Memoria:
             step): the record of older steps (their summaries and firings, and the engrams deleted by then) is
             dropped, so that memory stays bounded. A summary lists every live engram and link: about 1 MB of
             Python objects per row and step with 100 engrams and 4,700 links.
+        static_shapes: run every step on fixed-capacity buffers with no host sync, so that a step compiles into one
+            graph (``torch.compile(fullgraph=True)``) and can be captured in a CUDA graph; needs ``mode="paper"`` and
+            ``max_ltm_per_row``, refuses ``keep_history``. ``remind()`` then returns ``num_reminded_stm +
+            num_final_ltms`` indices (-1 padded) that name slots (docs/algorithm.md, "Static shapes").
 
     Counts (the first five arguments, ``max_ltm_per_row``, ``history_window``) may be ints, numpy integers or 0-d
     integer tensors.
@@ -84,6 +89,7 @@ class Memoria:
         max_ltm_per_row: Optional[int] = None,
         track_engram_id: Optional[bool] = None,
         history_window: Optional[int] = DEFAULT_HISTORY_WINDOW,
+        static_shapes: bool = False,
     ) -> None:
         if track_engram_id is not None:
             track_id = track_id or track_engram_id
@@ -103,6 +109,14 @@ class Memoria:
             history_window = _checked_count("history_window", history_window, minimum=1)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not isinstance(static_shapes, bool):
+            raise TypeError(f"static_shapes must be a bool, got {type(static_shapes).__name__}")
+        if static_shapes and (mode != "paper" or max_ltm_per_row is None or keep_history):
+            raise ValueError(
+                "static_shapes=True needs mode='paper' (the reference's quirks have data-dependent shapes) and "
+                "max_ltm_per_row (the LTM capacity), and cannot keep_history (it reads every step on the host); got "
+                f"mode={mode!r}, max_ltm_per_row={max_ltm_per_row!r}, keep_history={keep_history!r}"
+            )
 
         self.num_reminded_stm = num_reminded_stm
         self.stm_capacity = stm_capacity
@@ -125,6 +139,7 @@ class Memoria:
         self._output_device: Optional[torch.device] = None
         self._output_dtype = torch.float32
         self._fired: Optional[torch.Tensor] = None
+        self._static = StaticMemoria(self._settings(), self.similarity) if static_shapes else None
 
     @property
     def engrams(self) -> Engrams:
@@ -132,8 +147,10 @@ class Memoria:
 
         Built from :attr:`store` on each read (fields in position order, copied): changing it does not change the
         memory; assign an :class:`Engrams` to replace the memory's engrams. ``Engrams.empty()`` while no engram
-        is held. The step path never builds it.
+        is held. The step path never builds it. With ``static_shapes`` its positions are slots.
         """
+        if self._static is not None:
+            return self._static.engrams()
         store = self.store
         if store is None or store.length == 0:
             return Engrams.empty(track_age=self.track_age, track_engram_id=self.track_id)
@@ -154,6 +171,8 @@ class Memoria:
         device (or that of ``engrams``); the next call is :meth:`add_working_memory`."""
         if not isinstance(engrams, Engrams):
             raise TypeError(f"memoria.engrams must be set to an Engrams, got {type(engrams).__name__}")
+        if self._static is not None:
+            raise ValueError("memoria.engrams cannot be assigned with static_shapes=True: use load_state_dict()")
         if engrams.batch_size == 0:
             self.reset_memory()
             return
@@ -191,6 +210,10 @@ class Memoria:
             data: floating tensor shaped [BatchSize, WorkingLength, HiddenDim]; it is detached and kept as float32
                 on the memory's device. Results of :meth:`remind` come back on its device and in its dtype.
         """
+        if self._static is not None:
+            self.store = self._static.add_working_memory(data, self.device)
+            self._output_device = data.device
+            return
         self._check_order("add_working_memory")
         self._check_working_memory(data)
         B, W, D = data.shape
@@ -222,6 +245,8 @@ class Memoria:
                 (a row may have none: mask attention with ``indices >= 0``, README "Attention over reminded
                 memories").
         """
+        if self._static is not None:
+            return self._static.remind()
         self._check_order("remind")
         store = self.store
         working_positions = store.positions(EngramType.WORKING)  # [B, W]
@@ -261,6 +286,8 @@ class Memoria:
                 :meth:`add_working_memory`.
             lifespan_delta: real tensor of the same shape.
         """
+        if self._static is not None:
+            return self._static.adjust_lifespan_and_memories(indices, lifespan_delta)
         self._check_order("adjust_lifespan_and_memories", indices)
         store = self.store
         indices, lifespan_delta = self._check_adjust_inputs(store, indices, lifespan_delta)
@@ -321,6 +348,9 @@ class Memoria:
             rows: None for everything; else a bool mask shaped [BatchSize] or a sequence/tensor of row indices.
                 Other rows stay bit-identical.
         """
+        if self._static is not None:
+            mask = None if rows is None or self.store is None else self._rows_mask(rows, self.store.batch_size)
+            return self._static.reset_memory(mask, everything=rows is None)
         if rows is None:
             if self.store is not None:
                 s = self.store
@@ -351,6 +381,8 @@ class Memoria:
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to restore this memory exactly: engrams, counters, the step order and settings
         (tensors on CPU). A model that holds a ``Memoria`` saves this beside its own ``state_dict()``."""
+        if self._static is not None:
+            return self._static.state_dict(self._settings())
         state: Dict[str, Any] = {
             "settings": self._settings(),
             "output_dtype": str(self._output_dtype),
@@ -384,6 +416,11 @@ class Memoria:
         impossible next call, other settings (``history_window`` aside), or no histories while this memory keeps
         history raises ``ValueError`` naming the field, and the memory is left exactly as it was.
         """
+        if self._static is not None or "static_shapes" in state:
+            if self._static is None:
+                raise ValueError("state_dict was saved with static_shapes=True: load it into such a Memoria")
+            self.store = self._static.load_state_dict(state, self._settings(), self.device)
+            return
         checked = check_state(state, self._settings(), self.device or torch.device("cpu"), ("history_window",))
         self.store = checked.store
         self.histories = checked.histories

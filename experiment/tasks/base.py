@@ -22,7 +22,9 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
@@ -274,6 +276,29 @@ class SegmentTask(L.LightningModule):
             optimizer, linear_warmup_decay(total_steps, round(self.hparams.warmup_ratio * total_steps))
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def split_loader(
+    trainer: Optional[L.Trainer], dataset: Dataset, batch_size: int, train: bool, num_workers: int = 0, **kwargs: Any
+) -> DataLoader:
+    """The loader of one split: shuffled for training; for dev and test under DDP, each process reads its own share
+    of the examples with none repeated (Lightning's default sampler pads the shares with repeated examples, which
+    would then count twice in the metrics).
+
+    Args:
+        trainer: the Trainer the loader is for (None outside one).
+        dataset: the split's examples.
+        batch_size: examples per batch and process.
+        train: whether this is the training split.
+        num_workers: loader worker processes.
+        kwargs: more DataLoader arguments (e.g. ``collate_fn``).
+    """
+    sampler = None
+    if not train and trainer is not None and trainer.world_size > 1:
+        sampler = UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, sampler=sampler, num_workers=num_workers, **kwargs)
 
 
 def linear_warmup_decay(total_steps: int, warmup_steps: int):

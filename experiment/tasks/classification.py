@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 from ..data.classification import ClassificationData
 from ..data.tokenization import SegmentTokenizer
 from ..datasets.classification import ClassificationDataset
-from .base import Segment, SegmentLoss, SegmentTask
+from .base import Segment, SegmentLoss, SegmentTask, split_loader
 
 PREDICTIONS = ("last", "mean")
 LOSSES = ("segments", "last")
@@ -130,7 +130,7 @@ class ClassificationDataModule(L.LightningDataModule):
         tokenizer: SegmentTokenizer,
         segment_length: int,
         batch_size: int,
-        eval_batch_size: int = 1,
+        eval_batch_size: int = 8,
         max_segments: Optional[int] = None,
         num_workers: int = 0,
     ) -> None:
@@ -145,10 +145,8 @@ class ClassificationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=dataset.collate
-        )
+        dataset, trainer = self.datasets[split], getattr(self, "trainer", None)
+        return split_loader(trainer, dataset, batch_size, shuffle, self.num_workers, collate_fn=dataset.collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

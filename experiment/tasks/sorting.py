@@ -3,7 +3,6 @@
 from typing import Any, Dict, Optional
 
 import lightning as L
-import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchmetrics import Metric
@@ -11,7 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.sorting import load_sorting_data, model_vocab_size
 from ..datasets.sorting import IGNORE_INDEX, SortingDataset
-from .base import Segment, SegmentLoss, SegmentTask
+from .base import Segment, SegmentLoss, SegmentTask, split_loader
 
 
 class SortingTask(SegmentTask):
@@ -83,7 +82,7 @@ class SortingDataModule(L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, data_path: str, batch_size: int, eval_batch_size: int = 1, num_workers: int = 0) -> None:
+    def __init__(self, data_path: str, batch_size: int, eval_batch_size: int = 32, num_workers: int = 0) -> None:
         super().__init__()
         self.data = load_sorting_data(data_path)
         self.batch_size = batch_size
@@ -96,9 +95,8 @@ class SortingDataModule(L.LightningDataModule):
         return model_vocab_size(self.data.vocab_size)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            SortingDataset(self.data, split), batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers
-        )
+        trainer = getattr(self, "trainer", None)
+        return split_loader(trainer, SortingDataset(self.data, split), batch_size, shuffle, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -1,21 +1,30 @@
-"""experiment.analyze_engrams end to end: a tiny Memoria Transformer trained for 2 steps, read in both modes."""
+"""`analyze sorting` and `analyze language-modeling` end to end: a tiny Memoria Transformer trained for 2 steps, read in both modes."""
 
 import json
 
 import pytest
 
-from experiment import analyze_engrams, train_sorting
+from experiment.__main__ import main
+from experiment.recipes.engrams import MODES
 from memoria import HistoryManager
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
 
+def analyze(argv):
+    """``analyze sorting`` when the arguments name --sorting-data, else ``analyze language-modeling``."""
+    task = "sorting" if any(argument.startswith("--sorting-data") for argument in argv) else "language-modeling"
+    return main(["analyze", task, *argv])
+
+
 @pytest.fixture
 def trained_model(tiny_data_file, tiny_config_files, tmp_path):
     output_dir = tmp_path / "run"
-    train_sorting.main(
+    main(
         [
+            "train",
+            "sorting",
             f"--data={tiny_data_file}",
             f"--model-config={tiny_config_files['memoria']}",
             f"--output-dir={output_dir}",
@@ -34,7 +43,7 @@ def trained_model(tiny_data_file, tiny_config_files, tmp_path):
 
 def test_effects_figures_animation_and_histories_are_written(trained_model, tiny_data_file, tmp_path, capsys):
     output_dir, images_dir = tmp_path / "engrams", tmp_path / "images"
-    analyze_engrams.main(
+    analyze(
         [
             f"--model={trained_model}",
             f"--sorting-data={tiny_data_file}",
@@ -50,7 +59,7 @@ def test_effects_figures_animation_and_histories_are_written(trained_model, tiny
     results = json.loads((output_dir / "effects.json").read_text())
     assert results["episodes"] == 6 and results["settings"]["segment_length"] == 8  # read from results.json
     assert 0 <= results["accuracy_memory_erased"] <= 1
-    for mode in analyze_engrams.MODES:
+    for mode in MODES:
         assert 0 <= results[mode]["accuracy"] <= 1
         effects = results[mode]["effects"]
         assert set(effects) == {
@@ -76,7 +85,7 @@ def test_effects_figures_animation_and_histories_are_written(trained_model, tiny
 def test_the_training_segment_length_is_required_without_results_json(tmp_path, tiny_data_file):
     (tmp_path / "model").mkdir()
     with pytest.raises(ValueError, match="--segment-length"):
-        analyze_engrams.main([f"--model={tmp_path / 'model'}", f"--sorting-data={tiny_data_file}"])
+        analyze([f"--model={tmp_path / 'model'}", f"--sorting-data={tiny_data_file}"])
 
 
 @pytest.fixture
@@ -109,7 +118,7 @@ def test_language_modeling_episodes_give_effects_perplexities_and_figures(
     tiny_language_model, tiny_pg19, tmp_path, capsys
 ):
     output_dir, images_dir = tmp_path / "engrams", tmp_path / "images"
-    analyze_engrams.main(
+    analyze(
         [
             f"--model={tiny_language_model}",
             f"--corpus={tiny_pg19}",
@@ -127,7 +136,7 @@ def test_language_modeling_episodes_give_effects_perplexities_and_figures(
     assert results["episodes"] == 12
     assert results["settings"]["segment_length"] == 8 and results["settings"]["dataset"] == "pg19"
     assert 1 < results["ppl_memory_erased"]
-    for mode in analyze_engrams.MODES:
+    for mode in MODES:
         assert 1 < results[mode]["ppl"] < 10 * 256  # an untrained model: near the vocabulary size
         assert len(results[mode]["effects"]) == 6
         for kind in ("serial-position", "lag-crp"):
@@ -146,12 +155,12 @@ def test_language_modeling_episodes_need_enough_tokens_and_a_tokenizer_the_model
     from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
 
     with pytest.raises(ValueError, match="--episode-segments 100"):  # 399 tokens, episodes of 800
-        analyze_engrams.main([f"--model={tiny_language_model}", f"--corpus={tiny_pg19}", "--episode-segments=100"])
+        analyze([f"--model={tiny_language_model}", f"--corpus={tiny_pg19}", "--episode-segments=100"])
     small = tmp_path / "small-vocabulary"
     GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=100)).save_pretrained(small)
     tokenizer = tiny_language_model.parent / "tokenizer"
     with pytest.raises(ValueError, match="256 tokens, more than the model's vocabulary"):
-        analyze_engrams.main(
+        analyze(
             [
                 f"--model={small}",
                 f"--corpus={tiny_pg19}",

@@ -1,4 +1,4 @@
-"""The classification scripts end to end on tiny data: train (JSON and Hyperpartisan layouts, from a local
+"""The classification commands end to end on tiny data: train (JSON and Hyperpartisan layouts, from a local
 pretrained BERT), evaluate a checkpoint, and the comparison with its read-back of finished runs."""
 
 import json
@@ -8,7 +8,7 @@ import torch
 from test_classification_data import write_plays, write_semeval
 from transformers import BertConfig, BertModel
 
-from experiment import eval_classification, run_classification, train_classification
+from experiment.__main__ import main
 from experiment.data.classification import ClassificationData, Document, save_classification_data
 from experiment.data.tokenization import train_bpe_tokenizer
 
@@ -28,6 +28,20 @@ TINY_MEMORIA = dict(
     memoria_num_reminded_ltm=2,
     memoria_ltm_search_depth=2,
 )
+
+
+def train_classification(argv):
+    return main(["train", "classification", *argv])
+
+
+def eval_classification(argv):
+    return main(["eval", "classification", *argv])
+
+
+def compare_classification(argv):
+    return main(["compare", "classification", *argv])
+
+
 WORDS = "red green blue cat dog sun moon star tree leaf".split()
 
 
@@ -71,10 +85,10 @@ def common_args(output_dir, config, tokenizer, *extra):
     ]
 
 
-@pytest.mark.parametrize("script", [train_classification, eval_classification, run_classification])
-def test_help_shows_the_defaults(script, capsys):
+@pytest.mark.parametrize("verb", ["train", "eval", "compare"])
+def test_help_shows_the_defaults(verb, capsys):
     with pytest.raises(SystemExit) as exited:
-        script.main(["--help"])
+        main([verb, "classification", "--help"])
     assert exited.value.code == 0
     assert "(default:" in capsys.readouterr().out
 
@@ -85,7 +99,7 @@ def test_help_shows_the_defaults(script, capsys):
 def test_train_then_evaluate(model, extra, tiny_setup, tmp_path, capsys):
     data, tokenizer, configs = tiny_setup
     output_dir = tmp_path / "run"
-    train_classification.main(
+    train_classification(
         ["--dataset=json", f"--data={data}", *common_args(output_dir, configs[model], tokenizer, *extra)]
     )
     results = json.loads((output_dir / "results.json").read_text())
@@ -93,7 +107,7 @@ def test_train_then_evaluate(model, extra, tiny_setup, tmp_path, capsys):
     for field in ("test", "test_best"):
         assert 0 <= results[field]["accuracy"] <= 1 and 0 <= results[field]["macro_f1"] <= 1
     assert "macro-F1" in capsys.readouterr().out
-    eval_classification.main(
+    eval_classification(
         [
             f"--checkpoint={results['last_checkpoint']}",
             "--dataset=json",
@@ -124,7 +138,7 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
     bert = BertModel(BertConfig(vocab_size=40, **{k: v for k, v in TINY.items() if k != "num_labels"}))
     bert.save_pretrained(tmp_path / "bert")
     output_dir = tmp_path / "hp"
-    train_classification.main(
+    train_classification(
         [
             "--dataset=hyperpartisan",
             f"--data={xml}",
@@ -138,14 +152,14 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
     results = json.loads((output_dir / "results.json").read_text())
     assert results["labels"] == ["false", "true"] and results["split_overlap"] == {}
     assert "train: 16 documents" in printed and "dev: 2 documents" in printed  # the clean split of 20
-    trained_from = torch.load(results["last_checkpoint"], weights_only=False)["state_dict"]
+    trained_from = torch.load(results["last_checkpoint"], weights_only=True)["state_dict"]
     assert trained_from["model.bert.embeddings.word_embeddings.weight"].shape == (40, 16)
 
 
 def test_bad_arguments_are_refused(tiny_setup, tmp_path):
     data, tokenizer, configs = tiny_setup
     with pytest.raises(ValueError, match="segment-length 20 needs 20 positions"):
-        train_classification.main(
+        train_classification(
             [
                 "--dataset=json",
                 f"--data={data}",
@@ -154,7 +168,7 @@ def test_bad_arguments_are_refused(tiny_setup, tmp_path):
             ]
         )
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        train_classification.main(
+        train_classification(
             [
                 "--dataset=json",
                 f"--data={data}",
@@ -173,35 +187,42 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
         "--train-stride-words=30",
         "--vocab-size=80",
         "--segment-length=16",
-        "--segments=2",
+        "--max-segments=2",
         "--seeds=1",
         "--max-steps=2",
         "--batch-size=8",
         "--val-check-interval=2",
         "--no-progress-bar",
     ]
-    run_classification.main(args)
+    compare_classification(args)
     first = capsys.readouterr().out
-    for name in ("Memoria BERT", "Memoria BERT, erased every segment", "BERT, mean of segment logits"):
+    for name in ("memoria-bert ", "memoria-bert:erased_every_segment", "bert:mean_of_segment_logits"):
         assert name in first
-    assert "vs BERT, first segment only" in first and "Better:" in first and "test macro-F1" in first
-    run_classification.main(args)
+    assert "vs bert:first_segment_only" in first and "Better:" in first and "test accuracy" in first
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "loss", "step_seconds", "parameters"}
+    assert {(row["model"], row["ablation"]) for row in rows} == {
+        ("memoria-bert", ""),
+        ("memoria-bert", "erased_every_segment"),
+        ("bert", "mean_of_segment_logits"),
+        ("bert", "first_segment_only"),
+    }
+    compare_classification(args)
     again = capsys.readouterr().out
-    assert again.count("read back from") == 4 and "training" not in again
-    assert again[again.index("Shakespeare genre") :] == first[first.index("Shakespeare genre") :]
+    assert again.count("finished, read back") == 4 and ": training" not in again
+    assert again[again.index("### genre") :] == first[first.index("### genre") :]
+    assert (tmp_path / "cmp" / "comparison.md").read_text().strip() == first[first.index("### genre") :].strip()
 
 
 def test_evaluation_refuses_data_with_other_labels(tiny_setup, tmp_path):
     data, tokenizer, configs = tiny_setup
     output_dir = tmp_path / "run"
-    train_classification.main(
-        ["--dataset=json", f"--data={data}", *common_args(output_dir, configs["plain"], tokenizer)]
-    )
+    train_classification(["--dataset=json", f"--data={data}", *common_args(output_dir, configs["plain"], tokenizer)])
     layout = json.loads(data.read_text())
     layout["labels"] = ["cold", "warm"]
     (tmp_path / "other.json").write_text(json.dumps(layout))
     with pytest.raises(ValueError, match=r"labels \['cold', 'warm'\] differ from the checkpoint's"):
-        eval_classification.main(
+        eval_classification(
             [
                 f"--checkpoint={output_dir / 'checkpoints' / 'final.ckpt'}",
                 "--dataset=json",

@@ -1,17 +1,35 @@
-"""The command-line scripts: --help, and a tiny run from data generation through training to evaluation."""
+"""The sorting commands: --help, and a tiny run from data generation through training, evaluation and comparison."""
 
 import json
 
 import pytest
 import torch
 
-from experiment import eval_sorting, make_sorting_data, run_sorting, train_sorting
+from experiment.__main__ import main
+from experiment.recipes.compare import run_settings
+from experiment.recipes.sorting import TASK, SortingCompare
 
 
-@pytest.mark.parametrize("script", [make_sorting_data, train_sorting, eval_sorting, run_sorting])
-def test_help_shows_the_defaults(script, capsys):
+def make_sorting_data(argv):
+    return main(["prepare", "sorting", *argv])
+
+
+def train_sorting(argv):
+    return main(["train", "sorting", *argv])
+
+
+def eval_sorting(argv):
+    return main(["eval", "sorting", *argv])
+
+
+def compare_sorting(argv):
+    return main(["compare", "sorting", *argv])
+
+
+@pytest.mark.parametrize("verb", ["prepare", "train", "eval", "compare", "analyze", "time"])
+def test_help_shows_the_defaults(verb, capsys):
     with pytest.raises(SystemExit) as exited:
-        script.main(["--help"])
+        main([verb, "sorting", "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "usage" in text and "(default:" in text
@@ -19,7 +37,7 @@ def test_help_shows_the_defaults(script, capsys):
 
 def test_make_sorting_data_writes_the_splits(tmp_path):
     path = tmp_path / "data.json"
-    make_sorting_data.main(
+    make_sorting_data(
         ["--output", str(path), "--sequence-length", "40", "--vocab-size", "5", "--num-train", "3", "--num-dev", "2"]
     )
     payload = json.loads(path.read_text())
@@ -49,7 +67,9 @@ def train_args(data, config, output_dir, *extra) -> list:
 @pytest.mark.parametrize("model", ["memoria", "baseline"])
 def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp_path, capsys):
     output_dir = tmp_path / model
-    train_sorting.main(train_args(tiny_data_file, tiny_config_files[model], output_dir))
+    train_sorting(train_args(tiny_data_file, tiny_config_files[model], output_dir, "--progress-every=2"))
+    printed = capsys.readouterr().out
+    assert "step 2/3, loss " in printed and "step 1/3" not in printed  # a line every 2 steps without a terminal
     results = json.loads((output_dir / "results.json").read_text())
     assert results["steps"] == 3 and 0.0 <= results["test"]["accuracy"] <= 1.0
     assert 0.0 <= results["test_best"]["accuracy"] <= 1.0 and results["test"]["loss"] > 0
@@ -60,24 +80,22 @@ def test_train_resume_and_evaluate(model, tiny_data_file, tiny_config_files, tmp
     # validation ran at step 2 only: the headline test is of the weights at step 3, saved as final.ckpt
     final = output_dir / "checkpoints" / "final.ckpt"
     assert results["last_checkpoint"] == str(final)
-    assert torch.load(final, map_location="cpu", weights_only=False)["global_step"] == 3
+    assert torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 3
     capsys.readouterr()
-    eval_sorting.main(["--checkpoint", str(final), "--data", str(tiny_data_file), "--batch-size", "4"])
+    eval_sorting(["--checkpoint", str(final), "--data", str(tiny_data_file), "--batch-size", "4"])
     assert (
         f"test accuracy {results['test']['accuracy']:.4f}, loss {results['test']['loss']:.4f}"
         in capsys.readouterr().out
     )
 
     last = output_dir / "checkpoints" / "last.ckpt"
-    train_sorting.main(
+    train_sorting(
         train_args(tiny_data_file, tiny_config_files[model], output_dir, "--max-steps=5", f"--resume-from={last}")
     )
     assert json.loads((output_dir / "results.json").read_text())["steps"] == 5
 
     capsys.readouterr()
-    eval_sorting.main(
-        ["--checkpoint", str(last), "--data", str(tiny_data_file), "--batch-size", "4", "--accelerator=cpu"]
-    )
+    eval_sorting(["--checkpoint", str(last), "--data", str(tiny_data_file), "--batch-size", "4", "--accelerator=cpu"])
     assert "test accuracy" in capsys.readouterr().out
 
 
@@ -98,36 +116,120 @@ def run_sorting_args(tmp_path, *extra: str) -> list:
     ]
 
 
-def test_run_sorting_compares_every_model_and_reads_finished_runs_back(tmp_path, capsys):
-    run_sorting.main(run_sorting_args(tmp_path, "--seeds=1"))
+def test_compare_runs_every_model_writes_tidy_rows_and_reads_finished_runs_back(tmp_path, capsys):
+    compare_sorting(run_sorting_args(tmp_path, "--seeds=1"))
     output = capsys.readouterr().out
-    table = output.split("test token accuracy")[-1]
-    for key in run_sorting.DEFAULT_MODELS:
-        assert run_sorting.MODEL_CHOICES[key][0] in table
-    assert "vs Transformer" in table and "Better:" in table and f"Outputs: {tmp_path}" in table
+    table = output.split("### T16")[-1]
+    for key in TASK.default_models:
+        assert f"| {key} " in table
+    assert "vs transformer" in table and "Better:" in table and f"Outputs: {tmp_path}" in table
     assert (
         "count the last segment's symbols" in table and "count the whole sequence, then emit by count: 1.0000" in table
     )
-    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(run_sorting.DEFAULT_MODELS)
+    assert len(list(tmp_path.glob("T16/*/results.json"))) == len(TASK.default_models)
+    rows = json.loads((tmp_path / "comparison.json").read_text())
+    assert set(rows[0]) == {"task", "model", "ablation", "seed", "setting", "metric", "value"}
+    assert {row["metric"] for row in rows} == {"accuracy", "loss", "step_seconds", "parameters"}
+    assert len(rows) == 4 * len(TASK.default_models)
+    erased = [row for row in rows if row["ablation"] == "erased_every_segment" and row["metric"] == "accuracy"]
+    assert len(erased) == 1 and erased[0]["model"] == "memoria" and erased[0]["setting"] == "T16"
+    assert (tmp_path / "comparison.md").read_text().strip() == output[output.index("### T16") :].strip()
 
-    run_sorting.main(run_sorting_args(tmp_path, "--seeds=1", "--models", "memoria-erased", "transformer"))
+    compare_sorting(run_sorting_args(tmp_path, "--seeds=1", "--models", "memoria:erased_every_segment", "transformer"))
     again = capsys.readouterr().out
-    assert again.count("read back") == 2 and "== training" not in again
-    assert table.split("Memoria, erased every segment")[1].split()[0] in again  # the same accuracy
+    assert again.count("finished, read back") == 2 and ": training" not in again
+    erased_line = next(line for line in again.splitlines() if line.startswith("| memoria:erased_every_segment"))
+    assert f"{erased[0]['value']:.4f}" in erased_line
 
 
-def test_run_sorting_with_seeds_reports_their_spread(tmp_path, capsys):
-    run_sorting.main(run_sorting_args(tmp_path, "--seeds", "1", "2", "--models", "memoria-erased", "transformer"))
-    table = capsys.readouterr().out.split("test token accuracy")[-1]
-    assert "std" in table and "seed 1" in table and "seed 2" in table
+def test_compare_with_seeds_reports_their_spread(tmp_path, capsys):
+    compare_sorting(
+        run_sorting_args(tmp_path, "--seeds", "1", "2", "--models", "memoria:erased_every_segment", "transformer")
+    )
+    table = capsys.readouterr().out.split("### T16")[-1]
+    assert "std" in table and "seed 1" in table and "seed 2" in table and "2 seeds" in table
 
 
-@pytest.mark.parametrize("key", list(run_sorting.MODEL_CHOICES))
-def test_run_sorting_passes_each_models_overrides_with_their_types(key, tmp_path):
+def test_a_killed_comparison_run_resumes_from_its_last_checkpoint(tmp_path, capsys):
+    arguments = run_sorting_args(tmp_path, "--seeds=1", "--models", "transformer", "--max-steps=4")
+    compare_sorting(arguments)
+    run = tmp_path / "T16" / "transformer-seed1"
+    (run / "results.json").unlink()  # as if killed after its validation at step 2 wrote last.ckpt
+    capsys.readouterr()
+    compare_sorting(arguments)
+    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
+    assert json.loads((run / "results.json").read_text())["steps"] == 4
+
+
+def test_a_run_finished_by_an_earlier_version_is_read_back(tmp_path, capsys):
+    from experiment.recipes.sorting import grid
+
+    settings = SortingCompare.create(**dict(zip(("output_dir", "segment_length"), (str(tmp_path), 8))))
+    settings = settings.replace(sequence_lengths=[16], vocab_size=4, num_train=8, num_dev=4, num_test=4, max_steps=2)
+    settings = settings.replace(batch_size=4, seeds=[1], models=["memoria:erased_every_segment"])
+    setting = grid(settings)[0]
+    run = run_settings(TASK, setting, TASK.models["memoria:erased_every_segment"], 1, tmp_path)
+    assert run.output_dir == str(tmp_path / "T16" / "memoria-erased-seed1")  # the directory run_sorting used
+    recorded = {**run.to_dict(), "config_override": ["memoria_reset_period=1"]}  # as run_sorting recorded it
+    results = {"test": {"accuracy": 0.25, "loss": 1.5}, "mean_step_seconds": 0.1, "parameters": 10}
+    (tmp_path / "T16" / "memoria-erased-seed1").mkdir(parents=True)
+    (tmp_path / "T16" / "memoria-erased-seed1" / "results.json").write_text(
+        json.dumps({**results, "settings": recorded})
+    )
+    from experiment.recipes.compare import compare
+
+    rows = compare(TASK, settings)
+    assert "finished, read back" in capsys.readouterr().out
+    assert {row["metric"]: row["value"] for row in rows} == {
+        "accuracy": 0.25,
+        "loss": 1.5,
+        "step_seconds": 0.1,
+        "parameters": 10,
+    }
+
+
+def test_compare_refuses_an_unknown_model(tmp_path):
+    with pytest.raises(ValueError, match=r"--models \['gpt5'\] are not models of sorting"):
+        compare_sorting(run_sorting_args(tmp_path, "--models", "gpt5"))
+
+
+@pytest.mark.parametrize("key", list(TASK.models))
+def test_compare_passes_each_models_overrides_in_process_with_their_types(key, tmp_path):
+    from experiment.recipes import Setting
+    from experiment.recipes.compare import narrowed
+    from experiment.recipes.sorting import SortingTrain
     from experiment.training import load_model_config
 
-    args = run_sorting.parse_args(run_sorting_args(tmp_path))
-    train_args = run_sorting.training_arguments(args, key, tmp_path / "data.json", 16, 1)
-    config = load_model_config(train_args)
-    for field, value in run_sorting.MODEL_CHOICES[key][2].items():
+    settings = SortingCompare.create(segment_length=8)
+    setting = Setting("T16", narrowed(settings, SortingTrain, data=str(tmp_path / "data.json")))
+    config = load_model_config(run_settings(TASK, setting, TASK.models[key], 1, tmp_path))
+    for field, value in TASK.models[key].overrides.items():
         assert getattr(config, field) == value and type(getattr(config, field)) is type(value)
+
+
+def test_settings_come_from_a_json_file_and_options_override_it(tiny_data_file, tmp_path):
+    from experiment.recipes.sorting import SortingTrain
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"data": str(tiny_data_file), "segment_length": 16, "config_override": {"n_layer": 1}}))
+    settings = SortingTrain.create(file=str(path), segment_length=8, model_config="m.json", output_dir="o")
+    assert (settings.segment_length, settings.config_override, settings.batch_size) == (8, {"n_layer": 1}, 32)
+    with pytest.raises(ValueError, match=r"has no settings \['segment_lenght'\]"):
+        SortingTrain.create(segment_lenght=8)
+    with pytest.raises(ValueError, match="missing settings: --model-config, --output-dir, --data"):
+        SortingTrain.create()
+
+
+def test_a_second_run_into_the_same_output_dir_is_refused_unless_resumed_or_overwritten(
+    tiny_data_file, tiny_config_files, tmp_path
+):
+    output_dir = tmp_path / "run"
+    arguments = train_args(tiny_data_file, tiny_config_files["baseline"], output_dir, "--max-steps=2")
+    train_sorting(arguments)
+    first = (output_dir / "results.json").read_text()
+    with pytest.raises(FileExistsError, match="already holds a run .*--resume-from .*--overwrite"):
+        train_sorting(arguments)
+    assert (output_dir / "results.json").read_text() == first  # nothing of the refused run was written
+    (output_dir / "checkpoints" / "stale.ckpt").write_text("from an old run")
+    train_sorting([*arguments, "--overwrite"])
+    assert not (output_dir / "checkpoints" / "stale.ckpt").exists()

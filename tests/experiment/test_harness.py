@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiment import cli
-from experiment.summary import ComparisonRow, format_comparison
+from experiment import settings as cli
+from experiment.recipes.compare import format_table
 from experiment.tasks.base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
 
 CONFIG = {"model_type": "gpt2_segment", "n_layer": 1, "n_embd": 8, "n_head": 2, "n_positions": 8, "vocab_size": 5}
@@ -151,23 +151,60 @@ def test_progress_bar_only_in_a_terminal_outside_ci(monkeypatch):
     assert not cli.show_progress_bar()
 
 
-def test_summary_has_the_difference_the_verdict_and_the_outputs():
-    rows = [ComparisonRow("Memoria", [0.5, 0.7], 1000, 0.2), ComparisonRow("Transformer", [0.4, 0.4], 900, 0.1)]
-    text = format_comparison(rows, [1, 2], "test accuracy", True, "Transformer", "outputs/x")
-    memoria_line = next(line for line in text.splitlines() if line.startswith("Memoria"))
+def rows(model, ablation, values, metric="accuracy"):
+    """Tidy rows of one model: ``values`` per seed 1, 2, ... and a step time and parameter count."""
+    base = {"task": "t", "model": model, "ablation": ablation, "setting": "s"}
+    result = []
+    for seed, value in enumerate(values, 1):
+        result += [
+            {**base, "seed": seed, "metric": metric, "value": value},
+            {**base, "seed": seed, "metric": "step_seconds", "value": 0.2},
+            {**base, "seed": seed, "metric": "parameters", "value": 1000},
+        ]
+    return result
+
+
+def test_the_table_has_the_difference_the_verdict_and_the_outputs():
+    table_rows = rows("memoria", "", [0.5, 0.7]) + rows("transformer", "", [0.4, 0.4])
+    text = format_table(table_rows, "accuracy", True, "transformer", "outputs/x")
+    memoria_line = next(line for line in text.splitlines() if line.startswith("| memoria"))
     assert "0.6000" in memoria_line and "+0.2000" in memoria_line and "0.1414" in memoria_line
-    assert "Better: Memoria, by 0.2000" in text and "outputs/x" in text
-    lower = format_comparison(rows, [1, 2], "loss", False, "Transformer", "outputs/x")
-    assert "Better: none over Transformer" in lower
+    assert "1,000" in memoria_line and "0.200" in memoria_line
+    assert "Better: memoria, by 0.2000 mean test accuracy over transformer" in text and "2 seeds" in text
+    assert "outputs/x" in text and "Quick mode" not in text
+    lower = format_table(table_rows, "accuracy", False, "transformer", "outputs/x", quick=True)
+    assert "Better: none over transformer" in lower and lower.startswith("Quick mode: a smoke test")
     with pytest.raises(ValueError, match="baseline"):
-        format_comparison(rows, [1, 2], "loss", False, "GPT-2", "outputs/x")
+        format_table(table_rows, "accuracy", False, "gpt2", "outputs/x")
 
 
-def test_scripts_import_no_heavy_library_for_help():
+def test_an_ablation_is_its_own_row():
+    table_rows = rows("memoria", "", [0.5]) + rows("memoria", "erased_every_segment", [0.3])
+    text = format_table(table_rows, "accuracy", True, "memoria:erased_every_segment", "outputs/x")
+    assert "| memoria:erased_every_segment |" in text and "+0.2000" in text
+
+
+def test_help_imports_no_heavy_library():
     code = (
-        "import sys, experiment.train_sorting, experiment.run_sorting, experiment.eval_sorting, "
-        "experiment.make_sorting_data, experiment.time_sorting_step; "
+        "import sys, experiment.__main__, experiment.settings, experiment.recipes; "
         "print(sorted(m for m in ('torch', 'lightning', 'transformers', 'numpy') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_front_door_lists_verbs_and_tasks():
+    result = subprocess.run([sys.executable, "-m", "experiment", "--help"], capture_output=True, text=True, check=True)
+    for word in ("prepare", "train", "eval", "compare", "analyze", "time", "sorting", "language-modeling"):
+        assert word in result.stdout
+    wrong = subprocess.run([sys.executable, "-m", "experiment", "train", "chess"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "invalid choice: 'chess'" in wrong.stderr
+
+
+def test_time_interleaves_the_models_with_threads_set(capsys):
+    from experiment.__main__ import main
+
+    seconds = main(["time", "sorting", "--steps=2", "--sequence-length=16", "--segment-length=8", "--batch-size=2"])
+    assert set(seconds) == {"memoria", "memoria:erased_every_segment", "transformer"}
+    assert all(len(times) == 2 for times in seconds.values())
+    assert "threads 1" in capsys.readouterr().out

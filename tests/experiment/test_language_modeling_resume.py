@@ -93,7 +93,7 @@ def fit(config, directory, ckpt_path=None, validate=False, streams=2):
             ),
         ],
     )
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return losses.losses, task.state_dict()
 
 
@@ -128,7 +128,7 @@ def test_resuming_mid_epoch_with_other_streams_is_refused(tmp_path):
 @pytest.mark.parametrize("name", ["memoria", "transfo_xl"])
 def test_the_restored_memory_is_what_makes_the_next_loss_equal(name, tmp_path):
     straight, _ = fit(MODELS[name], tmp_path / "straight")
-    saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=False)
+    saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=True)
     assert saved[STREAM_STATE_KEY]["train_windows_done"] == SAVED_AT
     fresh = LanguageModelingTask(MODELS[name], segment_length=4).model
     saved[STREAM_STATE_KEY]["processes"][0]["memory"] = fresh.memory_state()  # the position kept, the memory forgotten
@@ -188,13 +188,13 @@ def fit_ddp(directory, ckpt_path=None):
             ModelCheckpoint(dirpath=directory, filename="{step}", every_n_train_steps=SAVED_AT, save_top_k=-1),
         ],
     )
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
-    return [torch.load(directory / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    return [torch.load(directory / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
 
 
 def test_under_ddp_each_process_resumes_its_own_streams_and_memory(tmp_path):
     straight = fit_ddp(tmp_path / "straight")
-    saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=False)
+    saved = torch.load(tmp_path / "straight" / f"step={SAVED_AT}.ckpt", weights_only=True)
     assert len(saved[STREAM_STATE_KEY]["processes"]) == 2
     resumed = fit_ddp(tmp_path / "resumed", ckpt_path=tmp_path / "straight" / f"step={SAVED_AT}.ckpt")
     assert straight[0]["losses"][SAVED_AT:] != straight[1]["losses"][SAVED_AT:]  # the ranks read different streams

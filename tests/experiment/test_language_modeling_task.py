@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from experiment import eval_language_modeling, prepare_gutenberg, run_language_modeling, train_language_modeling
+from experiment.__main__ import main
+from experiment.data.gutenberg import split_works
 from experiment.data.language_modeling import IGNORE_INDEX, load_enwik8, load_pg19, make_windows
 from experiment.tasks.language_modeling import (
     CorpusPerplexity,
@@ -20,6 +21,15 @@ from experiment.tasks.language_modeling import (
     LanguageModelingTask,
 )
 
+
+def command(verb):
+    """``python -m experiment <verb> language-modeling`` as a function of the remaining arguments."""
+    return lambda argv: main([verb, "language-modeling", *argv])
+
+
+prepare_gutenberg, train_language_modeling, eval_language_modeling, compare_language_modeling = map(
+    command, ("prepare", "train", "eval", "compare")
+)
 TINY = {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_inner": 32, "n_positions": 16, "vocab_size": 20}
 TINY_GPT2 = {"model_type": "gpt2_segment", **TINY, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}
 TINY_XL = {
@@ -196,7 +206,7 @@ def texts_dir(tmp_path):
 
 def test_prepare_gutenberg_lays_out_each_work_once(texts_dir, tmp_path):
     output = tmp_path / "gutenberg"
-    prepare_gutenberg.main(
+    prepare_gutenberg(
         ["--texts-dir", str(texts_dir), "--output-dir", str(output), "--num-valid=2", "--num-test=2", "--seed=5"]
     )
     corpus = load_pg19(output / "pg19")
@@ -207,15 +217,15 @@ def test_prepare_gutenberg_lays_out_each_work_once(texts_dir, tmp_path):
     byte_corpus = load_enwik8(output / "enwik8", heldout_bytes=split["enwik8_heldout_bytes"])
     assert byte_corpus["test"] == ["".join(corpus["test"]).encode()]  # exactly the test works
     assert (output / "enwik8" / "enwik8").read_bytes().startswith("".join(corpus["train"]).encode())
-    prepare_gutenberg.main(
+    prepare_gutenberg(
         ["--texts-dir", str(texts_dir), "--output-dir", str(output), "--num-valid=2", "--num-test=2", "--seed=5"]
     )  # the same contents again: allowed
     with pytest.raises(FileExistsError, match="--output-dir"):
-        prepare_gutenberg.main(
+        prepare_gutenberg(
             ["--texts-dir", str(texts_dir), "--output-dir", str(output), "--num-valid=2", "--num-test=2", "--seed=6"]
         )
     with pytest.raises(ValueError, match="--num-valid"):
-        prepare_gutenberg.split_works(["a", "b"], 1, 1, 0)
+        split_works(["a", "b"], 1, 1, 0)
 
 
 def train_args(data_dir, config, output_dir, *extra):
@@ -240,9 +250,7 @@ def train_args(data_dir, config, output_dir, *extra):
 @pytest.fixture
 def gutenberg(texts_dir, tmp_path):
     output = tmp_path / "gutenberg"
-    prepare_gutenberg.main(
-        ["--texts-dir", str(texts_dir), "--output-dir", str(output), "--num-valid=1", "--num-test=1"]
-    )
+    prepare_gutenberg(["--texts-dir", str(texts_dir), "--output-dir", str(output), "--num-valid=1", "--num-test=1"])
     return output
 
 
@@ -250,9 +258,7 @@ def test_train_and_evaluate_on_bpe_then_on_bytes(gutenberg, tmp_path, capsys):
     config = tmp_path / "memoria.json"
     config.write_text(json.dumps(TINY_MEMORIA))
     output = tmp_path / "memoria"
-    train_language_modeling.main(
-        train_args(gutenberg / "pg19", config, output, "--dataset=pg19", "--bpe-vocab-size=300")
-    )
+    train_language_modeling(train_args(gutenberg / "pg19", config, output, "--dataset=pg19", "--bpe-vocab-size=300"))
     results = json.loads((output / "results.json").read_text())
     assert results["steps"] == 3 and results["vocab_size"] <= 300
     assert results["test_ppl"] == results["test"]["ppl"] and 1.0 < results["test_ppl"] < 300
@@ -261,15 +267,13 @@ def test_train_and_evaluate_on_bpe_then_on_bytes(gutenberg, tmp_path, capsys):
     assert list((output / "tensorboard").rglob("events.out.tfevents.*"))
 
     capsys.readouterr()
-    eval_language_modeling.main(
-        ["--checkpoint", str(results["last_checkpoint"]), "--batch-size=2", "--accelerator=cpu"]
-    )
+    eval_language_modeling(["--checkpoint", str(results["last_checkpoint"]), "--batch-size=2", "--accelerator=cpu"])
     printed = capsys.readouterr().out
     test_ppl = float(re.search(r"test: perplexity ([0-9.]+)", printed).group(1))
     assert test_ppl == pytest.approx(results["test"]["ppl"], abs=1e-3)  # same streams, same segments
 
     last = output / "checkpoints" / "last.ckpt"
-    train_language_modeling.main(
+    train_language_modeling(
         train_args(
             gutenberg / "pg19",
             config,
@@ -285,7 +289,7 @@ def test_train_and_evaluate_on_bpe_then_on_bytes(gutenberg, tmp_path, capsys):
     split = json.loads((gutenberg / "enwik8" / "split.json").read_text())
     baseline = tmp_path / "gpt2.json"
     baseline.write_text(json.dumps(TINY_GPT2))
-    train_language_modeling.main(
+    train_language_modeling(
         train_args(
             gutenberg / "enwik8",
             baseline,
@@ -301,15 +305,15 @@ def test_train_and_evaluate_on_bpe_then_on_bytes(gutenberg, tmp_path, capsys):
 
 def test_train_rejects_a_missing_corpus(tmp_path):
     with pytest.raises(FileNotFoundError, match="enwik8"):
-        train_language_modeling.main(train_args(tmp_path, tmp_path / "c.json", tmp_path / "o", "--dataset=enwik8"))
+        train_language_modeling(train_args(tmp_path, tmp_path / "c.json", tmp_path / "o", "--dataset=enwik8"))
 
 
-def test_run_language_modeling_compares_and_reads_finished_runs_back(gutenberg, tmp_path, capsys):
+def test_compare_language_modeling_and_read_finished_runs_back(gutenberg, tmp_path, capsys):
     args = [
         f"--data-dir={gutenberg}",
         f"--output-dir={tmp_path / 'runs'}",
         "--models",
-        "memoria-erased",
+        "memoria:erased_every_segment",
         "transformer",
         "--seeds=1",
         "--max-steps=2",
@@ -321,12 +325,12 @@ def test_run_language_modeling_compares_and_reads_finished_runs_back(gutenberg, 
         "--bpe-vocab-size=300",
         "--no-progress-bar",
     ]
-    run_language_modeling.main(args)
+    compare_language_modeling(args)
     printed = capsys.readouterr().out
-    assert "Memoria, erased every segment" in printed and "Transformer" in printed
-    assert "test perplexity" in printed and "Better:" in printed and "vs Transformer" in printed
-    run_language_modeling.main(args)
-    assert printed.count("== training") == 2 and capsys.readouterr().out.count("read back") == 2
+    assert "| memoria:erased_every_segment |" in printed and "| transformer " in printed
+    assert "test ppl" in printed and "Better:" in printed and "vs transformer" in printed
+    compare_language_modeling(args)
+    assert printed.count(": training") == 2 and capsys.readouterr().out.count("finished, read back") == 2
 
 
 class RecordRank(L.Callback):

@@ -7,6 +7,7 @@ from typing import List, Optional
 import torch
 
 from ..inputs import Rows, rows_to_mask
+from ..segment_recurrent import carried_type
 from .configuration_infinity_former import InfinityFormerConfig
 from .continuous_signal import GaussianBasis, attention_histogram, even_positions, sample_positions
 
@@ -28,6 +29,7 @@ class BlockReadout:
     variance: Optional[torch.Tensor] = None
 
 
+@carried_type
 @dataclass
 class InfinityFormerMemory:
     """The memories of every layer, all detached.

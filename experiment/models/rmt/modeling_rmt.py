@@ -18,7 +18,7 @@ from transformers.utils import ModelOutput
 
 from ..heads import SegmentCausalLMMixin
 from ..inputs import Rows, check_attention_mask, check_batch_size, check_input_ids, rows_to_mask
-from ..segment_recurrent import SegmentRecurrentModel
+from ..segment_recurrent import SegmentRecurrentModel, carried_type
 from .configuration_rmt import RMTConfig
 
 
@@ -37,6 +37,7 @@ class RMTModelOutput(ModelOutput):
     logits: Optional[torch.FloatTensor] = None
 
 
+@carried_type
 @dataclass
 class RMTMemoryState:
     """What each row carries into its next segment.

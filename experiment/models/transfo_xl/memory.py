@@ -9,7 +9,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..segment_recurrent import carried_type
 
+
+@carried_type
 class SegmentMemory:
     """Hidden states of earlier segments for every layer, newest last, at most ``capacity`` per row.
 

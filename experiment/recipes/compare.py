@@ -1,0 +1,184 @@
+"""One comparison for every task: models x seeds x the task's settings, as tidy rows, then a table.
+
+Each run trains in this process with the task's ``train`` and writes its own results.json under
+``<output-dir>/<setting>/<model>-seed<seed>``; a finished run with the same settings is read back, and a killed
+run resumes from its ``checkpoints/last.ckpt``. Every test metric, the mean training-step time and the parameter
+count of every run become rows of ``comparison.json``::
+
+    {"task", "model", "ablation", "seed", "setting", "metric", "value"}
+
+(``ablation`` is "" for the model as trained and tested). The table is made from those rows alone, printed, and
+saved as ``comparison.md``. Plain Python until a run trains.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
+
+from ..settings import CompareSettings, Settings, TrainSettings
+from . import Model, Setting, Task
+
+TrainType = TypeVar("TrainType", bound=TrainSettings)
+STEP_SECONDS, PARAMETERS = "step_seconds", "parameters"
+
+
+def narrowed(settings: Settings, cls: Type[TrainType], **changes: Any) -> TrainType:
+    """The fields of ``cls`` taken from ``settings`` (a compare settings object holding them), with ``changes``."""
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(cls) if hasattr(settings, f.name)}
+    return cls(**{**values, **changes})
+
+
+def run_settings(task: Task, setting: Setting, model: Model, seed: int, output_dir: Path) -> TrainSettings:
+    """The training settings of one run: the setting's, with the model's configuration, ablation and seed."""
+    overrides = {**setting.train_settings.config_override, **model.overrides}  # type: ignore[attr-defined]
+    directory = setting.label if setting.directory is None else setting.directory
+    return setting.train_settings.replace(  # type: ignore[attr-defined]
+        model_config=model.config_path,
+        config_override=overrides,
+        output_dir=str(output_dir / directory / f"{model.run_name}-seed{seed}"),
+        seed=seed,
+        **model.settings,
+    )
+
+
+def train_or_read_back(task: Task, settings: TrainSettings, retrain: bool) -> Dict[str, Any]:
+    """A finished run's results.json (same ``task.identity`` settings), else trains: from the run's last checkpoint
+    when a killed run left one, else afresh (deleting a stale run's outputs)."""
+    from ..training import saved_results
+
+    output_dir = Path(settings.output_dir)
+    saved = None if retrain else saved_results(output_dir, settings, task.identity)
+    if saved is not None:
+        print(f"== {output_dir}: finished, read back", flush=True)
+        return saved
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not retrain and last.exists() and not (output_dir / "results.json").exists():
+        print(f"== {output_dir}: resuming from {last}", flush=True)
+        return task.verbs["train"][1](settings.replace(resume_from=str(last)))
+    print(f"== {output_dir}: training", flush=True)
+    return task.verbs["train"][1](settings.replace(overwrite=True))
+
+
+def tidy_rows(task: Task, model: Model, seed: int, setting: str, results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One row per test metric, plus the step time and the parameter count."""
+    values = {metric: results["test"][metric] for metric in task.metrics if metric in results["test"]}
+    values[STEP_SECONDS] = results["mean_step_seconds"]
+    values[PARAMETERS] = results["parameters"]
+    base = {"task": task.name, "model": model.name, "ablation": model.ablation, "seed": seed, "setting": setting}
+    return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
+
+
+def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
+    """Runs (or reads back) every model x seed x setting; writes comparison.json and comparison.md, prints the
+    table; returns the rows. Under DDP only rank 0 writes and prints the table.
+
+    Raises:
+        ValueError: naming the unknown models.
+    """
+    if settings.quick:
+        settings = settings.replace(**task.quick)
+    keys = settings.models or task.default_models
+    unknown = [key for key in keys if key not in task.models]
+    if unknown:
+        raise ValueError(f"--models {unknown} are not models of {task.name}; choose from {list(task.models)}")
+    output_dir = Path(settings.output_dir)
+    rows: List[Dict[str, Any]] = []
+    notes: Dict[str, List[str]] = {}
+    rank_zero = True
+    for setting in task.grid(settings) if task.grid else []:
+        notes[setting.label] = setting.notes
+        for seed in settings.seeds:
+            for key in keys:
+                model = task.models[key]
+                results = train_or_read_back(
+                    task, run_settings(task, setting, model, seed, output_dir), settings.retrain
+                )
+                rank_zero = results.get("rank_zero", True)
+                rows.extend(tidy_rows(task, model, seed, setting.label, results))
+    baseline = task.baseline if task.baseline in keys else keys[-1]
+    table = format_table(rows, task.headline[0], task.headline[1], baseline, str(output_dir), settings.quick, notes)
+    if rank_zero:
+        from ..training import write_results
+
+        write_results(output_dir / "comparison.json", rows)
+        (output_dir / "comparison.md").write_text(table + "\n")
+        print("\n" + table, flush=True)
+    return rows
+
+
+def _key(row: Dict[str, Any]) -> str:
+    return f"{row['model']}:{row['ablation']}" if row["ablation"] else row["model"]
+
+
+def _grid(header: List[str], body: List[List[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in [header, *body]]
+    return "\n".join([lines[0], "|" + "|".join("-" * (width + 2) for width in widths) + "|", *lines[1:]])
+
+
+def format_table(
+    rows: Sequence[Dict[str, Any]],
+    metric: str,
+    higher_is_better: bool,
+    baseline: str,
+    output_dir: str,
+    quick: bool = False,
+    notes: Optional[Dict[str, List[str]]] = None,
+) -> str:
+    """The comparison as Markdown from comparison.json's rows: per setting, each model's ``metric`` per seed, the
+    mean (and standard deviation), the difference from ``baseline``, parameters and step time; then which model is
+    better, by how much and over how many seeds, and where the outputs are.
+
+    Raises:
+        ValueError: when ``baseline`` has no rows in a setting.
+    """
+    sections = []
+    if quick:
+        sections.append("Quick mode: a smoke test of the pipeline (few steps, one seed); these are not results.")
+    for setting in dict.fromkeys(row["setting"] for row in rows):
+        mine = [row for row in rows if row["setting"] == setting]
+        seeds = list(dict.fromkeys(row["seed"] for row in mine))
+        models = list(dict.fromkeys(_key(row) for row in mine))
+        value = {(_key(row), row["seed"], row["metric"]): row["value"] for row in mine}
+        per_model = {
+            key: [value[(key, seed, metric)] for seed in seeds if (key, seed, metric) in value] for key in models
+        }
+        if not per_model.get(baseline):
+            raise ValueError(f"baseline {baseline!r} has no {metric} in setting {setting!r}")
+        reference = mean(per_model[baseline])
+        header = ["model", *[f"seed {seed}" for seed in seeds], "mean", *(["std"] if len(seeds) > 1 else [])]
+        header += [f"vs {baseline}", "params", "step (s)"]
+        body = []
+        for key in models:
+            values = per_model[key]
+            cells = [key, *[f"{item:.4f}" for item in values], f"{mean(values):.4f}"]
+            cells += [f"{stdev(values):.4f}"] if len(seeds) > 1 else []
+            cells.append("-" if key == baseline else f"{mean(values) - reference:+.4f}")
+            steps = [value[(key, seed, STEP_SECONDS)] for seed in seeds if (key, seed, STEP_SECONDS) in value]
+            parameters = value.get((key, seeds[0], PARAMETERS), 0)
+            body.append([*cells, f"{int(parameters):,}", f"{mean(steps):.3f}" if steps else "-"])
+        best = (max if higher_is_better else min)(models, key=lambda key: mean(per_model[key]))
+        direction = "higher" if higher_is_better else "lower"
+        count = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        if best == baseline or mean(per_model[best]) == reference:
+            verdict = f"Better: none over {baseline} (mean test {metric}, {direction} is better; {count})."
+        else:
+            verdict = (
+                f"Better: {best}, by {abs(mean(per_model[best]) - reference):.4f} mean test {metric} over {baseline} "
+                f"({direction} is better; {count})."
+            )
+            if len(seeds) > 1:
+                spread = max(stdev(per_model[best]), stdev(per_model[baseline]))
+                larger = "larger" if abs(mean(per_model[best]) - reference) > spread else "not larger"
+                verdict += f" The difference is {larger} than the seed spread (the larger std, {spread:.4f})."
+        extra = (notes or {}).get(setting, [])
+        sections.append("\n".join([f"### {setting}: test {metric}", "", _grid(header, body), "", verdict, *extra]))
+    where = f"Outputs: {output_dir} (comparison.json, comparison.md; per run: results.json, checkpoints/, model/)"
+    return "\n\n".join([*sections, where])
+
+
+def read_comparison(path: Path) -> List[Dict[str, Any]]:
+    """The rows of a comparison.json."""
+    return json.loads(Path(path).read_text())

