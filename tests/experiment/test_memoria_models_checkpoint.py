@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from safetensors.torch import save_file
 
-from tests.experiment.fixtures.make_memoria_models_checkpoint import CASES, build, run
+from memoria.nn import exclude_memory
+from tests.experiment.fixtures.make_memoria_models_checkpoint import CASES, MEMORIA, build, masks, run, segments
 
 FIXTURE = Path(__file__).parent / "fixtures" / "memoria_models_checkpoint.pt"
 
@@ -51,8 +53,6 @@ def test_an_old_saved_model_loads_with_from_pretrained_and_gives_the_saved_logit
 
 def continue_after(model, kind, steps=3):
     """Runs the first ``steps`` segments of the fixture's inputs; returns the logits of the next one."""
-    from tests.experiment.fixtures.make_memoria_models_checkpoint import masks, segments
-
     ids, padding = segments(kind), masks(kind)
     with torch.no_grad():
         for step in range(steps):
@@ -106,3 +106,33 @@ def test_save_pretrained_keeps_the_parameters_and_leaves_the_memory_out(saved, n
     fresh = build(case["kind"], json.loads(case["fields"])).eval()
     fresh.load_state_dict(case["state_dict"])
     assert_same_logits(run(loaded, case["kind"], resets_of(case)), run(fresh, case["kind"], resets_of(case)))
+
+
+def test_static_shapes_fields_give_the_default_paper_models_logits():
+    """``memoria_static_shapes`` (with ``memoria_max_ltm_per_row`` large enough not to bind) runs Memoria's
+    fixed-width path: the same engrams are reminded (padded to a fixed width, which the attention masks), so the
+    logits match the default path's up to float rounding."""
+    fields = dict(memoria_mode="paper", memoria_max_ltm_per_row=64)
+    torch.manual_seed(0)
+    default = build("gpt2", fields).eval()
+    static = build("gpt2", {**fields, "memoria_static_shapes": True}).eval()
+    with exclude_memory(default):
+        static.load_state_dict(default.state_dict())
+    for step, (a, b) in enumerate(zip(run(default, "gpt2", {3: [1]}), run(static, "gpt2", {3: [1]}))):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=f"segment {step}")
+    with torch.no_grad():
+        reminded = static(input_ids=segments("gpt2")[0]).reminded_indices
+    assert reminded.shape[-1] == MEMORIA["memoria_num_reminded_stm"] + MEMORIA["memoria_num_reminded_ltm"]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(memoria_static_shapes=True, memoria_mode="paper"), "memoria_max_ltm_per_row"),
+        (dict(memoria_static_shapes=True, memoria_max_ltm_per_row=8), 'memoria_mode="paper"'),
+        (dict(memoria_max_ltm_per_row=0), "memoria_max_ltm_per_row must be None or at least 1"),
+    ],
+)
+def test_static_shapes_fields_are_checked(fields, message):
+    with pytest.raises(StrictDataclassClassValidationError, match=message):
+        build("gpt2", fields)
