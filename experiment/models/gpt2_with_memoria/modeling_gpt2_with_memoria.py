@@ -23,7 +23,7 @@ from ``memoria.nn`` load with their old parameter names (``legacy_key_renames``)
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Type
+from typing import Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
