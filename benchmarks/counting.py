@@ -7,10 +7,13 @@ launch on CUDA, except views, which launch nothing) and flags the ops that make 
 boolean-mask indexing, ``torch.equal``, ``repeat_interleave`` without ``output_size``).
 
 Run ``python -m benchmarks.counting --setting lm --impl both`` to count a steady-state step of ours and of
-memoria-pytorch 1.0.0 side by side (``--impl all`` adds ours with ``static_shapes=True``, ``ours-static``).
+memoria-pytorch 1.0.0 side by side (``--impl all`` adds ours with ``static_shapes=True``, ``ours-static``). Ours
+takes CPU-tuned variants on a CPU (``memoria.utils.tuned_for_cpu``); ``--path accelerator`` counts, still on the
+CPU, the path a CUDA device takes, which is the figure that matters for GPUs (``--path both`` prints the two).
 """
 
 import argparse
+import contextlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -82,6 +85,9 @@ class Counts:
 class DispatchCounter(TorchDispatchMode):
     """A dispatch mode that counts non-view aten ops and host synchronisations while it is active.
 
+    Ops of other namespaces (``profiler::_record_function_enter_new`` of ``torch.profiler.record_function``) mark
+    ranges for a profiler and launch nothing: they are not counted.
+
     ``Tensor.tolist`` does not dispatch an aten op, so it is counted by wrapping the method while the mode is on.
 
     Example:
@@ -113,7 +119,7 @@ class DispatchCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[Dict[str, Any]] = None):
         kwargs = kwargs or {}
-        if not func.is_view:
+        if not func.is_view and func.namespace == "aten":  # not profiler ranges, which launch nothing
             name = str(func.overloadpacket).removeprefix("aten.")
             self.counts.ops += 1
             self.counts.by_op[name] += 1
@@ -130,7 +136,9 @@ def count(fn: Callable[[], Any]) -> Counts:
     return counter.counts
 
 
-def count_library_step(impl: str, setting_name: str, warmup: int, steps: int, seed: int = 0) -> Dict[str, Any]:
+def count_library_step(
+    impl: str, setting_name: str, warmup: int, steps: int, seed: int = 0, path: str = "cpu"
+) -> Dict[str, Any]:
     """Counts steady-state steps (add -> remind -> adjust) of one implementation at one benchmark setting.
 
     Args:
@@ -138,11 +146,29 @@ def count_library_step(impl: str, setting_name: str, warmup: int, steps: int, se
         setting_name: a :data:`benchmarks.settings.SETTINGS` name.
         warmup: uncounted steps first, so that memory reaches its steady state.
         steps: counted steps; the result is their mean.
+        path: for ours, "cpu" (what a CPU runs) or "accelerator" (what a CUDA device runs, counted on the CPU
+            under ``memoria.utils.accelerator_path``); 1.0.0 has one path.
 
     Returns:
-        ``{"impl", "setting", "steps", "per_step": {"ops", "syncs", "by_op", "sync_ops"}, "phases": {phase:
-        {"ops", "syncs"}}}``.
+        ``{"impl", "path", "setting", "steps", "per_step": {"ops", "syncs", "by_op", "sync_ops"}, "phases":
+        {phase: {"ops", "syncs"}}}``.
     """
+    with _path(impl, path):
+        result = _count_steps(impl, setting_name, warmup, steps, seed)
+    return {"impl": impl, "path": path if impl == "ours" else "-", **result}
+
+
+def _path(impl: str, path: str) -> Any:
+    if path not in ("cpu", "accelerator"):
+        raise ValueError(f"path must be 'cpu' or 'accelerator', got {path!r}")
+    if impl == "ours" and path == "accelerator":
+        from memoria.utils import accelerator_path
+
+        return accelerator_path()
+    return contextlib.nullcontext()
+
+
+def _count_steps(impl: str, setting_name: str, warmup: int, steps: int, seed: int) -> Dict[str, Any]:
     from benchmarks.settings import SETTINGS
     from benchmarks.workload import Workload, build_memoria, implementation_kwargs, load_implementation
 
@@ -164,7 +190,6 @@ def count_library_step(impl: str, setting_name: str, warmup: int, steps: int, se
         )
     total = sum(phases.values(), Counts())
     return {
-        "impl": impl,
         "setting": setting_name,
         "steps": steps,
         "warmup": warmup,
@@ -193,26 +218,38 @@ def main(argv: Optional[List[str]] = None) -> None:
         default="both",
         help="both: reference and ours; all: also ours-static (static_shapes=True)",
     )
+    parser.add_argument(
+        "--path",
+        choices=("cpu", "accelerator", "both"),
+        default="both",
+        help="ours: the CPU-tuned path, the path a CUDA device takes (counted on CPU), or both",
+    )
     parser.add_argument("--warmup", type=int, default=30, help="uncounted steps before counting")
     parser.add_argument("--steps", type=int, default=5, help="counted steps (the figures are their mean)")
     parser.add_argument("--top", type=int, default=15, help="most frequent ops to list")
     parser.add_argument("--json", help="also write the counts to this JSON file")
     args = parser.parse_args(argv)
     impls = {"both": ("reference", "ours"), "all": ("reference", "ours", "ours-static")}.get(args.impl, (args.impl,))
-    results = [count_library_step(impl, args.setting, args.warmup, args.steps) for impl in impls]
+    paths = ("cpu", "accelerator") if args.path == "both" else (args.path,)
+    runs = [(impl, path) for impl in impls for path in (paths if impl == "ours" else ("cpu",))]
+    results = [count_library_step(impl, args.setting, args.warmup, args.steps, path=path) for impl, path in runs]
     print(f"setting {args.setting}: mean over {args.steps} steps after {args.warmup} warm-up steps")
-    print(f"| {'implementation':<14} | {'ops/step':>9} | {'syncs/step':>10} | add | remind | adjust (ops/syncs) |")
-    print(f"|{'-' * 16}|{'-' * 11}|{'-' * 12}|-----|--------|--------------------|")
+    print(f"| {'implementation':<14} | {'path':<11} | {'ops/step':>9} | {'syncs/step':>10} | add | remind | adjust |")
+    print(f"|{'-' * 16}|{'-' * 13}|{'-' * 11}|{'-' * 12}|-----|--------|--------|")
     for result in results:
         per_step, phases = result["per_step"], result["phases"]
         split = " | ".join(f"{p['ops']:.0f}/{p['syncs']:.0f}" for p in phases.values())
-        print(f"| {result['impl']:<14} | {per_step['ops']:>9.1f} | {per_step['syncs']:>10.1f} | {split} |")
-    for result in results:
-        top = list(result["per_step"]["by_op"].items())[: args.top]
-        print(f"\n{result['impl']}: most frequent ops per step: " + ", ".join(f"{n} {c:.0f}" for n, c in top))
         print(
-            f"{result['impl']}: syncs per step: "
-            + ", ".join(f"{n} {c:.0f}" for n, c in result["per_step"]["sync_ops"].items())
+            f"| {result['impl']:<14} | {result['path']:<11} | {per_step['ops']:>9.1f} | {per_step['syncs']:>10.1f} "
+            f"| {split} |"
+        )
+    print("(add, remind, adjust: ops/syncs per phase)")
+    for result in results:
+        name = result["impl"] if result["impl"] == "reference" else f"{result['impl']} ({result['path']})"
+        top = list(result["per_step"]["by_op"].items())[: args.top]
+        print(f"\n{name}: most frequent ops per step: " + ", ".join(f"{n} {c:.0f}" for n, c in top))
+        print(
+            f"{name}: syncs per step: " + ", ".join(f"{n} {c:.0f}" for n, c in result["per_step"]["sync_ops"].items())
         )
     if args.json:
         with open(args.json, "w") as f:

@@ -14,7 +14,7 @@ from .similarity import Similarity, WorkingMemoryQuery
 from .state import check_state
 from .static import StaticMemoria
 from .store import EngramStore
-from .utils import super_unique, unique_positions
+from .utils import positions_mask, presence_extent, tuned_for_cpu, unique_from_presence, unique_positions_from_mask
 
 MODES = ("reference", "paper")
 STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
@@ -209,6 +209,8 @@ class Memoria:
         Args:
             data: floating tensor shaped [BatchSize, WorkingLength, HiddenDim]; it is detached and kept as float32
                 on the memory's device. Results of :meth:`remind` come back on its device and in its dtype.
+                NaN or inf raises ``ValueError`` where ``data`` is on a CPU; elsewhere it fails a device-side
+                assertion (``torch._assert_async``), which costs no host sync.
         """
         if self._static is not None:
             self.store = self._static.add_working_memory(data, self.device)
@@ -261,16 +263,43 @@ class Memoria:
         with torch.profiler.record_function("memoria.select_ltm"):
             recalled_ltm = select_longterm(query, found, self.num_final_ltms, paper=self.paper)
 
-        reminded = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
-        reminded = unique_positions(reminded, store.length) if self.paper else super_unique(reminded)
-        fired = torch.cat([working_positions, reminded], dim=1)  # [B, W + R]
+        reminded, firing = self._reminded_and_firing(recalled_stm, recalled_ltm)
         with torch.profiler.record_function("memoria.fire"):
-            store.fire_together(fired)
+            store.fire_mask(*firing)
         if self.keep_history:
-            self._fired = fired
+            self._fired = torch.cat([working_positions, reminded], dim=1)  # [B, W + R]
         self._expected_call = "adjust_lifespan_and_memories"
         self._reminded = reminded
         return self._to_output(store.data_at(reminded)), reminded.to(self._output_device)
+
+    def _reminded_and_firing(
+        self, recalled_stm: torch.Tensor, recalled_ltm: torch.Tensor
+    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, List[int]]]:
+        """The reminded engrams without duplicates [BatchSize, R], and the firing engrams (working and reminded)
+        as a bool mask [BatchSize, N] with the widths :meth:`EngramStore.fire_mask` needs: every data-dependent
+        width of the step's end in one host read-back.
+
+        Reference mode keeps :func:`~memoria.utils.super_unique`'s order, -1 a value among the others; paper mode
+        gives ascending positions, -1 padded.
+        """
+        store = self.store
+        n = store.length
+        candidates = torch.cat([recalled_stm, recalled_ltm], dim=1)  # [B, S + F']
+        if self.paper:
+            present = positions_mask(candidates, n)  # [B, N]
+            reminded_positions = present
+        else:
+            present = torch.zeros(store.batch_size, n + 1, dtype=torch.bool, device=store.device)  # column 0: -1
+            present.scatter_(1, candidates + 1, True)
+            reminded_positions = present[:, 1:]
+        firing = reminded_positions | store.mask(EngramType.WORKING)  # [B, N]
+        figures = torch.cat([presence_extent(present), store.firing_widths(firing)]).tolist()  # the one read-back
+        extent, firing_widths = figures[:3], figures[3:]
+        if self.paper:
+            reminded = unique_positions_from_mask(present, extent[2])
+        else:
+            reminded = unique_from_presence(present, -1, extent)
+        return reminded, (firing, firing_widths)
 
     @torch.no_grad()
     def adjust_lifespan_and_memories(self, indices: torch.Tensor, lifespan_delta: torch.Tensor) -> None:
@@ -290,19 +319,28 @@ class Memoria:
             return self._static.adjust_lifespan_and_memories(indices, lifespan_delta)
         self._check_order("adjust_lifespan_and_memories", indices)
         store = self.store
-        indices, lifespan_delta = self._check_adjust_inputs(store, indices, lifespan_delta)
+        indices, lifespan_delta, checks = self._check_adjust_inputs(store, indices, lifespan_delta)
         with torch.profiler.record_function("memoria.adjust"):
-            gain = store.add_lifespan(indices, lifespan_delta)  # 1) reward the reminded engrams
+            # plan the step without changing anything, so that a refused call leaves the memory as it was
+            gain = store.lifespan_gain(indices, lifespan_delta)  # 1) reward the reminded engrams
             ageing = self._ageing()
-            store.grow_older(ageing)  # 2) every engram loses 1 lifespan
-            survives = ageing & (store.lifespan > 0)
-            store.materialise_padding(survives)  # reference quirk: rewarded padding lives on (docs/algorithm.md)
-            self._memorise_working_as_shortterm()  # 3)
-            self._memorise_shortterm_as_longterm()  # 4)
-            keep = self._bound_longterm(survives)
+            lifespan = store.lifespan + gain - ageing.to(gain.dtype)  # 2) every engram loses 1 lifespan
+            survives = ageing & (lifespan > 0)
+            working = store.mask(EngramType.WORKING)  # 3) every WORKING engram becomes SHORTTERM
+            shortterm = store.mask(EngramType.SHORTTERM) | working
+            promoted = self._beyond_stm_capacity(shortterm)  # 4) the oldest STM beyond capacity become LONGTERM
+            longterm = store.mask(EngramType.LONGTERM) | promoted
+            keep = self._bound_longterm(survives, longterm, lifespan)
+            widths = self._read_back_adjust(checks, survives, keep, shortterm & ~promoted, longterm)
+            # then change it (the one host read-back above raised on bad inputs)
+            store.set_lifespan(lifespan)
+            store.materialise_padding(survives, widths["unstored"])  # quirk: rewarded padding lives on
+            store.retype(working, EngramType.SHORTTERM)
+            store.retype(promoted, EngramType.LONGTERM)
             if self.keep_history:
                 firings, deleted = self._firings_and_deletions(keep, gain)
-            store.forget(keep)  # 5) engrams out of lifespan (and LTM beyond the bound) are deleted
+            store.forget(keep, (widths["length"], 0))  # 5) engrams out of lifespan (and LTM beyond the bound) go
+            store.set_widths(widths["types"])
         if self.keep_history:
             self._record_step(firings, deleted)
         self._expected_call = "add_working_memory"
@@ -313,23 +351,44 @@ class Memoria:
         live = self.store.engrams_types != EngramType.NULL.value  # [B, N]
         return live if self.paper else torch.ones_like(live)
 
-    def _memorise_working_as_shortterm(self) -> None:
-        """Every WORKING engram becomes SHORTTERM."""
-        self.store.retype(self.store.mask(EngramType.WORKING), EngramType.SHORTTERM)
-
-    def _memorise_shortterm_as_longterm(self) -> None:
-        """A row's oldest SHORTTERM engrams beyond ``stm_capacity`` become LONGTERM."""
-        shortterm = self.store.mask(EngramType.SHORTTERM)  # [B, N]
+    def _beyond_stm_capacity(self, shortterm: torch.Tensor) -> torch.Tensor:
+        """A row's oldest SHORTTERM engrams beyond ``stm_capacity``, which become LONGTERM: of the bool mask
+        ``shortterm`` [BatchSize, N], a bool mask [BatchSize, N]."""
         excess = shortterm.sum(1, keepdim=True) - self.stm_capacity  # [B, 1]
-        self.store.retype(shortterm & (shortterm.cumsum(1) <= excess), EngramType.LONGTERM)
+        return shortterm & (shortterm.cumsum(1) <= excess)
 
-    def _bound_longterm(self, keep: torch.Tensor) -> torch.Tensor:
-        """``keep`` [BatchSize, N] less the LTM engrams beyond ``max_ltm_per_row`` (lowest lifespan first, oldest
-        first among equals)."""
+    def _read_back_adjust(
+        self,
+        checks: torch.Tensor,
+        survives: torch.Tensor,
+        keep: torch.Tensor,
+        shortterm: torch.Tensor,
+        longterm: torch.Tensor,
+    ) -> Dict[str, Any]:
+        """The adjust step's one host read-back: the checks of its inputs (raising before anything changes) and
+        the widths it needs (padding to store, the new length, the most STM and LTM engrams in a row).
+
+        Args:
+            checks: long [4] from :meth:`_check_adjust_inputs`.
+            survives, keep: bool [BatchSize, N], the engrams alive after ageing and those kept.
+            shortterm, longterm: bool [BatchSize, N], the STM and LTM engrams after promotion.
+        """
+        store = self.store
+        kept = torch.stack([keep.sum(1), (keep & shortterm).sum(1), (keep & longterm).sum(1)], dim=1)  # [B, 3]
+        unstored = store.unstored(survives).sum(1).amax()
+        figures = torch.cat([checks, unstored[None], kept.amax(0)]).tolist()
+        self._raise_on_bad_adjust_inputs(store, *figures[:4])
+        length, most_shortterm, most_longterm = figures[5:]
+        types = {EngramType.WORKING: 0, EngramType.SHORTTERM: most_shortterm, EngramType.LONGTERM: most_longterm}
+        return {"length": length, "unstored": figures[4], "types": types}
+
+    def _bound_longterm(self, keep: torch.Tensor, longterm: torch.Tensor, lifespan: torch.Tensor) -> torch.Tensor:
+        """``keep`` [BatchSize, N] less the LTM engrams (of the bool mask ``longterm``) beyond ``max_ltm_per_row``,
+        lowest ``lifespan`` first, oldest first among equals."""
         if self.max_ltm_per_row is None:
             return keep
-        longterm = keep & self.store.mask(EngramType.LONGTERM)
-        key = self.store.lifespan.masked_fill(~longterm, float("inf"))
+        longterm = keep & longterm
+        key = lifespan.masked_fill(~longterm, float("inf"))
         order = torch.sort(key, dim=1, stable=True).indices  # lowest lifespan first, oldest first among equals
         rank = torch.empty_like(order).scatter_(
             1, order, torch.arange(order.size(1), device=order.device).expand_as(order)
@@ -492,7 +551,11 @@ class Memoria:
 
     def _check_adjust_inputs(
         self, store: EngramStore, indices: torch.Tensor, lifespan_delta: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Check what the host knows of the inputs (raising now) and return them on the memory's device, with the
+        checks of their values as a long tensor [4] (lowest and highest index, how many entries are neither -1 nor
+        what remind() returned, whether the deltas are finite) for :meth:`_raise_on_bad_adjust_inputs` after the
+        step's one read-back."""
         if not isinstance(indices, torch.Tensor) or not isinstance(lifespan_delta, torch.Tensor):
             raise TypeError("indices and lifespan_delta must be torch.Tensors shaped [BatchSize, RemindedLength]")
         if indices.dim() != 2 or indices.size(0) != store.batch_size:
@@ -516,16 +579,27 @@ class Memoria:
         indices = indices.to(store.device, torch.long)
         lifespan_delta = lifespan_delta.to(store.device)
         if indices.numel():
-            low, high = int(indices.min()), int(indices.max())
-            if low < -1 or high >= store.length:
-                raise ValueError(f"indices must lie in [-1, {store.length}) (-1 = none), got range [{low}, {high}]")
-        if not bool(((indices == reminded.to(store.device)) | (indices == -1)).all()):
+            low, high = indices.amin(), indices.amax()
+        else:
+            low = high = torch.full((), -1, device=store.device)
+        moved = ((indices != reminded.to(store.device)) & (indices != -1)).sum()  # entries naming other positions
+        finite = (
+            _all_finite(lifespan_delta.float()) if lifespan_delta.is_floating_point() else indices.new_ones(())
+        )  # as stored
+        return indices, lifespan_delta, torch.stack([low, high, moved, finite.long()])
+
+    @staticmethod
+    def _raise_on_bad_adjust_inputs(store: EngramStore, low: int, high: int, moved: int, finite: int) -> None:
+        """Raise on the figures of :meth:`_check_adjust_inputs`, read back with the step's widths."""
+        if low < -1 or high >= store.length:
+            raise ValueError(f"indices must lie in [-1, {store.length}) (-1 = none), got range [{low}, {high}]")
+        if moved:
             raise ValueError(
                 "indices must be the ones this step's remind() returned (an entry may be -1 instead): indices of "
                 "an earlier step name positions that have moved since"
             )
-        _refuse_nonfinite("lifespan_delta", lifespan_delta, NAN_ORIGIN)
-        return indices, lifespan_delta
+        if not finite:
+            raise ValueError(f"lifespan_delta contains NaN or inf as float32{NAN_ORIGIN}")
 
     def _to_output(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(device=self._output_device, dtype=self._output_dtype)
@@ -607,6 +681,12 @@ class Memoria:
                 history.forget_before(history.timestep - self.history_window)
 
 
+def _all_finite(t: torch.Tensor) -> torch.Tensor:
+    """Whether every entry of a floating tensor is finite, as a 0-d bool tensor, in three launches: x * 0 is 0
+    where x is finite and NaN where it is not, and a sum of zeros is 0."""
+    return t.mul(0).sum() == 0
+
+
 def _checked_count(name: str, value: Any, minimum: int) -> int:
     """``value`` as an int >= ``minimum``: an int, a numpy integer or a 0-d integer tensor (not a bool or float)."""
     is_bool = isinstance(value, bool) or type(value).__name__ == "bool_"
@@ -645,7 +725,7 @@ def _refuse_nonfinite(name: str, values: torch.Tensor, hint: str = "") -> None:
     if values.dtype == torch.float64:
         values = values.to(torch.float32)  # beyond float32's range becomes inf
     finite = torch.isfinite(values)
-    if values.device.type != "cpu":
+    if not tuned_for_cpu(values.device):
         torch._assert_async(finite.all(), f"{name} contains NaN or inf (as float32)")
         return
     if not bool(finite.all()):

@@ -10,11 +10,16 @@
 Each function reads as the paper's algorithm (``paper=True``); where memoria-pytorch 1.0.0 differs, a named helper
 applies that reference quirk when ``paper=False`` (docs/algorithm.md, "Reference quirks"). Every function works
 on whole batches at once, with no Python loop over engrams: the walk loops over its depth and reads just the
-count rows of the engrams it stands on, and large passes go a few batch rows at a time (``utils.batch_chunks``)
-so that their temporaries stay small.
+count rows of the engrams it stands on.
+
+On a CPU (:func:`~memoria.utils.tuned_for_cpu`) large passes go a few batch rows at a time
+(``utils.batch_chunks``) so that their temporaries stay small, and data-dependent widths are read back exactly.
+On an accelerator each pass is one op over the whole batch, lists take a width known on the host that bounds
+their contents (padded with -1 beyond it) and loops run to their fixed depth, so a step needs a few host syncs
+in all. Both give the same results.
 """
 
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -28,6 +33,7 @@ from .utils import (
     front_padded_positions,
     positions_mask,
     super_unique,
+    tuned_for_cpu,
     unique_from_presence,
     unique_positions,
 )
@@ -54,8 +60,7 @@ def recall_shortterm(store: EngramStore, query: WorkingMemoryQuery, num_reminded
     if paper:
         scores = _without_padding(scores, stm)
     chosen = scores.topk(min(num_reminded, stm.size(1)), dim=1).indices  # [B, k]
-    is_chosen = torch.zeros_like(stm, dtype=torch.bool).scatter_(1, chosen, True)
-    return torch.where(is_chosen, stm, -1)
+    return torch.full_like(stm, -1).scatter_(1, chosen, stm.gather(1, chosen))
 
 
 def _without_padding(scores: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -81,8 +86,9 @@ def seed_longterm(
             :func:`_reference_seeds`.
 
     Returns:
-        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode: in
-        :func:`~memoria.utils.super_unique` order, where -1 also stands for "an entry found no LTM").
+        long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode on a CPU: in
+        :func:`~memoria.utils.super_unique` order, where -1 also stands for "an entry found no LTM"; on an
+        accelerator: ascending, I = min(S, the longest LTM row or 1), so that no width is read back).
     """
     B, S = recalled_stm.shape
     bits = store.seed_noise(S).view(torch.int16)  # [B, S, N]; float16 in [0, 1) orders like its int16 bits
@@ -93,7 +99,9 @@ def seed_longterm(
         else:
             seeds = _reference_seeds(store, longterm, recalled_stm, bits)
     is_longterm = store.mask(EngramType.LONGTERM).gather(1, seeds.clamp(min=0))
-    seeds = torch.where(is_longterm & (seeds >= 0), seeds, -1)
+    seeds = seeds.masked_fill(~is_longterm, -1)
+    if not tuned_for_cpu(store.device):  # one column at least where S > 0, as the reference's list has
+        return unique_positions(seeds, store.length, width=min(S, max(longterm.most_per_row, 1)))
     return unique_positions(seeds, store.length) if paper else super_unique(seeds)
 
 
@@ -102,10 +110,13 @@ def _reference_seeds(
 ) -> torch.Tensor:
     """Reference quirks of seeding: every entry seeds, linked or not, and a -1 entry reads the counts of the
     row's last engram. While that engram (unfired working memory) has count 0 with every LTM, a -1 entry's pick
-    is the LTM with the most noise, which :func:`_noisiest_longterm` finds without reading counts."""
+    is the LTM with the most noise, which :func:`_noisiest_longterm` finds without reading counts (on a CPU,
+    where asking which case holds costs nothing)."""
     n = store.length
-    sources = torch.where(recalled_stm < 0, n - 1, recalled_stm)  # [B, S]
+    sources = recalled_stm.masked_fill(recalled_stm < 0, n - 1)  # [B, S]
     last = torch.full_like(recalled_stm[:, :1], n - 1)  # [B, 1]
+    if not tuned_for_cpu(store.device):
+        return _strongest_links(longterm, sources, bits, None, recalled_stm, linked_only=False)
     if bool(longterm.counts_from(last)[:, 0].ne(0).logical_and_(longterm.is_longterm).any()):
         scored, seeds = torch.ones_like(recalled_stm, dtype=torch.bool), torch.full_like(recalled_stm, -1)
     else:
@@ -117,7 +128,7 @@ def _strongest_links(
     longterm: LongTermWindow,
     sources: torch.Tensor,
     bits: torch.Tensor,
-    scored: torch.Tensor,
+    scored: Optional[torch.Tensor],
     seeds: torch.Tensor,
     *,
     linked_only: bool,
@@ -128,21 +139,30 @@ def _strongest_links(
         longterm: the LTM window.
         sources: [BatchSize, S] engram positions whose counts are read (where ``scored``).
         bits: the noise's int16 bit patterns [BatchSize, S, N] (position order).
-        scored: bool [BatchSize, S].
+        scored: bool [BatchSize, S], or None for every entry.
         seeds: long [BatchSize, S], kept where not ``scored``.
         linked_only: an entry whose highest count is below 1 seeds -1.
     """
     B, S, n = bits.shape
+    noise_columns = longterm.position.clamp(min=0)  # [B, C]: the noise of each column's position
+    if scored is None or not tuned_for_cpu(sources.device):  # every entry at once, the batch in one pass
+        counts = longterm.counts_from(sources)  # [B, S, C]
+        entry_bits = bits.gather(2, noise_columns[:, None, :].expand(-1, S, -1))  # [B, S, C]
+        linked, column = best_count_then_noise(counts, entry_bits, longterm.is_longterm, longterm.count_bound)
+        if scored is not None:
+            linked &= scored
+        keep = linked if linked_only else scored
+        entry_seeds = longterm.position.gather(1, column)  # [B, S]
+        return entry_seeds if keep is None else torch.where(keep, entry_seeds, seeds)
     entries = front_padded_positions(scored)  # [B, E] indices into the STM list
     if entries.size(1) == 0:
         return seeds
     E, C = entries.size(1), longterm.columns
     entry_sources = sources.gather(1, entries.clamp(min=0))  # [B, E]
     flat_entries = (torch.arange(B, device=entries.device)[:, None] * S + entries.clamp(min=0)).view(B, -1)
-    noise_columns = longterm.position.clamp(min=0)  # [B, C]: the noise of each column's position
     linked = torch.empty(entries.shape, dtype=torch.bool, device=entries.device)
     column = torch.empty_like(entries)
-    for part in batch_chunks(B, E * C * 16):  # a few rows at a time keeps temporaries in cache
+    for part in batch_chunks(B, E * C * 16, device=sources.device):  # a few rows at a time keeps temporaries in cache
         counts = longterm.counts_from(entry_sources[part], batch=part)  # [b, E, C]
         entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
         entry_bits = entry_bits.gather(2, noise_columns[part, None, :].expand(-1, E, -1))  # [b, E, C]
@@ -182,75 +202,110 @@ def walk_longterm(longterm: LongTermWindow, seeds: torch.Tensor, depth: int, *, 
     """Greedy walks over the LTM Hebbian graph, ``depth`` steps from every seed.
 
     Each step moves every walker to the not-yet-visited LTM engram with the highest count from where it stands
-    (the lowest position among equals), through a link (count >= 1). All walks of a row share one visited set.
-    Walkers standing on the same engram take the same step, so the walk advances a frontier of distinct engrams
-    and reads only their count rows, and it stops as soon as no walker can move. Reference mode applies
-    :class:`_ReferenceWalk`.
+    (the lowest position among equals), through a link (count >= 1). All walks of a row share one visited set,
+    and every walk ends at the first step where no walker in the batch can move. Walkers standing on the same
+    engram take the same step: on a CPU the walk keeps one walker per engram, so that it reads only their count
+    rows; on an accelerator it keeps a list of walkers as long as the list of seeds, so that no width is read
+    back. Reference mode applies :class:`_ReferenceWalk`.
 
     Args:
         longterm: ``store.longterm_window()``.
-        seeds: [BatchSize, I] LTM positions from :func:`seed_longterm`, -1 padded.
+        seeds: [BatchSize, I] distinct LTM positions from :func:`seed_longterm`, -1 padded.
         depth: walk length.
 
     Returns:
-        long tensor shaped [BatchSize, F]: paper mode, the positions of the LTM engrams reached, -1 padded;
-        reference mode, see :meth:`_ReferenceWalk.found`.
+        long tensor shaped [BatchSize, F]: paper mode, the positions of the LTM engrams reached, -1 padded (on an
+        accelerator F is the longest LTM row); reference mode, see :meth:`_ReferenceWalk.found`.
     """
     if longterm.columns == 0:
         return seeds.new_empty(seeds.size(0), 0) if paper else _phantom_engram_zero(seeds, depth)
-    frontier = positions_mask(longterm.column_of(seeds), longterm.columns) & longterm.is_longterm  # [B, C]
-    found = frontier.clone()
-    reference = None if paper else _ReferenceWalk(longterm, frontier)
+    cpu = tuned_for_cpu(seeds.device)
+    C = longterm.columns  # a walker on column C stands nowhere
+    walkers = longterm.column_of(seeds, none=C)  # [B, K] window columns
+    reached = [walkers]  # the columns walkers stood on after each step (C where none moved), seeds first
+    reference = None if paper else _ReferenceWalk(longterm, walkers)
     if reference is not None:
-        if reference.no_seeds:
-            return seeds.new_empty(seeds.size(0), 0)
-        frontier = reference.start(frontier)
-    visited = frontier.clone()
-    first_max = FirstMax(longterm.columns, longterm.count_bound, seeds.device)  # lowest column: lowest position
+        walkers = reference.start(walkers)
+    unvisited = _Unvisited(longterm, walkers)
+    nowhere = torch.full((), C, device=seeds.device)  # filled on the device: a copy from the host would wait
+    walking = torch.ones((), dtype=torch.bool, device=seeds.device)  # no step has stalled yet
     for _ in range(depth):
-        standing = front_padded_positions(frontier)  # [B, K] window columns
-        if standing.size(1) == 0:
-            break
-        allowed = first_max.bias(longterm.is_longterm & ~visited)  # [B, C] unvisited LTM columns
-        best, column = _strongest_unvisited(longterm, standing, first_max, allowed)
-        moved = (best >= (1 if paper else 0)) & (standing >= 0)
-        frontier = positions_mask(torch.where(moved, column, -1), longterm.columns)
-        found |= frontier
-        visited |= frontier
+        if cpu:  # one walker per engram (the widths read back cost nothing on a CPU)
+            walkers = front_padded_positions(positions_mask(walkers, C), fill=C)
+            if walkers.size(1) == 0:
+                break
+        active = walkers < C if cpu else (walkers < C) & walking  # [B, K]
+        best, column = unvisited.strongest(walkers)  # [B, K] each
+        moved = (best >= (1 if paper else 0)) & active
+        targets = torch.where(moved, column, nowhere)
+        reached.append(targets)
         if reference is not None:
-            frontier = reference.stuck_walkers_stand_on_last(frontier, ((standing >= 0) & ~moved).any(1))
-            visited |= frontier
-        if not bool(moved.any()):
+            targets = reference.stuck_walkers_stand_on_last(targets, moved ^ active)
+        unvisited.visit(targets)
+        walkers = targets
+        if cpu and not bool(moved.any()):
             break
+        walking = moved.any()
+    found = positions_mask(torch.cat(reached, dim=1), C)  # [B, C]
     if reference is not None:
         return reference.found(found)
-    columns = front_padded_positions(found)  # [B, F]
+    columns = front_padded_positions(found, None if cpu else longterm.most_per_row)  # [B, F]
     return longterm.position.gather(1, columns.clamp(min=0)).masked_fill_(columns < 0, -1).flip(1)
 
 
-def _strongest_unvisited(
-    longterm: LongTermWindow, standing: torch.Tensor, first_max: FirstMax, bias: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """For each walker's column [BatchSize, K], the highest count to an allowed column and that column.
+class _Unvisited:
+    """The LTM columns a walk has not visited yet, and the strongest link from a walker's column into them.
+
+    On a CPU the set is the bias of :class:`~memoria.utils.FirstMax` (one fused integer key per column, reduced
+    with ``amax`` a few batch rows at a time); on an accelerator it is a penalty added to the counts, reduced
+    with ``max``, which returns the first column among equals: fewer launches. Both keep a column C that absorbs
+    walkers standing nowhere.
 
     Args:
-        first_max: the walk's argmax (lowest column among equals).
-        bias: ``first_max.bias`` of the allowed (unvisited LTM) columns, [BatchSize, C].
-
-    Returns:
-        best (long [BatchSize, K], -1 where nothing is allowed) and column (long [BatchSize, K]).
+        longterm: the LTM window.
+        walkers: [BatchSize, K] columns visited from the start (C: none).
     """
-    B, K = standing.shape
-    key = torch.empty(standing.shape, dtype=first_max.key_type, device=standing.device)
-    for part in batch_chunks(B, K * longterm.columns * 8):  # temporaries stay in cache
-        key[part] = first_max.keys(longterm.counts_from_columns(standing[part], batch=part), bias[part])  # [b, K]
-    return first_max.decode(key)
+
+    def __init__(self, longterm: LongTermWindow, walkers: torch.Tensor) -> None:
+        self.longterm = longterm
+        C = longterm.columns
+        self.first_max = FirstMax(C, longterm.count_bound, walkers.device) if tuned_for_cpu(walkers.device) else None
+        if self.first_max is not None:
+            self.bias = torch.nn.functional.pad(self.first_max.bias(longterm.is_longterm), (0, 1))  # [B, C + 1]
+            self._visited = C - 1 - self.first_max.offset  # the bias of column c once visited: this - c
+        else:  # disallowed columns fall below every count (>= -bound)
+            self._visited = -(longterm.count_bound + 2)
+            allowed = longterm.is_longterm.to(torch.int32 if longterm.count_bound < 2**30 else torch.int64)
+            self.bias = torch.nn.functional.pad(allowed.sub_(1).mul_(-self._visited), (0, 1))  # [B, C + 1]
+        self.visit(walkers)
+
+    def visit(self, columns: torch.Tensor) -> None:
+        """Mark the columns [BatchSize, K] visited (C: none)."""
+        if self.first_max is None:
+            self.bias.scatter_(1, columns, self._visited)
+        else:
+            self.bias.scatter_(1, columns, (self._visited - columns).to(self.bias.dtype))
+
+    def strongest(self, walkers: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """From each walker's column [BatchSize, K] (C: none), the highest count to an unvisited LTM column (below
+        -1 where there is none) and that column (the lowest among equals): integer tensors [BatchSize, K]."""
+        longterm, C = self.longterm, self.longterm.columns
+        if self.first_max is None:
+            best, column = torch.max(longterm.counts_from_columns(walkers) + self.bias[:, None, :C], dim=2)
+            return best, column
+        B, K = walkers.shape
+        key = torch.empty(walkers.shape, dtype=self.first_max.key_type, device=walkers.device)
+        for part in batch_chunks(B, K * C * 8, device=walkers.device):  # temporaries stay in cache
+            counts = longterm.counts_from_columns(walkers[part], batch=part)  # [b, K, C]
+            key[part] = self.first_max.keys(counts, self.bias[part, :C])
+        return self.first_max.decode(key)
 
 
 def _phantom_engram_zero(seeds: torch.Tensor, depth: int) -> torch.Tensor:
     """Reference quirk: with no LTM in the batch, the walk "finds" position 0 for every walker and step, so
-    engram 0 (whatever it is) competes in the final selection: zeros shaped [BatchSize, I * (depth + 1)]."""
-    return seeds.new_zeros(seeds.size(0), seeds.size(1) * (depth + 1))
+    engram 0 (whatever it is) competes in the final selection: zeros shaped [BatchSize, 1] (the reference finds
+    it I * (depth + 1) times, which selects nothing else), or [BatchSize, 0] without walkers."""
+    return seeds.new_zeros(seeds.size(0), min(seeds.size(1), 1))
 
 
 class _ReferenceWalk:
@@ -262,35 +317,37 @@ class _ReferenceWalk:
       :func:`~memoria.utils.super_unique` order; :func:`select_longterm` reads them as engram positions.
     """
 
-    def __init__(self, longterm: LongTermWindow, frontier: torch.Tensor) -> None:
+    def __init__(self, longterm: LongTermWindow, seeds: torch.Tensor) -> None:
         ltm = longterm.is_longterm  # [B, C]
-        self.num_ltm = ltm.sum(1)  # [B]
-        self.local_of = ltm.cumsum(1) - 1 + (int(self.num_ltm.max()) - self.num_ltm)[:, None]  # [B, C]
-        self.last_ltm = longterm.columns - 1 - ltm.flip(1).int().argmax(1)  # [B] the row's newest LTM
-        num_seeds = frontier.sum(1)
-        self.no_seeds = int(num_seeds.max()) == 0
+        C = self.columns = longterm.columns
+        self.most_ltm = longterm.most_per_row
+        num_ltm = ltm.sum(1)  # [B]
+        self.local_of = ltm.cumsum(1) - 1 + (self.most_ltm - num_ltm)[:, None]  # [B, C]
+        last_ltm = C - 1 - ltm.flip(1).int().argmax(1)  # [B] the row's newest LTM
+        self.last_ltm = last_ltm.masked_fill_(num_ltm == 0, C)[:, None]  # [B, 1], C in a row without LTM
+        num_seeds = (seeds < C).sum(1)  # [B]
         self.minus_one_found = num_seeds < num_seeds.max()  # [B] front padding of the local seed list
+        self.stuck: List[torch.Tensor] = []  # [B, K] per step: the walkers that had nowhere to go
 
-    def start(self, frontier: torch.Tensor) -> torch.Tensor:
-        """The padding walker of a row with fewer seeds stands on its last LTM."""
-        return self.stuck_walkers_stand_on_last(frontier, self.minus_one_found.clone(), record=False)
+    def start(self, walkers: torch.Tensor) -> torch.Tensor:
+        """The padding walker of a row with fewer seeds stands on its last LTM: ``walkers`` [BatchSize, K] with
+        it appended, [BatchSize, K + 1]."""
+        padding_walker = torch.where(self.minus_one_found[:, None], self.last_ltm, self.columns)  # [B, 1]
+        return torch.cat([walkers, padding_walker], dim=1)
 
-    def stuck_walkers_stand_on_last(
-        self, frontier: torch.Tensor, stuck: torch.Tensor, record: bool = True
-    ) -> torch.Tensor:
-        """Rows [BatchSize] with a walker that had nowhere to go: it stands on -1, which reads the last LTM."""
-        if record:
-            self.minus_one_found |= stuck
-        rows = stuck & (self.num_ltm > 0)
-        last = self.last_ltm[:, None]
-        return frontier.scatter(1, last, rows[:, None] | frontier.gather(1, last))
+    def stuck_walkers_stand_on_last(self, targets: torch.Tensor, stuck: torch.Tensor) -> torch.Tensor:
+        """Walkers [BatchSize, K] that had nowhere to go (the bool mask ``stuck``) stand on -1, which reads the
+        last LTM: ``targets`` with theirs replaced."""
+        self.stuck.append(stuck)
+        return torch.where(stuck, self.last_ltm, targets)
 
     def found(self, found: torch.Tensor) -> torch.Tensor:
         """The local numbers of the ``found`` columns [BatchSize, C], and -1 where recorded: [BatchSize, F]."""
         B = found.size(0)
-        present = torch.zeros(B, int(self.num_ltm.max()) + 1, dtype=torch.bool, device=found.device)  # 0: -1
-        present[:, 0] = self.minus_one_found
-        present.scatter_(1, torch.where(found, self.local_of + 1, 0), found | self.minus_one_found[:, None])
+        minus_one = self.minus_one_found | torch.cat(self.stuck, dim=1).any(1) if self.stuck else self.minus_one_found
+        present = torch.zeros(B, self.most_ltm + 1, dtype=torch.bool, device=found.device)  # 0: -1
+        present[:, 0] = minus_one
+        present.scatter_(1, (self.local_of + 1).mul_(found), found | minus_one[:, None])  # not found: column 0
         return unique_from_presence(present, -1)
 
 

@@ -161,8 +161,12 @@ class WorkingMemoryQuery:
     def _zero_score(self, reduce: str) -> torch.Tensor:
         """The pooled score of a zero vector, shaped [BatchSize, 1]."""
         if reduce not in self._zero:
-            zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
-            self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)
+            if self.similarity.name in ("gaussian", "l2"):  # -||w - 0||^2, computed as squared_distance does
+                scores = self.working.pow(2).sum(-1, keepdim=True).neg_()  # [B, W, 1]
+                self._zero[reduce] = self.similarity.pool(scores, reduce)
+            else:
+                zeros = self.working.new_zeros(self.working.size(0), 1, self.working.size(2))
+                self._zero[reduce] = self.similarity.pooled(self.working, zeros, reduce=reduce)
         return self._zero[reduce]
 
 
@@ -172,7 +176,7 @@ def _logsumexp(scores: torch.Tensor, dim: int) -> torch.Tensor:
     Terms more than 87 below the largest are raised to exp(-87) ~ 1.6e-38 instead of becoming denormal (which
     CPUs compute slowly); the sum is >= 1, so in float32 the result is the same.
     """
-    top = scores.amax(dim=dim, keepdim=True)
-    top = top.masked_fill(~torch.isfinite(top), 0.0)
+    finite = torch.finfo(scores.dtype).max
+    top = scores.amax(dim=dim, keepdim=True).clamp_(-finite, finite)  # an infinite top gives the same as 0 would
     total = (scores - top).clamp_(min=-87.0).exp_().sum(dim=dim)
     return total.log_().add_(top.squeeze(dim))

@@ -4,12 +4,12 @@ Readers speak the algorithm's language (positions, types, the long-term window, 
 holds vectors and counts is private to this module. docs/algorithm.md, "Storage", explains the design.
 """
 
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
 from .engram import EngramType
-from .utils import Workspace, front_padded_positions, gather_rows, positions_mask
+from .utils import Workspace, front_padded_positions, gather_rows, positions_mask, tuned_for_cpu
 
 COUNT16_MAX = 2**15 - 1
 """Counts are stored as int16 while they stay at or below this, as int32 beyond."""
@@ -43,28 +43,31 @@ class LongTermWindow:
         is_longterm: [BatchSize, C] bool, the columns holding one of the row's LTM engrams.
         position: [BatchSize, C] long, the engram position of each column, -1 where none.
         count_bound: an upper bound on the magnitude of every count.
+        most_per_row: the largest number of LTM engrams in a row.
     """
 
     def __init__(self, store: "EngramStore", longterm: torch.Tensor) -> None:
         self._store = store
         slots = store._slot_of.masked_fill(~longterm, -1)  # [B, N]
-        used = slots >= 0
-        if bool(used.any()):
+        self.most_per_row = store.width(EngramType.LONGTERM)
+        if self.most_per_row == 0:
+            self._start = self._end = 0
+        elif tuned_for_cpu(store.device):  # the columns that hold LTMs: fewer columns to read
+            used = slots >= 0
             self._start = int(slots.masked_fill(~used, store._slot_end).min())
             self._end = int(slots.max()) + 1
-        else:
-            self._start = self._end = 0
+        else:  # the whole slot space: no host read-back
+            self._start, self._end = 0, store._slot_end
         self.columns = self._end - self._start
         self.is_longterm = positions_mask(slots, store._slot_end)[:, self._start : self._end]  # [B, C]
         self.position = store._position_of_slot()[:, self._start : self._end]  # [B, C]
         self.count_bound = store._count_bound
-        B = store.batch_size
-        self._row_base = torch.arange(B, device=store.device)[:, None] * store._slot_capacity + self._start  # [B, 1]
+        self._row_base = store._row_base() + self._start  # [B, 1]
 
-    def column_of(self, positions: torch.Tensor) -> torch.Tensor:
-        """The column of each LTM position [BatchSize, K] (-1 stays -1): long [BatchSize, K]."""
-        slots = gather_rows(self._store._slot_of, positions, -1)
-        return torch.where(slots < 0, -1, slots - self._start)
+    def column_of(self, positions: torch.Tensor, none: int = -1) -> torch.Tensor:
+        """The column of each LTM position [BatchSize, K], ``none`` for -1: long [BatchSize, K]."""
+        slots = self._store._slot_of.gather(1, positions.clamp(min=0))
+        return (slots - self._start).masked_fill_((positions < 0) | (slots < 0), none)
 
     def counts_from(self, positions: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:
         """Counts from engrams that hold counts to every column.
@@ -80,8 +83,9 @@ class LongTermWindow:
         return self._store._count_rows(slots + (self._row_base[batch] - self._start), self._start, self._end)
 
     def counts_from_columns(self, columns: torch.Tensor, batch: slice = slice(None)) -> torch.Tensor:
-        """Counts from the engrams in some columns [b, K] (-1 reads column 0) to every column: [b, K, C]."""
-        return self._store._count_rows(columns.clamp(min=0) + self._row_base[batch], self._start, self._end)
+        """Counts from the engrams in some columns [b, K] in [0, C] to every column: [b, K, C] (column C, standing
+        for none, reads an unspecified row: the store keeps a spare slot beyond the window)."""
+        return self._store._count_rows(columns + self._row_base[batch], self._start, self._end)
 
 
 class EngramStore:
@@ -124,6 +128,8 @@ class EngramStore:
         self._slot_end = 0
         self._count_bound = 1  # no stored count is larger in magnitude (kept loose: it grows by 1 per firing)
         self._workspace = Workspace()  # reused buffers for large per-step temporaries
+        self._widths: Dict[int, int] = {}  # engram type -> the most engrams of that type in a row, where known
+        self._row_base_key: Optional[Tuple[int, torch.device]] = None
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._allocate(0, device)
         self._counts = torch.full((batch_size, 0, 0), -1, dtype=torch.int16, device=device)  # widened when needed
@@ -184,8 +190,22 @@ class EngramStore:
         return self.engrams_types == engram_type.value
 
     def positions(self, engram_type: EngramType) -> torch.Tensor:
-        """Positions of one type's engrams per row in creation order, front-padded with -1: [BatchSize, K]."""
-        return front_padded_positions(self.mask(engram_type))
+        """Positions of one type's engrams per row in creation order, front-padded with -1: [BatchSize, K], K the
+        largest number of such engrams in a row (:meth:`width`)."""
+        return front_padded_positions(self.mask(engram_type), self.width(engram_type))
+
+    def width(self, engram_type: EngramType) -> int:
+        """The largest number of engrams of one type in a row: known on the host after a step (no sync), else
+        read from the device once."""
+        key = engram_type.value
+        if key not in self._widths:
+            mask = self.mask(engram_type)
+            self._widths[key] = int(mask.sum(1).max()) if mask.numel() else 0
+        return self._widths[key]
+
+    def set_widths(self, widths: Dict[EngramType, int]) -> None:
+        """Record what :meth:`width` returns for some types (figures the step already brought to the host)."""
+        self._widths.update({t.value: w for t, w in widths.items()})
 
     def data_at(self, positions: torch.Tensor) -> torch.Tensor:
         """Engram vectors at some positions, zeros where the position is -1 or padding.
@@ -198,8 +218,10 @@ class EngramStore:
         """
         B, K = positions.shape
         slots = gather_rows(self._slot_of, positions, -1)  # [B, K]
-        flat = torch.arange(B, device=positions.device)[:, None] * self._slot_capacity + slots.clamp(min=0)
+        flat = slots.clamp(min=0) + self._row_base()
         out = self._data.view(-1, self.hidden_dim).index_select(0, flat.flatten()).view(B, K, self.hidden_dim)
+        if not tuned_for_cpu(self.device):
+            return out.masked_fill_((slots < 0)[:, :, None], 0.0)
         out[(slots < 0).nonzero(as_tuple=True)] = 0.0  # padding is a few rows: write them by index
         return out
 
@@ -213,8 +235,13 @@ class EngramStore:
 
         Short-term engrams are stored side by side, so scoring a run in place beats gathering their vectors;
         the engrams a graph walk found are scattered, and a run spanning them would be mostly other vectors.
+        Off the CPU (:func:`~memoria.utils.tuned_for_cpu`) the run is the whole slot space: scoring more vectors
+        costs an accelerator less than reading the run's bounds back.
         """
         slots = gather_rows(self._slot_of, positions, -1)  # [B, P]
+        if not tuned_for_cpu(self.device):
+            end = self._slot_end
+            return KeyWindow(self._data[:, :end], self._sqnorm[:, :end], slots)
         valid = slots >= 0
         if not bool(valid.any()):
             return None
@@ -292,6 +319,8 @@ class EngramStore:
             self._ids[:, new] = ids.view(self.batch_size, W)
             self.next_id += self.batch_size * W
         self.length = n + W
+        if EngramType.WORKING.value in self._widths:
+            self._widths[EngramType.WORKING.value] += W
 
     def fire_together(self, indices: torch.Tensor) -> None:
         """Hebbian firing: counts[i, j] += 1 for every pair of firing engrams of a row, i == j included.
@@ -300,50 +329,79 @@ class EngramStore:
             indices: long tensor shaped [BatchSize, K] of positions; -1 is ignored and an index that appears
                 twice in a row fires once.
         """
-        n = self.length
-        if n == 0 or indices.size(1) == 0:
+        if self.length == 0 or indices.size(1) == 0:
             return
-        firing = positions_mask(indices, n)
-        self.materialise_padding(firing)
-        positions = front_padded_positions(firing)  # [B, K] distinct positions, -1 padded at the front
+        self.fire_mask(positions_mask(indices, self.length))
+
+    def fire_mask(self, firing: torch.Tensor, widths: Optional[Tuple[int, int]] = None) -> None:
+        """:meth:`fire_together` for the engrams of the bool mask ``firing`` [BatchSize, N].
+
+        Args:
+            widths: ``firing_widths(firing).tolist()`` if already read back (else it is read here).
+        """
+        if self.length == 0:
+            return
+        most, unstored = self.firing_widths(firing).tolist() if widths is None else widths
+        self.materialise_padding(firing, unstored)
+        positions = front_padded_positions(firing, most)  # [B, K] distinct positions, -1 padded at the front
         slots = self._slot_of.gather(1, positions.clamp(min=0)).clamp(min=0)  # [B, K]; padding: any cell
         self._widen_counts(self._count_bound + 1)
         weight = (positions >= 0).to(self._counts.dtype)  # padding pairs add 0
         S = self._slot_capacity
-        for row in range(self.batch_size):  # one row at a time keeps the [K, K] cell index small
-            cells = (slots[row, :, None] * S + slots[row, None, :]).view(-1)  # [K * K] flat cells of the row block
-            self._counts[row].view(-1).index_add_(0, cells, torch.outer(weight[row], weight[row]).view(-1))
+        if not tuned_for_cpu(self.device):  # one scatter over the whole batch
+            cells = slots[:, :, None] * S + slots[:, None, :]  # [B, K, K] flat cells of each row block
+            pairs = weight[:, :, None] * weight[:, None, :]  # [B, K, K]
+            self._counts.view(self.batch_size, -1).scatter_add_(1, cells.flatten(1), pairs.flatten(1))
+        else:
+            for row in range(self.batch_size):  # one row at a time keeps the [K, K] cell index small
+                cells = (slots[row, :, None] * S + slots[row, None, :]).view(-1)  # [K * K] flat cells of a row
+                self._counts[row].view(-1).index_add_(0, cells, torch.outer(weight[row], weight[row]).view(-1))
         self._count_bound += 1
 
-    def add_lifespan(self, indices: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """Add ``delta`` [BatchSize, K] to the lifespan at ``indices`` [BatchSize, K] (repeats add up, -1 is
-        ignored); returns the gain of every position, shaped [BatchSize, N]."""
+    def firing_widths(self, firing: torch.Tensor) -> torch.Tensor:
+        """What :meth:`fire_mask` must know on the host, as a long tensor [2]: the most engrams firing in a row,
+        and the most firing padding positions without storage in a row (see :meth:`materialise_padding`)."""
+        return torch.stack([firing.sum(1).amax(), self.unstored(firing).sum(1).amax()])
+
+    def lifespan_gain(self, indices: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """The lifespan that ``delta`` [BatchSize, K] adds at ``indices`` [BatchSize, K] (repeats add up, -1 is
+        ignored), for every position: float32 [BatchSize, N]. Changes nothing."""
         n = self.length
         gain = torch.zeros(self.batch_size, n + 1, device=self.device)
-        gain.scatter_add_(1, torch.where(indices < 0, n, indices), delta.to(gain.dtype))
-        self.lifespan.add_(gain[:, :n])
+        gain.scatter_add_(1, indices.masked_fill(indices < 0, n), delta.to(gain.dtype))
         return gain[:, :n]
 
-    def grow_older(self, ageing: torch.Tensor) -> None:
-        """Every position of the bool mask ``ageing`` [BatchSize, N] loses 1 lifespan; live engrams age by 1."""
-        self.lifespan.sub_(ageing.float())
+    def set_lifespan(self, lifespan: torch.Tensor) -> None:
+        """Take ``lifespan`` [BatchSize, N] as the new lifespans, one step later: live engrams age by 1."""
+        self.lifespan.copy_(lifespan)
         if self._age is not None:
             self.age.add_((self.engrams_types != EngramType.NULL.value).int())
 
-    def retype(self, positions: torch.Tensor, engram_type: EngramType) -> None:
-        """Give the engrams of the bool mask ``positions`` [BatchSize, N] a new type."""
-        self.engrams_types.masked_fill_(positions, engram_type.value)
+    def unstored(self, positions: torch.Tensor) -> torch.Tensor:
+        """The positions of the bool mask [BatchSize, N] that are padding without storage of their own (see
+        :meth:`materialise_padding`): bool [BatchSize, N]."""
+        return positions & (self._slot_of < 0)
 
-    def materialise_padding(self, positions: torch.Tensor) -> None:
+    def retype(self, positions: torch.Tensor, engram_type: EngramType) -> None:
+        """Give the engrams of the bool mask ``positions`` [BatchSize, N] a new type (:meth:`width` is read anew
+        unless :meth:`set_widths` says it)."""
+        self.engrams_types.masked_fill_(positions, engram_type.value)
+        self._widths.clear()
+
+    def materialise_padding(self, positions: torch.Tensor, count: Optional[int] = None) -> None:
         """Padding positions of the bool mask [BatchSize, N] that will hold counts of their own (they fire, or a
         reference quirk keeps them alive) take storage now, with the counts implied so far: -1 with everything,
-        0 with working memory. Call it before working memory changes type. Other positions are left alone."""
-        needed = positions & (self._slot_of < 0)
-        count = int(needed.sum(1).max()) if needed.numel() else 0
+        0 with working memory. Call it before working memory changes type. Other positions are left alone.
+
+        Args:
+            count: the most such positions in a row, if known on the host (else it is read back).
+        """
+        if count is None:
+            count = int(self.unstored(positions).sum(1).max()) if positions.numel() else 0
         if count == 0:
             return
-        self._reserve_slots(count)
-        if not bool((needed & (self._slot_of < 0)).any()):  # the compaction gave every position a slot
+        needed = self.unstored(positions)
+        if self._reserve_slots(count):  # the compaction gave every position a slot
             return
         start, end = self._slot_end, self._slot_end + count
         rank = needed.cumsum(1) - 1  # [B, N]: the k-th such position of a row takes slot start + k
@@ -358,18 +416,20 @@ class EngramStore:
         self._counts[:, :end, start:end].masked_fill_(working[:, :, None], 0)
         self._slot_end = end
 
-    def forget(self, keep: torch.Tensor) -> None:
+    def forget(self, keep: torch.Tensor, widths: Optional[Tuple[int, int]] = None) -> None:
         """Delete the engrams not kept and re-pad rows at the front to the new common length.
 
         Only per-position fields move; the storage of deleted engrams is reclaimed when the slot space is full.
 
         Args:
             keep: bool tensor shaped [BatchSize, N].
+            widths: ``forget_widths(keep).tolist()`` if already read back (else it is read here).
         """
-        if bool(keep.all()):
+        length, unstored = self.forget_widths(keep).tolist() if widths is None else widths
+        if length == self.length and tuned_for_cpu(self.device) and bool(keep.all()):
             return
-        self.materialise_padding(keep)
-        source = front_padded_positions(keep)  # [B, N'] old position of each new position, -1 for padding
+        self.materialise_padding(keep, unstored)
+        source = front_padded_positions(keep, length)  # [B, N'] old position of each new position, -1 for padding
         n = source.size(1)
         self._lifespan[:, :n] = gather_rows(self.lifespan, source, -1.0)
         self._types[:, :n] = gather_rows(self.engrams_types, source, EngramType.NULL.value)
@@ -379,6 +439,14 @@ class EngramStore:
         if self._ids is not None:
             self._ids[:, :n] = gather_rows(self.engram_ids, source, -1)
         self.length = n
+        self._widths.clear()
+
+    def forget_widths(self, keep: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forget` must know on the host, as a long tensor [2]: the new length (the most engrams kept
+        in a row), and the most kept padding positions without storage in a row."""
+        if keep.numel() == 0:
+            return torch.zeros(2, dtype=torch.long, device=keep.device)
+        return torch.stack([keep.sum(1).amax(), self.unstored(keep).sum(1).amax()])
 
     def clear_rows(self, rows: torch.Tensor) -> None:
         """Forget every engram of the chosen rows (bool tensor shaped [BatchSize])."""
@@ -391,8 +459,11 @@ class EngramStore:
         self._reserve(n)
         bound = max(1, int(counts.abs().max())) if counts.numel() else 1
         dtype = torch.int16 if bound <= COUNT16_MAX else torch.int32
-        self._counts = counts.to(self.device, dtype).clone()
-        self._data = data.to(self.device, torch.float32).clone()
+        B, D = self.batch_size, self.hidden_dim
+        self._counts = torch.full((B, n + 1, n + 1), -1, dtype=dtype, device=self.device)  # a spare slot beyond
+        self._counts[:, :n, :n] = counts
+        self._data = torch.zeros(B, n + 1, D, device=self.device)
+        self._data[:, :n] = data
         self._sqnorm = self._data.pow(2).sum(-1)
         self.length = n
         self.lifespan.copy_(lifespan)
@@ -400,6 +471,7 @@ class EngramStore:
         self._count_bound = bound
         self._slot_of.copy_(torch.arange(n, device=self.device))
         self._slot_end = n
+        self._widths.clear()
 
     def to(self, device: torch.device) -> "EngramStore":
         """Move every buffer to ``device`` (in place) and return self."""
@@ -457,11 +529,19 @@ class EngramStore:
         slots = self._slot_of
         positions = torch.arange(self.length, device=self.device).expand_as(slots)
         inverse = torch.full((self.batch_size, self._slot_end + 1), -1, dtype=torch.long, device=self.device)
-        return inverse.scatter_(1, torch.where(slots < 0, self._slot_end, slots), positions)[:, : self._slot_end]
+        return inverse.scatter_(1, slots.masked_fill(slots < 0, self._slot_end), positions)[:, : self._slot_end]
 
     def _flat_rows(self, slots: torch.Tensor) -> torch.Tensor:
         """Rows of the flat count store ([BatchSize * capacity, capacity]) holding ``slots`` [BatchSize, K]."""
-        return torch.arange(self.batch_size, device=slots.device)[:, None] * self._slot_capacity + slots
+        return slots + self._row_base()
+
+    def _row_base(self) -> torch.Tensor:
+        """The flat row of each batch row's slot 0, [BatchSize, 1] long (kept while the slot space keeps its size)."""
+        key = (self._slot_capacity, self.device)
+        if self._row_base_key != key:
+            self._row_base_tensor = torch.arange(self.batch_size, device=self.device)[:, None] * self._slot_capacity
+            self._row_base_key = key
+        return self._row_base_tensor
 
     def _count_rows(self, flat: torch.Tensor, start: int = 0, end: Optional[int] = None) -> torch.Tensor:
         """Slot columns ``start:end`` of some rows [b, K] of the flat count store, copied: [b, K, end - start]."""
@@ -477,15 +557,16 @@ class EngramStore:
         if self._counts.dtype == torch.int16 and bound > COUNT16_MAX:
             self._counts = self._counts.to(torch.int32)
 
-    def _reserve_slots(self, count: int) -> None:
-        """Make room for ``count`` new slots at the frontier, compacting (and growing) the slot space if needed.
+    def _reserve_slots(self, count: int) -> bool:
+        """Make room for ``count`` new slots at the frontier and one spare slot beyond (read by walkers that stand
+        nowhere), compacting (and growing) the slot space if needed; returns whether it compacted.
 
         Compaction gives every position, padding included, the slot equal to its position, so it is the one
         place where the [B, N, N] counts move. It keeps at least 25% headroom (growing to 40% when it must
         grow), so it happens once per N / (4 W) steps or fewer.
         """
-        if self._slot_end + count <= self._slot_capacity:
-            return
+        if self._slot_end + count < self._slot_capacity:
+            return False
         n = self.length
         grow = 5 * (n + count) // 4 > self._slot_capacity
         capacity = 7 * (n + count) // 5 + 16 if grow else self._slot_capacity
@@ -493,6 +574,7 @@ class EngramStore:
         self._compact_vectors(capacity if grow else None)
         self._slot[:, :n] = torch.arange(n, device=self.device)
         self._slot_end = n
+        return True
 
     def _compact_counts(self, capacity: Optional[int]) -> None:
         """Move every position's counts to the slot equal to its position (into a new buffer of ``capacity``).

@@ -1,10 +1,36 @@
 """Small tensor helpers shared by the recall algorithm and the engram store."""
 
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 INT32_MAX = 2**31 - 1
+
+_accelerator_path_forced = False
+
+
+def tuned_for_cpu(device: torch.device) -> bool:
+    """Whether the step takes its CPU-tuned variants on ``device``.
+
+    On a CPU a host read-back costs nothing and small temporaries stay in cache, so the step reads exact widths
+    back eagerly, exits loops early and goes a few batch rows at a time. On an accelerator every launch and every
+    read-back costs several microseconds of host time, so the step takes upper-bound widths, whole-batch ops and
+    one read-back per phase instead. Both give the same results. :func:`accelerator_path` forces the latter on CPU.
+    """
+    return device.type == "cpu" and not _accelerator_path_forced
+
+
+@contextmanager
+def accelerator_path() -> Iterator[None]:
+    """Within the block, CPU tensors take the accelerator path (for counting its launches and host syncs on a CPU,
+    and for testing it there)."""
+    global _accelerator_path_forced
+    previous, _accelerator_path_forced = _accelerator_path_forced, True
+    try:
+        yield
+    finally:
+        _accelerator_path_forced = previous
 
 
 def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -44,42 +70,61 @@ def super_unique(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return unique_from_presence(present, int(low))
 
 
-def unique_from_presence(present: torch.Tensor, low: int) -> torch.Tensor:
+def presence_extent(present: torch.Tensor) -> torch.Tensor:
+    """What :func:`unique_from_presence` needs to know of ``present`` [BatchSize, ValueRange] on the host, as a
+    long tensor [3]: the first and last columns marked in any row (arbitrary when none is), and the most values a
+    row holds. Read it back together with other figures to spend one host sync on all of them."""
+    if present.numel() == 0:
+        return torch.zeros(3, dtype=torch.long, device=present.device)
+    marked = present.any(dim=0).to(torch.uint8)  # [ValueRange]
+    first = marked.argmax()  # the first marked column
+    last = (marked.size(0) - 1) - marked.flip(0).argmax()  # the last
+    return torch.stack([first, last, present.sum(1).amax()])
+
+
+def unique_from_presence(present: torch.Tensor, low: int, extent: Optional[List[int]] = None) -> torch.Tensor:
     """:func:`super_unique` of any rows holding the values marked in ``present``.
 
     Args:
         present: bool tensor shaped [BatchSize, ValueRange]; column c marks the value ``low + c``.
         low: the value of column 0.
+        extent: ``presence_extent(present).tolist()`` if already read back (else it is read here).
 
     Returns:
         long tensor shaped [BatchSize, NumUnique], in :func:`super_unique`'s order, -1 padded.
     """
-    columns = present.any(dim=0).nonzero().flatten()
-    if columns.numel() == 0:
+    first, last, num_unique = presence_extent(present).tolist() if extent is None else extent
+    if num_unique == 0:
         return torch.full((present.size(0), 0), -1, dtype=torch.long, device=present.device)
-    first, last = int(columns[0]), int(columns[-1])
     # the order depends on the mask's extent [min, max] over the batch, so trim to it
     mask = present[:, first : last + 1].float()
-    num_unique = int(present.sum(1).max())
     value, position = mask.topk(num_unique, dim=1)
-    return torch.where(value > 0, position + (low + first), torch.full_like(position, -1))
+    return position.add_(low + first).masked_fill_(value <= 0, -1)
 
 
-def front_padded_positions(mask: torch.Tensor) -> torch.Tensor:
+def front_padded_positions(mask: torch.Tensor, width: Optional[int] = None, fill: int = -1) -> torch.Tensor:
     """Positions of the True entries of each row, in order, padded at the front with -1.
 
     Args:
         mask: bool tensor shaped [BatchSize, Length].
+        width: K, when known on the host to be at least the largest number of True entries in a row (no host
+            sync then); by default that number, read from the device.
+        fill: the padding value.
 
     Returns:
-        long tensor shaped [BatchSize, K] with K the largest number of True entries in a row.
+        long tensor shaped [BatchSize, K].
     """
     B, length = mask.shape
+    if width is not None and not tuned_for_cpu(mask.device):  # one sort: fewer launches than the scatter below
+        values, order = torch.sort(mask, dim=1, stable=True)  # [B, Length]: True entries last, in order
+        K = min(width, length)
+        out = order[:, length - K :].masked_fill_(~values[:, length - K :], fill)  # [B, K]
+        return out if K == width else torch.cat([out.new_full((B, width - K), fill), out], dim=1)
     count = mask.sum(1)  # [B]
-    K = int(count.max()) if mask.numel() else 0
+    K = width if width is not None else int(count.max()) if mask.numel() else 0
     # the i-th True entry of a row goes to column K - count + i; the others to a discarded column K
     rank = torch.where(mask, mask.cumsum(1) - 1 + (K - count)[:, None], K)  # [B, Length]
-    out = torch.full((B, K + 1), -1, dtype=torch.long, device=mask.device)
+    out = torch.full((B, K + 1), fill, dtype=torch.long, device=mask.device)
     return out.scatter_(1, rank, torch.arange(length, device=mask.device).expand(B, -1))[:, :K]
 
 
@@ -94,24 +139,31 @@ def gather_rows(t: torch.Tensor, indices: torch.Tensor, fill: float = 0) -> torc
     Returns:
         tensor shaped [BatchSize, K, *Rest].
     """
-    valid = indices >= 0
     index = indices.clamp(min=0)
     shape = index.shape + t.shape[2:]
     index = index.view(index.shape + (1,) * (t.dim() - 2)).expand(shape)
     out = t.gather(1, index)
-    return out.masked_fill(~valid.view(valid.shape + (1,) * (t.dim() - 2)), fill)
+    return out.masked_fill_((indices < 0).view(indices.shape + (1,) * (t.dim() - 2)), fill)
 
 
 def positions_mask(indices: torch.Tensor, length: int) -> torch.Tensor:
     """Bool mask shaped [BatchSize, Length] of the non-negative positions in ``indices`` [BatchSize, K]."""
     mask = torch.zeros(indices.size(0), length + 1, dtype=torch.bool, device=indices.device)
-    return mask.scatter_(1, torch.where(indices < 0, length, indices), True)[:, :length]
+    return mask.scatter_(1, indices.masked_fill(indices < 0, length), True)[:, :length]
 
 
-def unique_positions(indices: torch.Tensor, length: int) -> torch.Tensor:
-    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K]."""
+def unique_positions(indices: torch.Tensor, length: int, width: Optional[int] = None) -> torch.Tensor:
+    """Distinct non-negative positions per row in ascending order, padded at the end with -1: [BatchSize, K].
+
+    ``width``: K, when known on the host to be at least the largest number of distinct positions in a row (no
+    host sync then); by default that number, read from the device."""
     present = positions_mask(indices, length)
-    count = int(present.sum(1).max()) if present.numel() else 0
+    return unique_positions_from_mask(present, width)
+
+
+def unique_positions_from_mask(present: torch.Tensor, width: Optional[int] = None) -> torch.Tensor:
+    """:func:`unique_positions` of the positions marked in the bool mask ``present`` [BatchSize, Length]."""
+    count = width if width is not None else int(present.sum(1).max()) if present.numel() else 0
     order = torch.sort(present.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
     return torch.where(present.gather(1, order), order, -1)
 
@@ -174,19 +226,25 @@ def best_count_then_noise(
         column: long [b, E] (arbitrary for an entry with no allowed column).
     """
     key_type = torch.int32 if bound < 2**30 else torch.int64
-    penalty = torch.where(allowed, 0, -(bound + 2)).to(key_type)[:, None, :]  # [b, 1, C]: disallowed fall below -1
+    penalty = allowed.to(key_type).sub_(1).mul_(bound + 2)[:, None, :]  # [b, 1, C]: disallowed fall below -1
     key = penalty if counts is None else torch.add(counts.to(key_type), penalty)  # [b, E, C]
     top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
-    column = torch.where(key == top, bits, -1).argmax(dim=2)  # the most noise, then the lowest column
+    column = bits.masked_fill(key != top, -1).argmax(dim=2)  # the most noise, then the lowest column
     return top.squeeze(2) >= 1, column
 
 
-def batch_chunks(batch_size: int, bytes_per_row: int, budget: int = 4 << 20) -> Iterator[slice]:
+def batch_chunks(
+    batch_size: int, bytes_per_row: int, budget: int = 4 << 20, device: Optional[torch.device] = None
+) -> Iterator[slice]:
     """Slices of batch rows whose temporaries (``bytes_per_row`` each) fit in about ``budget`` bytes.
 
     Large temporaries are slow on CPUs twice over: they fall out of cache, and each fresh allocation of more
-    than a few MB is mapped and page-faulted anew. Row chunks keep both small.
+    than a few MB is mapped and page-faulted anew. Row chunks keep both small. Off the CPU (``device``, see
+    :func:`tuned_for_cpu`) chunks would only multiply launches: the whole batch is one slice.
     """
+    if device is not None and not tuned_for_cpu(device):
+        yield slice(0, batch_size)
+        return
     step = max(1, budget // max(bytes_per_row, 1))
     for start in range(0, batch_size, step):
         yield slice(start, min(start + step, batch_size))

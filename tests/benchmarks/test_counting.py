@@ -34,3 +34,13 @@ def test_views_launch_nothing_and_are_not_counted():
     t = torch.arange(6.0)
     assert count(lambda: t.view(2, 3).transpose(0, 1)[0].unsqueeze(0)).ops == 0
     assert count(lambda: t + 1).by_op == {"add": 1}
+
+
+def test_profiler_ranges_launch_nothing_and_are_not_counted():
+    t = torch.arange(6.0)
+
+    def ranged():
+        with torch.profiler.record_function("range"):
+            return t + 1
+
+    assert count(ranged).by_op == {"add": 1}
