@@ -9,18 +9,24 @@ over the timed samples. The defaults compare the shipped small sorting Memoria T
 
     python -m benchmarks.model_step
     python -m benchmarks.model_step --configs experiment/configs/memoria-gpt2-sort-small.json:memoria_mode=paper
+    python -m benchmarks.model_step --accelerator-path --optimizer for-loop
+
+``--optimizer`` picks AdamW's implementation (``fused`` by default, what a GPU run would use) and
+``--accelerator-path`` runs Memoria's accelerator path on the CPU, so that the counts are those of a GPU step.
 """
 
 import argparse
 import json
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from benchmarks.counting import count
+from memoria.utils import accelerator_path
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiment" / "configs"
 OPTIMIZERS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "for-loop": dict(foreach=False)}
@@ -59,12 +65,17 @@ def build_model(spec: str, seed: int) -> torch.nn.Module:
 class SampleTrainer:
     """Trains one model on samples of segments: reset, then forward with labels, backward and AdamW per segment."""
 
-    def __init__(self, model: torch.nn.Module, optimizer: str = "fused") -> None:
+    def __init__(self, model: torch.nn.Module, optimizer: str = "fused", accelerator: bool = False) -> None:
         self.model = model
+        self.accelerator = accelerator
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **OPTIMIZERS[optimizer])
 
     def train_sample(self, segments: List[torch.Tensor]) -> None:
         """One sample: ``segments``, each token ids shaped [BatchSize, Length], in order on a reset memory."""
+        with accelerator_path() if self.accelerator else nullcontext():
+            self._train_sample(segments)
+
+    def _train_sample(self, segments: List[torch.Tensor]) -> None:
         self.model.reset_memory()
         for input_ids in segments:
             loss = self.model(input_ids=input_ids, labels=input_ids).loss
@@ -79,10 +90,17 @@ def make_sample(vocab_size: int, segments: int, batch_size: int, length: int, ge
 
 
 def measure(
-    specs: List[str], segments: int, batch_size: int, length: int, samples: int, seed: int, optimizer: str = "fused"
+    specs: List[str],
+    segments: int,
+    batch_size: int,
+    length: int,
+    samples: int,
+    seed: int,
+    optimizer: str = "fused",
+    accelerator: bool = False,
 ) -> Dict[str, Any]:
     """Per model: ops, syncs and CPU seconds per segment (median over samples), and the most frequent sync ops."""
-    trainers = {spec: SampleTrainer(build_model(spec, seed), optimizer) for spec in specs}
+    trainers = {spec: SampleTrainer(build_model(spec, seed), optimizer, accelerator) for spec in specs}
     generator = torch.Generator().manual_seed(seed)
     vocab_size = min(trainer.model.config.vocab_size for trainer in trainers.values())
     warmup = make_sample(vocab_size, segments, batch_size, length, generator)
@@ -123,18 +141,30 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--samples", type=int, default=5, help="timed samples per model")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (set, not inherited)")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="fused", help="AdamW's implementation")
+    parser.add_argument(
+        "--accelerator-path",
+        action="store_true",
+        help="run Memoria's accelerator path on the CPU (what a GPU runs: counts its launches and syncs)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = measure(
-        args.configs, args.segments, args.batch_size, args.length, args.samples, args.seed, args.optimizer
+        args.configs,
+        args.segments,
+        args.batch_size,
+        args.length,
+        args.samples,
+        args.seed,
+        args.optimizer,
+        args.accelerator_path,
     )
     baseline = results[args.configs[-1]]
     print(
         f"training step per segment: {args.segments} segments, batch {args.batch_size}, {args.length} tokens, "
         f"backward + AdamW ({args.optimizer}) each segment, memory reset per sample; {args.threads} thread(s), "
-        "interleaved"
+        f"interleaved; Memoria's {'accelerator' if args.accelerator_path else 'device-chosen'} path"
     )
     width = max(len(Path(spec).name) for spec in results)
     for spec, row in results.items():
