@@ -107,7 +107,7 @@ def test_from_pretrained_loads_a_local_bert_into_the_encoder(tmp_path):
     for name, value in bert.named_parameters():
         assert torch.equal(loaded[name], value), name
     assert info["missing_keys"] and all(
-        key.startswith(("bert.abstractor", "bert.memory_reads", "classifier")) for key in info["missing_keys"]
+        key.startswith(("bert.memory.abstractor", "bert.memory_reads", "classifier")) for key in info["missing_keys"]
     )
     assert run(model.eval(), [tokens()])[0].shape == (2, 3)
     plain = BertSegmentForSequenceClassification.from_pretrained(tmp_path / "bert", num_labels=3)

@@ -4,19 +4,23 @@ For each segment ``[BatchSize, SegmentLength]`` the model
   1. runs the embeddings and the first ``memory_layer_index`` layers of the encoder (padding masked);
   2. summarises that layer's states of the segment's real tokens into ``memoria_num_memories`` working-memory
      vectors with the Abstractor;
-  3. hands a detached copy to Memoria (``add_working_memory``, ``remind``) and gets back the reminded engrams;
+  3. hands a detached copy to Memoria (``add_working_memory``, ``remind``) and gets back the reminded engrams
+     (steps 2 and 3 are ``memory.read`` of a ``memoria.nn.MemoriaMemory``, ``working_memory="current"``);
   4. runs the remaining layers; each also reads the working memory and then the reminded engrams between its
      self-attention and its feed-forward block, with one memory attention module shared by both reads (each
      read a pre-LayerNorm residual step with its own LayerNorm), as the paper's code does;
   5. gives each reminded engram lifespan ``alpha * R * a_i`` (``adjust_lifespan_and_memories``), where ``a_i``
      is the attention it received in the reminded read, averaged over the memory layers, the heads and the
-     segment's real tokens, and ``R`` the padded reminded width (the paper's rule, not renormalised);
+     segment's real tokens, and ``R`` the padded reminded width (the paper's rule, not renormalised;
+     ``memory.write``);
   6. classifies the segment from its first token (``[CLS]`` / ``<s>``), with the encoder's own head.
 
 The layers keep the names of transformers' ``BertModel`` / ``RobertaModel`` (``embeddings``, ``encoder.layer``,
 ``pooler``), so ``from_pretrained`` on a local BERT or RoBERTa checkpoint directory loads the encoder and
 initialises only the new modules (the Abstractor, the memory attentions and their LayerNorms, and the head
-when the checkpoint has none).
+when the checkpoint has none). Each memory layer's two reads are a ``memoria.nn.MemoryReader``
+(``memory_reads[i]``). ``state_dict()`` holds the memory (``memory._extra_state``); ``save_pretrained`` leaves it
+out; models saved before the memory parts came from ``memoria.nn`` load with their old parameter names.
 
 Gradients stop at segment boundaries (Memoria keeps detached engrams) but reach the Abstractor and the memory
 attention through the current segment's loss. A row whose segment is padding only (a document that ended
@@ -24,7 +28,6 @@ before the batch's longest one) is run as if it were unpadded: its output is mea
 classification task ignores it.
 """
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -41,10 +44,11 @@ from transformers.models.roberta.modeling_roberta import (
 from transformers.utils import ModelOutput
 
 from memoria import Abstractor
+from memoria.nn import MemoryReader
 
 from ..heads import SegmentHeadMixin, check_class_labels
 from ..inputs import check_attention_mask, check_input_ids
-from ..with_memoria import MemoriaModelMixin
+from ..with_memoria import MemoriaModelMixin, MemoriaPreTrainedMixin
 from .configuration_memoria_bert import MemoriaBertConfig, MemoriaRobertaConfig
 
 
@@ -107,78 +111,7 @@ def check_segment(input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor
     return keep | ~keep.any(dim=1, keepdim=True)
 
 
-class MemoryAttention(nn.Module):
-    """Multi-head attention from a segment's positions to a set of memory vectors, returning its weights too."""
-
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        if hidden_size % num_heads:
-            raise ValueError(f"hidden_size {hidden_size} must be a multiple of num_attention_heads {num_heads}")
-        self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.query = nn.Linear(hidden_size, hidden_size)
-        self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
-        self.output = nn.Linear(hidden_size, hidden_size)
-        self.attention_dropout = nn.Dropout(dropout)
-        self.output_dropout = nn.Dropout(dropout)
-
-    def forward(
-        self, hidden: torch.Tensor, memories: torch.Tensor, memory_mask: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Attends every position to the memories ``memory_mask`` keeps (a row with none gets zeros).
-
-        Args:
-            hidden: queries shaped [BatchSize, SegmentLength, HiddenDim].
-            memories: keys and values shaped [BatchSize, MemoryLength, HiddenDim].
-            memory_mask: True where a memory is real shaped [BatchSize, MemoryLength].
-
-        Returns:
-            the attended values shaped [BatchSize, SegmentLength, HiddenDim] and the weights (after dropout)
-            shaped [BatchSize, NumHeads, SegmentLength, MemoryLength].
-        """
-        batch_size, length, hidden_dim = hidden.shape
-        memory_length = memories.size(1)
-        query = self.query(hidden).view(batch_size, length, self.num_heads, self.head_dim).transpose(1, 2)
-        key, value = self.key_value(memories.to(hidden.dtype)).split(hidden_dim, dim=-1)
-        key, value = (
-            x.view(batch_size, memory_length, self.num_heads, self.head_dim).transpose(1, 2) for x in (key, value)
-        )
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, M]
-        keep = memory_mask[:, None, None, :]  # [B, 1, 1, M]
-        weights = scores.masked_fill(~keep, torch.finfo(scores.dtype).min).softmax(dim=-1) * keep
-        weights = self.attention_dropout(weights)
-        attended = (weights @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
-        has_memory = memory_mask.any(dim=-1)[:, None, None]  # [B, 1, 1]
-        return self.output_dropout(self.output(attended)) * has_memory, weights
-
-
-class MemoryRead(nn.Module):
-    """A later layer's two memory reads: working memory, then reminded engrams, with one shared attention."""
-
-    def __init__(self, config) -> None:
-        super().__init__()
-        self.attention = MemoryAttention(
-            config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob
-        )
-        self.ln_working = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.ln_reminded = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(
-        self,
-        hidden: torch.Tensor,
-        working: torch.Tensor,
-        reminded: torch.Tensor,
-        reminded_mask: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Returns the hidden states after both reads [BatchSize, SegmentLength, HiddenDim] and the weights of the
-        reminded read [BatchSize, NumHeads, SegmentLength, NumReminded]."""
-        working_mask = torch.ones(working.shape[:2], dtype=torch.bool, device=working.device)
-        hidden = hidden + self.attention(self.ln_working(hidden), working, working_mask)[0]
-        read, weights = self.attention(self.ln_reminded(hidden), reminded, reminded_mask)
-        return hidden + read, weights
-
-
-class AbstractorLoadingMixin:
+class AbstractorLoadingMixin(MemoriaPreTrainedMixin):
     """Loading a plain encoder's checkpoint into a Memoria encoder, mixed in before its ``PreTrainedModel`` class."""
 
     @classmethod
@@ -201,7 +134,15 @@ class AbstractorLoadingMixin:
 class MemoriaEncoderMixin(AbstractorLoadingMixin, MemoriaModelMixin):
     """The segment loop shared by Memoria BERT and Memoria RoBERTa (see the module docstring)."""
 
-    memory_attributes = ("memoria", "_memory_rows", "_segments_since_reset")
+    legacy_key_renames = (
+        (r"(memory_reads\.\d+)\.attention\.query\.", r"\1.attention.0.q_proj."),
+        (r"(memory_reads\.\d+)\.attention\.key_value\.", r"\1.attention.0.kv_proj."),
+        (r"(memory_reads\.\d+)\.attention\.output\.", r"\1.attention.0.out_proj."),
+        (r"(?<![\w.])abstractor\.", "memory.abstractor."),
+        (r"(?<![\w.])bert\.abstractor\.", "bert.memory.abstractor."),
+        (r"(?<![\w.])roberta\.abstractor\.", "roberta.memory.abstractor."),
+    )
+
     _input_embed_layer = "word_embeddings"  # transformers finds it in self.embeddings
 
     embeddings_class: type
@@ -236,29 +177,26 @@ class MemoriaEncoderMixin(AbstractorLoadingMixin, MemoriaModelMixin):
         self.encoder = nn.Module()
         self.encoder.layer = nn.ModuleList([layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers)])
         num_memory_layers = config.num_hidden_layers - config.memory_layer_index
-        self.memory_reads = nn.ModuleList([MemoryRead(config) for _ in range(num_memory_layers)])
-        self.abstractor = Abstractor(config.memoria_num_memories, config.hidden_size, config.intermediate_size)
-        self.memoria = config.build_memoria()
-        self._memory_rows: Optional[int] = None
-        self._segments_since_reset = 0
-
-    @property
-    def memory_rows(self) -> Optional[int]:
-        """Rows the memory holds, or None while it is empty."""
-        return self._memory_rows
-
-    def forget_model_state(self, rows: Optional[torch.Tensor]) -> None:
-        """Forgets the number of rows held on a full reset (Memoria holds everything else)."""
-        if rows is None:
-            self._memory_rows = None
+        self.memory_reads = nn.ModuleList(
+            MemoryReader(
+                config.hidden_size,
+                config.num_attention_heads,
+                attention_dropout=config.attention_probs_dropout_prob,
+                dropout=config.attention_probs_dropout_prob,
+                layer_norm_eps=config.layer_norm_eps,
+            )
+            for _ in range(num_memory_layers)
+        )
+        self.memory = config.build_memory(
+            config.hidden_size, working_memory="current", abstractor_feedforward_size=config.intermediate_size
+        )
 
     def _encode(
         self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Runs one segment; returns the final hidden states, the reminded indices and their lifespan delta."""
         keep = check_segment(input_ids, attention_mask, self.config)  # [B, L]
-        self.start_segment(input_ids)
-        batch_size = input_ids.size(0)
+        self.check_segment_rows(input_ids)
 
         hidden = self.embeddings(input_ids=input_ids)  # [B, L, D]
         additive = (~keep)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min  # [B, 1, 1, L]
@@ -266,43 +204,15 @@ class MemoriaEncoderMixin(AbstractorLoadingMixin, MemoriaModelMixin):
         for layer in self.encoder.layer[:split]:
             hidden = layer(hidden, additive)
 
-        working = self.abstractor(hidden, keep)  # [B, W, D]
-        self.memoria.add_working_memory(working.detach().float())
-        reminded, indices = self.memoria.remind()
-        reminded, indices = reminded.to(hidden.device, hidden.dtype), indices.to(hidden.device)
-        reminded_mask = indices >= 0  # [B, R]
-
+        memories = self.memory.read(hidden, keep)
         weights: List[torch.Tensor] = []
-        for layer, read in zip(self.encoder.layer[split:], self.memory_reads):
+        for layer, reader in zip(self.encoder.layer[split:], self.memory_reads):
             attended = layer.attention(hidden, additive)[0]
-            attended, layer_weights = read(attended, working, reminded, reminded_mask)
+            attended, layer_weights = reader(attended, memories)
             hidden = layer.feed_forward_chunk(attended)
             weights.append(layer_weights)
-
-        lifespan_delta = self._lifespan_delta(weights, keep, reminded_mask)
-        self.memoria.adjust_lifespan_and_memories(indices, lifespan_delta)
-        self._memory_rows = batch_size
-        self.end_segment()
-        return hidden, indices, lifespan_delta
-
-    @torch.no_grad()
-    def _lifespan_delta(
-        self, weights: List[torch.Tensor], keep: torch.Tensor, reminded_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """``alpha * R * a_i``: the reminded read's weight averaged over layers, heads and real tokens.
-
-        Args:
-            weights: per memory layer, shaped [BatchSize, NumHeads, SegmentLength, NumReminded].
-            keep: real tokens shaped [BatchSize, SegmentLength].
-            reminded_mask: real reminded engrams shaped [BatchSize, NumReminded].
-
-        Returns:
-            shaped [BatchSize, NumReminded], float32, 0 on padding.
-        """
-        per_token = torch.stack(weights).float().mean(dim=(0, 2))  # [B, L, R]
-        tokens = keep.float()
-        attention = (per_token * tokens[:, :, None]).sum(dim=1) / tokens.sum(dim=1, keepdim=True)  # [B, R]
-        return attention * reminded_mask * reminded_mask.size(1) * self.config.memoria_lifespan_extend_scale
+        lifespan_delta = self.memory.write(weights, mask=keep)
+        return hidden, memories.reminded_indices, lifespan_delta
 
 
 class MemoriaClassifierMixin(AbstractorLoadingMixin, SegmentHeadMixin):
@@ -332,6 +242,7 @@ class MemoriaBertForSequenceClassification(MemoriaClassifierMixin, BertPreTraine
     """Memoria BERT with BERT's sequence-classification head (dropout and a linear layer on the pooled [CLS])."""
 
     config_class = MemoriaBertConfig
+    legacy_body_class = MemoriaBertModel
     memory_attributes = ("bert",)
 
     def __init__(self, config: MemoriaBertConfig) -> None:
@@ -358,6 +269,7 @@ class MemoriaRobertaForSequenceClassification(MemoriaClassifierMixin, RobertaPre
     """Memoria RoBERTa with RoBERTa's classification head (dense, tanh, dense on the first token <s>)."""
 
     config_class = MemoriaRobertaConfig
+    legacy_body_class = MemoriaRobertaModel
     memory_attributes = ("roberta",)
 
     def __init__(self, config: MemoriaRobertaConfig) -> None:
