@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .checks import STEP_ORDER, check_working_memory_form, is_next_call, out_of_order
 from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
@@ -17,7 +18,6 @@ from .store import EngramStore
 from .utils import positions_mask, presence_extent, tuned_for_cpu, unique_from_presence, unique_positions_from_mask
 
 MODES = ("reference", "paper")
-STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
 DEFAULT_HISTORY_WINDOW = 100
 FLOAT32_MAX = torch.finfo(torch.float32).max
 NAN_ORIGIN = (
@@ -509,34 +509,14 @@ class Memoria:
 
     def _check_order(self, call: str, indices: Any = None) -> None:
         """Raise unless ``call`` is the next call of a step (add -> remind -> adjust)."""
-        expected = self._expected_call
-        reminded_nothing = isinstance(indices, torch.Tensor) and indices.dim() == 2 and indices.size(1) == 0
-        if call == expected or (call == STEP_ORDER[2] and expected == STEP_ORDER[1] and reminded_nothing):
+        if is_next_call(call, self._expected_call, indices):
             return
         if call != STEP_ORDER[0] and self.store is None:
             raise RuntimeError(f"{call}() needs engrams: call add_working_memory() first")
-        raise RuntimeError(
-            f"{call}() called out of order: expected {expected}() next. One step is add_working_memory() -> "
-            "remind() -> adjust_lifespan_and_memories() (adjust may follow add directly only with indices shaped "
-            "[BatchSize, 0]); reset_memory() starts over"
-        )
+        raise out_of_order(call, self._expected_call)
 
     def _check_working_memory(self, data: Any) -> None:
-        if not isinstance(data, torch.Tensor):
-            raise TypeError(
-                f"data must be a torch.Tensor shaped [BatchSize, WorkingLength, HiddenDim], got {type(data)}"
-            )
-        if data.dim() != 3:
-            raise ValueError(
-                f"data must be shaped [BatchSize, WorkingLength, HiddenDim], got shape {tuple(data.shape)}"
-            )
-        if not data.is_floating_point():
-            raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
-        B, W, D = data.shape
-        if B == 0 or W == 0 or D == 0:
-            raise ValueError(
-                f"data must have at least one row, one working vector and one feature, got {tuple(data.shape)}"
-            )
+        B, W, D = check_working_memory_form(data)
         if self.store is not None and self.store.length > 0:
             if B != self.store.batch_size:
                 raise ValueError(

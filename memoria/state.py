@@ -6,16 +6,15 @@ field that is missing, unknown, of the wrong shape, dtype or range, or that cont
 memory it is loaded into; ``Memoria.load_state_dict`` assigns nothing until the whole state has passed.
 """
 
-import math
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 
+from .checks import STEP_ORDER
 from .engram import EngramType
 from .history import HistoryManager
 from .store import EngramStore
 
-STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
 STATE_KEYS = ("settings", "output_dtype", "expected_call", "reminded")
 OPTIONAL_KEYS = ("engrams", "histories", "fired")
 ENGRAM_KEYS = (

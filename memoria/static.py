@@ -26,11 +26,11 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from .checks import STEP_ORDER, check_working_memory_form, is_next_call, out_of_order
 from .engram import Engrams, EngramType
 from .similarity import Similarity
 from .static_store import StaticEngramStore
 
-STEP_ORDER = ("add_working_memory", "remind", "adjust_lifespan_and_memories")
 RULED_OUT = -(2**31)
 """The walk key of a column a walker may not move to (not LTM, or visited): below every allowed column's key."""
 
@@ -317,31 +317,11 @@ class StaticMemoria:
     def _check_order(self, call: str, indices: Any = None) -> None:
         """Raise unless ``call`` is the next call of a step (add -> remind -> adjust; adjust may follow add with
         indices shaped [BatchSize, 0])."""
-        expected = self.expected_call
-        reminded_nothing = isinstance(indices, torch.Tensor) and indices.dim() == 2 and indices.size(1) == 0
-        if call == expected or (call == STEP_ORDER[2] and expected == STEP_ORDER[1] and reminded_nothing):
-            return
-        raise RuntimeError(
-            f"{call}() called out of order: expected {expected}() next. One step is add_working_memory() -> "
-            "remind() -> adjust_lifespan_and_memories() (adjust may follow add directly only with indices shaped "
-            "[BatchSize, 0]); reset_memory() starts over"
-        )
+        if not is_next_call(call, self.expected_call, indices):
+            raise out_of_order(call, self.expected_call)
 
     def _check_working_memory(self, data: Any) -> None:
-        if not isinstance(data, torch.Tensor):
-            raise TypeError(
-                f"data must be a torch.Tensor shaped [BatchSize, WorkingLength, HiddenDim], got {type(data)}"
-            )
-        if data.dim() != 3:
-            raise ValueError(
-                f"data must be shaped [BatchSize, WorkingLength, HiddenDim], got shape {tuple(data.shape)}"
-            )
-        if not data.is_floating_point():
-            raise TypeError(f"data must be a floating tensor, got dtype {data.dtype}")
-        if 0 in data.shape:
-            raise ValueError(
-                f"data must have at least one row, one working vector and one feature, got {tuple(data.shape)}"
-            )
+        check_working_memory_form(data)
         store = self.store
         if store is not None and tuple(data.shape) != (store.batch_size, store.working_length, store.hidden_dim):
             raise ValueError(
