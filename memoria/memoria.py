@@ -3,11 +3,19 @@
 import math
 import numbers
 import operator
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from .checks import STEP_ORDER, check_working_memory_form, is_next_call, out_of_order
+from .checks import (
+    STEP_ORDER,
+    Rows,
+    check_adjust_form,
+    check_working_memory_form,
+    is_next_call,
+    out_of_order,
+    rows_mask,
+)
 from .engram import Engrams, EngramType
 from .history import EngramConnection, Firing, HistoryManager, build_summary
 from .recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
@@ -25,7 +33,6 @@ NAN_ORIGIN = (
     "step, or a row just reset): mask with indices >= 0 and give such rows a fallback (README, 'Attention over "
     "reminded memories')"
 )
-Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]
 
 
 class Memoria:
@@ -408,7 +415,7 @@ class Memoria:
                 Other rows stay bit-identical.
         """
         if self._static is not None:
-            mask = None if rows is None or self.store is None else self._rows_mask(rows, self.store.batch_size)
+            mask = None if rows is None or self.store is None else rows_mask(rows, self.store.batch_size)
             return self._static.reset_memory(mask, everything=rows is None)
         if rows is None:
             if self.store is not None:
@@ -419,7 +426,7 @@ class Memoria:
             return
         if self.store is None:
             return
-        mask = self._rows_mask(rows, self.store.batch_size)
+        mask = rows_mask(rows, self.store.batch_size)
         if self.keep_history:
             for row in mask.nonzero().flatten().tolist():
                 self.histories[row] = HistoryManager()
@@ -548,14 +555,7 @@ class Memoria:
                 f"indices must be the ones this step's remind() returned, shaped [BatchSize, {reminded.size(1)}], "
                 f"got {tuple(indices.shape)}"
             )
-        if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
-            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
-        if lifespan_delta.shape != indices.shape:
-            raise ValueError(
-                f"lifespan_delta must be shaped like indices {tuple(indices.shape)}, got {tuple(lifespan_delta.shape)}"
-            )
-        if lifespan_delta.dtype == torch.bool or lifespan_delta.is_complex():
-            raise TypeError(f"lifespan_delta must be a real tensor, got dtype {lifespan_delta.dtype}")
+        check_adjust_form(indices, lifespan_delta)
         indices = indices.to(store.device, torch.long)
         lifespan_delta = lifespan_delta.to(store.device)
         if indices.numel():
@@ -583,19 +583,6 @@ class Memoria:
 
     def _to_output(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(device=self._output_device, dtype=self._output_dtype)
-
-    @staticmethod
-    def _rows_mask(rows: Rows, batch_size: int) -> torch.Tensor:
-        rows = torch.as_tensor(rows).cpu()
-        if rows.dtype == torch.bool:
-            if rows.shape != (batch_size,):
-                raise ValueError(f"rows as a bool mask must be shaped [{batch_size}], got {tuple(rows.shape)}")
-            return rows
-        if rows.is_floating_point() or rows.dim() != 1:
-            raise ValueError(f"rows must be a bool mask [{batch_size}] or a 1-d list of row indices, got {rows}")
-        if rows.numel() and (rows.min() < 0 or rows.max() >= batch_size):
-            raise ValueError(f"rows must be row indices in [0, {batch_size}), got {rows.tolist()}")
-        return torch.zeros(batch_size, dtype=torch.bool).index_fill_(0, rows.long(), True)
 
     # ------------------------------------------------------------------------------------------ history
     def _firings_and_deletions(

@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from .checks import STEP_ORDER, check_working_memory_form, is_next_call, out_of_order
+from .checks import STEP_ORDER, check_adjust_form, check_working_memory_form, is_next_call, out_of_order
 from .engram import Engrams, EngramType
 from .similarity import Similarity
 from .static_store import StaticEngramStore
@@ -342,14 +342,7 @@ class StaticMemoria:
                 f"indices must be the ones this step's remind() returned, shaped [{store.batch_size}, {width}], "
                 f"got {tuple(indices.shape)}"
             )
-        if indices.is_floating_point() or indices.dtype == torch.bool or indices.is_complex():
-            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
-        if lifespan_delta.shape != indices.shape:
-            raise ValueError(
-                f"lifespan_delta must be shaped like indices {tuple(indices.shape)}, got {tuple(lifespan_delta.shape)}"
-            )
-        if lifespan_delta.dtype == torch.bool or lifespan_delta.is_complex():
-            raise TypeError(f"lifespan_delta must be a real tensor, got dtype {lifespan_delta.dtype}")
+        check_adjust_form(indices, lifespan_delta)
         indices = indices.to(store.device, torch.long)
         delta = lifespan_delta.to(store.device, torch.float32)
         if width == 0:

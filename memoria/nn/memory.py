@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from ..abstractor import Abstractor
+from ..checks import Rows, rows_mask
 from ..memoria import MODES, Memoria
 from .attention import Memories, _check_positive
 
 WORKING_MEMORY_SOURCES = ("previous", "current")
 LIFESPAN_RULES = ("paper", "renormalised")
 STATE_FORMAT = 1
-Rows = Union[torch.Tensor, Sequence[int], Sequence[bool]]
 Similarity = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 MEMORIA_TAKES_STATIC_SHAPES = "static_shapes" in inspect.signature(Memoria).parameters
 
@@ -334,7 +334,7 @@ class MemoriaMemory(nn.Module):
             return
         if self._pending is not None:
             raise RuntimeError("reset_memory(rows) between read() and write(): finish the segment first")
-        stale = _rows_mask(rows, self._rows).to(self._device_anchor.device)
+        stale = rows_mask(rows, self._rows).to(self._device_anchor.device)
         if self.working_memory == "previous":
             self._stale_rows = stale if self._stale_rows is None else self._stale_rows | stale
         self.memoria.reset_memory(stale)
@@ -501,20 +501,6 @@ def reset_memory(module: nn.Module, rows: Optional[Rows] = None) -> None:
     for m in module.modules():
         if isinstance(m, MemoriaMemory):
             m.reset_memory(rows)
-
-
-def _rows_mask(rows: Rows, batch_size: int) -> torch.Tensor:
-    """``rows`` as a bool mask shaped [BatchSize] on the CPU."""
-    rows = torch.as_tensor(rows).cpu()
-    if rows.dtype == torch.bool:
-        if rows.shape != (batch_size,):
-            raise ValueError(f"rows as a bool mask must be shaped [{batch_size}], got {tuple(rows.shape)}")
-        return rows
-    if rows.is_floating_point() or rows.dim() != 1:
-        raise ValueError(f"rows must be a bool mask [{batch_size}] or a 1-d list of row indices, got {rows}")
-    if rows.numel() and (rows.min() < 0 or rows.max() >= batch_size):
-        raise ValueError(f"rows must be row indices in [0, {batch_size}), got {rows.tolist()}")
-    return torch.zeros(batch_size, dtype=torch.bool).index_fill_(0, rows.long(), True)
 
 
 def _cpu(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
