@@ -18,7 +18,9 @@ mean of the ``aux_loss`` the model returned on the segments that built a graph.
 
 Training resumed from a checkpoint continues exactly: the training loader (:func:`split_loader`) stores its position
 in the epoch, and the checkpoint holds every process's random generators (torch's, which dropout and Memoria's
-tie-breaking draw from, CUDA's, numpy's and Python's), restored when training starts again.
+tie-breaking draw from, CUDA's, numpy's and Python's), restored when training starts again. A task that overrides
+``on_save_checkpoint``, ``on_load_checkpoint`` or ``on_train_start`` calls ``super()``; one that carries memory
+across batches stores it itself (the language-modelling task does, with its stream position).
 """
 
 import os
@@ -347,8 +349,8 @@ def split_loader(
         batch_size: examples per batch and process.
         train: whether this is the training split.
         num_workers: loader worker processes.
-        kwargs: more DataLoader arguments (e.g. ``collate_fn``).
         seed: the seed of the training order; default: the seed Lightning's ``seed_everything`` set (0 without).
+        kwargs: more DataLoader arguments (e.g. ``collate_fn``).
     """
     world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
     if train:

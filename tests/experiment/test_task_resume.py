@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_classification_scripts import tiny_setup  # noqa: F401  (a fixture)
 from test_experiment_scripts import run_sorting_args
-from test_language_modeling_resume import same_state
+from test_language_modeling_resume import RecordRank, same_state
 
 from experiment.__main__ import main
 from experiment.datasets.resumable import ResumableLoader, ResumableSampler
@@ -252,13 +252,14 @@ def test_the_training_order_depends_on_the_seed_and_the_epoch_only():
     assert sorted(sum(order(1, 0), [])) == dataset
 
 
-def test_a_loaded_position_skips_the_batches_handed_out_in_that_epoch_only():
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_loaded_position_skips_the_batches_handed_out_in_that_epoch_only(workers):
     dataset = list(range(10))
-    loader = split_loader(None, dataset, 3, True, seed=4)
+    loader = split_loader(None, dataset, 3, True, num_workers=workers, seed=4)
     loader.sampler.set_epoch(2)
     whole = indices_of(loader)
     iterator = iter(loader)
-    next(iterator)
+    next(iterator)  # workers have read further ahead: the position counts the batches handed out
     state = loader.state_dict()
     assert state == {"epoch": 2, "batches": 1, "batch_size": 3, "examples": 10, "processes": 1}
     resumed = split_loader(None, dataset, 3, True, seed=4)
@@ -343,3 +344,40 @@ def test_a_checkpoint_is_written_every_few_minutes_between_validations(tmp_path,
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 4
     with pytest.raises(ValueError, match="at least 0"):
         LastCheckpoint(tmp_path / "last.ckpt", best, minutes=-1)
+
+
+# ---- DDP -------------------------------------------------------------------------------------------------------------
+
+
+def fit_sorting_ddp(data_file, config, directory, ckpt_path=None):
+    """Trains a SortingTask on two processes (gloo) for 5 steps (2 an epoch: 16 examples, 4 a batch and process),
+    keeping every step's checkpoint; returns each process's final weights."""
+    directory.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(5, verbose=False)
+    task = SortingTask({**config, "resid_pdrop": 0.1}, segment_length=8, learning_rate=3e-3)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn_find_unused_parameters_true",
+        max_steps=5,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[EveryStep(directory), RecordRank(str(directory))],
+    )
+    trainer.fit(task, datamodule=SortingDataModule(str(data_file), 4, 4), ckpt_path=ckpt_path, weights_only=True)
+    return [torch.load(directory / f"rank{rank}.pt", weights_only=True)["weights"] for rank in range(2)]
+
+
+def test_under_ddp_each_process_resumes_its_share_and_its_generators(memoria_fields, tiny_data_file, tmp_path):
+    straight = fit_sorting_ddp(tiny_data_file, memoria_fields, tmp_path / "straight")
+    saved = torch.load(tmp_path / "straight" / "step=3.ckpt", weights_only=True)
+    assert len(saved[RESUME_STATE_KEY]["processes"]) == 2
+    resumed = fit_sorting_ddp(
+        tiny_data_file, memoria_fields, tmp_path / "resumed", tmp_path / "straight" / "step=3.ckpt"
+    )
+    for rank in range(2):
+        different = [key for key in straight[rank] if not same_state(straight[rank][key], resumed[rank][key])]
+        assert not different, f"process {rank}: {len(different)} tensors differ"
