@@ -34,6 +34,7 @@ QUIET_WARNINGS = (
     ".*does not have many workers.*",
     ".*The number of training batches .* is smaller than the logging interval.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's; a reused one is refused before
 )
 # strategies whose processes must tolerate parameters without a gradient in a step (Memoria's memory attention
 # before the memory holds anything, an RMT's read memory in its first segment)
