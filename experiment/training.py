@@ -26,7 +26,15 @@ from transformers.utils import logging as transformers_logging
 from memoria.files import atomic_write
 
 from .models.gpt2_weights import copy_gpt2_weights
-from .settings import HardwareSettings, TrainSettings, interval, parse_devices, parse_overrides, show_progress_bar
+from .settings import (
+    HardwareSettings,
+    TrainSettings,
+    flag,
+    interval,
+    parse_devices,
+    parse_overrides,
+    show_progress_bar,
+)
 from .tasks.base import SegmentTask, split_loader
 from .tasks.timing import StepTimer
 
@@ -323,6 +331,9 @@ def train_and_test(
     quiet_lightning()
     set_threads(settings.threads)
     output_dir = Path(settings.output_dir)
+    for name in ("checkpoint_every_minutes", "checkpoint_every_steps"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"{flag(name)} must be at least 0 (0: never), got {getattr(settings, name)}")
     if settings.resume_from:
         check_checkpoint(settings.resume_from, "--resume-from")
     if os.environ.get("LOCAL_RANK", "0") == "0":  # a DDP child process finds the directory its parent prepared

@@ -381,3 +381,22 @@ def test_under_ddp_each_process_resumes_its_share_and_its_generators(memoria_fie
     for rank in range(2):
         different = [key for key in straight[rank] if not same_state(straight[rank][key], resumed[rank][key])]
         assert not different, f"process {rank}: {len(different)} tensors differ"
+
+
+def test_a_negative_checkpoint_interval_is_refused_before_anything_is_written(
+    tiny_data_file, tiny_config_files, tmp_path
+):
+    for option in ("--checkpoint-every-minutes=-1", "--checkpoint-every-steps=-2"):
+        with pytest.raises(ValueError, match=f"{option.split('=')[0]} must be at least 0"):
+            main(
+                [
+                    *(
+                        "train",
+                        "sorting",
+                        f"--data={tiny_data_file}",
+                        f"--model-config={tiny_config_files['baseline']}",
+                    ),
+                    *(f"--output-dir={tmp_path / 'run'}", "--segment-length=8", "--accelerator=cpu", option),
+                ]
+            )
+    assert not (tmp_path / "run").exists()
