@@ -108,6 +108,8 @@ class TrainSettings(HardwareSettings):
     resume_from: Optional[str] = option(None, "Lightning checkpoint to resume from (its --output-dir may be reused)")
     overwrite: bool = option(False, "delete an earlier run's outputs in --output-dir first")
     save_top_k: int = option(1, "best-on-dev checkpoints kept (0: none; last.ckpt and final.ckpt are always kept)")
+    checkpoint_every_minutes: float = option(5.0, "also write last.ckpt after this many minutes of training (0: never)")
+    checkpoint_every_steps: int = option(0, "also write last.ckpt every this many steps (0: never)")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, Checkpoint, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging as transformers_logging
@@ -26,7 +26,15 @@ from transformers.utils import logging as transformers_logging
 from memoria.files import atomic_write
 
 from .models.gpt2_weights import copy_gpt2_weights
-from .settings import HardwareSettings, TrainSettings, interval, parse_devices, parse_overrides, show_progress_bar
+from .settings import (
+    HardwareSettings,
+    TrainSettings,
+    flag,
+    interval,
+    parse_devices,
+    parse_overrides,
+    show_progress_bar,
+)
 from .tasks.base import SegmentTask, split_loader
 from .tasks.timing import StepTimer
 
@@ -34,6 +42,7 @@ QUIET_WARNINGS = (
     ".*does not have many workers.*",
     ".*The number of training batches .* is smaller than the logging interval.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's; a reused one is refused before
 )
 # strategies whose processes must tolerate parameters without a gradient in a step (Memoria's memory attention
 # before the memory holds anything, an RMT's read memory in its first segment)
@@ -66,6 +75,64 @@ class StepProgressBar(TQDMProgressBar):
             self.train_progress_bar.total = min(self.train_progress_bar.total or trainer.max_steps, trainer.max_steps)
 
 
+class LastCheckpoint(Checkpoint):
+    """Keeps ``last.ckpt``, the full training state to ``--resume-from``, at most ``minutes`` or ``steps`` old.
+
+    It is written after every validation (a link to the best checkpoint when ``best`` has just written one at that
+    step, so the same weights are not written twice), every ``minutes`` of training and every ``steps`` steps; never
+    at a step whose validation is still to come (a checkpoint written before it would resume past it) nor at the last
+    step (``final.ckpt`` follows). Rank 0 writes a temporary file (or link) and renames it over ``last.ckpt``, so a
+    kill during the write leaves the previous one whole, and a link is replaced, never written through.
+
+    Args:
+        path: where ``last.ckpt`` goes.
+        best: the callback that keeps the best checkpoints.
+        minutes: wall-clock minutes between writes during training (0: none by time).
+        steps: steps between writes (0: none by count).
+    """
+
+    def __init__(self, path: Path, best: ModelCheckpoint, minutes: float = 0.0, steps: int = 0) -> None:
+        if minutes < 0 or steps < 0:
+            raise ValueError(f"checkpoint minutes and steps must be at least 0, got {minutes} and {steps}")
+        self.path, self.best, self.seconds, self.steps = Path(path), best, 60.0 * minutes, steps
+        self.saved_step = -1  # the global step last.ckpt holds
+        self._last_write = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_write = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        due = bool(self.steps) and step % self.steps == 0
+        if self.seconds:
+            late = time.monotonic() - self._last_write >= self.seconds
+            due = due or bool(trainer.strategy.broadcast(late, src=0))  # every process saves, or none does
+        validating = trainer.fit_loop.epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher)
+        if due and not validating and not step >= trainer.max_steps > 0:
+            self._write(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        if self.best._last_global_step_saved == trainer.global_step and self.best._last_checkpoint_saved:
+            self._write(trainer, link_to=Path(self.best._last_checkpoint_saved))
+        else:
+            self._write(trainer)
+
+    def _write(self, trainer: L.Trainer, link_to: Optional[Path] = None) -> None:
+        partial = self.path.with_name(self.path.name + ".partial")
+        if link_to is None:
+            trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            if link_to is not None:
+                partial.unlink(missing_ok=True)
+                partial.symlink_to(os.path.relpath(link_to, self.path.parent))
+            os.replace(partial, self.path)
+        trainer.strategy.barrier("LastCheckpoint")
+        self.saved_step = trainer.global_step
+        self._last_write = time.monotonic()
+
+
 class ProgressLines(Callback):
     """Without a progress bar, prints one line every ``every`` training steps (rank 0): step, loss, time."""
 
@@ -89,12 +156,12 @@ class ProgressLines(Callback):
 
 def build_trainer(
     settings: TrainSettings, task: SegmentTask, extra_callbacks: Sequence[Callback] = ()
-) -> Tuple[L.Trainer, ModelCheckpoint]:
-    """The Trainer for ``settings`` and its checkpoint callback.
+) -> Tuple[L.Trainer, ModelCheckpoint, "LastCheckpoint"]:
+    """The Trainer for ``settings`` and its callbacks that keep the best checkpoints and ``last.ckpt``.
 
     Checkpoints go to ``<output-dir>/checkpoints``: the ``save_top_k`` best by ``task.monitor``, and ``last.ckpt``
-    at each validation for resuming (a link to the checkpoint of that step when one was just saved, so quick runs do
-    not write the same weights twice). TensorBoard logs go to ``<output-dir>/tensorboard``.
+    for resuming, after each validation and every ``--checkpoint-every-minutes`` / ``--checkpoint-every-steps`` in
+    between (:class:`LastCheckpoint`). TensorBoard logs go to ``<output-dir>/tensorboard``.
     """
     output_dir = Path(settings.output_dir)
     checkpoints = ModelCheckpoint(
@@ -103,14 +170,19 @@ def build_trainer(
         monitor=task.monitor,
         mode=task.monitor_mode,
         save_top_k=settings.save_top_k,
-        save_last="link",
+    )
+    last = LastCheckpoint(
+        output_dir / "checkpoints" / "last.ckpt",
+        checkpoints,
+        settings.checkpoint_every_minutes,
+        settings.checkpoint_every_steps,
     )
     bar = show_progress_bar(settings.no_progress_bar)
     progress: List[Callback] = [StepProgressBar()] if bar else [ProgressLines(settings.progress_every)]
     trainer = L.Trainer(
         default_root_dir=output_dir,
         logger=TensorBoardLogger(output_dir, name="tensorboard"),
-        callbacks=[checkpoints, LearningRateMonitor("step"), *progress, *extra_callbacks],
+        callbacks=[checkpoints, last, LearningRateMonitor("step"), *progress, *extra_callbacks],
         accelerator=settings.accelerator,
         devices=parse_devices(settings.devices),
         num_nodes=settings.num_nodes,
@@ -125,7 +197,7 @@ def build_trainer(
         enable_progress_bar=bar,
         enable_model_summary=False,
     )
-    return trainer, checkpoints
+    return trainer, checkpoints, last
 
 
 def _tested(trainer: L.Trainer, task: SegmentTask, datamodule: L.LightningDataModule, checkpoint: str) -> Dict:
@@ -259,6 +331,9 @@ def train_and_test(
     quiet_lightning()
     set_threads(settings.threads)
     output_dir = Path(settings.output_dir)
+    for name in ("checkpoint_every_minutes", "checkpoint_every_steps"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"{flag(name)} must be at least 0 (0: never), got {getattr(settings, name)}")
     if settings.resume_from:
         check_checkpoint(settings.resume_from, "--resume-from")
     if os.environ.get("LOCAL_RANK", "0") == "0":  # a DDP child process finds the directory its parent prepared
@@ -269,9 +344,9 @@ def train_and_test(
         copied = copy_gpt2_weights(task.model, settings.gpt2_checkpoint)
         print(f"copied {len(copied)} parameters from {settings.gpt2_checkpoint}")
     timer = StepTimer()
-    trainer, checkpoints = build_trainer(settings, task, [timer])
+    trainer, checkpoints, last = build_trainer(settings, task, [timer])
     trainer.fit(task, datamodule=datamodule, ckpt_path=settings.resume_from, weights_only=True)
-    final_checkpoint = _final_checkpoint(trainer, checkpoints, output_dir)
+    final_checkpoint = _final_checkpoint(trainer, last, output_dir)
     results = {
         "model_type": task.model.config.model_type,
         "parameters": sum(p.numel() for p in task.model.parameters()),
@@ -293,19 +368,26 @@ def train_and_test(
     return results
 
 
-def _final_checkpoint(trainer: L.Trainer, checkpoints: ModelCheckpoint, output_dir: Path) -> str:
+def _final_checkpoint(trainer: L.Trainer, last: LastCheckpoint, output_dir: Path) -> str:
     """``checkpoints/final.ckpt``, the weights at the end of training with the full state (optimiser and loops
-    too, so that it can be resumed): a link to the checkpoint of the last step when one was saved there, so the
-    same weights are not written twice; else written now."""
+    too, so that it can be resumed). When ``last.ckpt`` holds the last step, no weights are written again: final.ckpt
+    links to the best checkpoint last.ckpt links to, or last.ckpt's file becomes final.ckpt and last.ckpt links to
+    it. Else it is written now."""
     final = output_dir / "checkpoints" / "final.ckpt"
-    last = checkpoints.last_model_path
-    if last and checkpoints._last_global_step_saved == trainer.global_step and Path(last).exists():
-        if trainer.is_global_zero:
-            final.unlink(missing_ok=True)
-            final.symlink_to(Path(last).resolve().name)
-        trainer.strategy.barrier()
-    else:
+    if last.saved_step != trainer.global_step or not last.path.exists():
         trainer.save_checkpoint(final)
+        return str(final)
+    if trainer.is_global_zero:
+        final.unlink(missing_ok=True)
+        if last.path.is_symlink():
+            final.symlink_to(os.readlink(last.path))
+        else:
+            os.replace(last.path, final)
+            partial = last.path.with_name(last.path.name + ".partial")
+            partial.unlink(missing_ok=True)
+            partial.symlink_to(final.name)
+            os.replace(partial, last.path)
+    trainer.strategy.barrier()
     return str(final)
 
 

@@ -15,12 +15,22 @@ A task subclasses :class:`SegmentTask` and implements only what differs between 
 The loss of a batch is the sum of every segment's loss terms divided by the number of terms (so a token-level
 loss is the mean over all tokens, and a per-segment loss with count 1 is the mean over segments), plus the
 mean of the ``aux_loss`` the model returned on the segments that built a graph.
+
+Training resumed from a checkpoint continues exactly: the training loader (:func:`split_loader`) stores its position
+in the epoch, and the checkpoint holds every process's random generators (torch's, which dropout and Memoria's
+tie-breaking draw from, CUDA's, numpy's and Python's), restored when training starts again. A task that overrides
+``on_save_checkpoint``, ``on_load_checkpoint`` or ``on_train_start`` calls ``super()``; one that carries memory
+across batches stores it itself (the language-modelling task does, with its stream position).
 """
 
+import os
+import random
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import nn
@@ -29,9 +39,11 @@ from torchmetrics import Metric
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
 from .. import models as _registered_models  # noqa: F401  (registers every model with the Auto classes)
+from ..datasets.resumable import ResumableLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
 ALIGNMENTS = ("start", "end")
+RESUME_STATE_KEY = "segment_task_resume"  # the checkpoint entry of every process's random generators
 
 
 def segment_slices(length: int, segment_length: int, alignment: str = "start") -> List[slice]:
@@ -130,6 +142,7 @@ class SegmentTask(L.LightningModule):
             {f"{split}_metrics": nn.ModuleDict(self.build_metrics()) for split in SPLITS}
         )
         self._returns_aux_loss = False
+        self._resume_state: Optional[Dict[str, Any]] = None  # the random generators of a loaded checkpoint
 
     # ---- hooks for tasks -------------------------------------------------------------------------------------
 
@@ -264,6 +277,44 @@ class SegmentTask(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._reset_carried_memory()
 
+    # ---- resuming exactly -------------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Stores every process's random generators (gathered under DDP) and whether the model returns an aux_loss."""
+        checkpoint[RESUME_STATE_KEY] = {
+            "processes": self._gathered(random_states()),
+            "returns_aux_loss": self._returns_aux_loss,
+        }
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self._resume_state = checkpoint.get(RESUME_STATE_KEY)
+        if self._resume_state is not None:
+            self._returns_aux_loss = bool(self._resume_state["returns_aux_loss"])
+
+    def on_train_start(self) -> None:
+        """When training resumes from a checkpoint, sets this process's random generators to where they were."""
+        state, self._resume_state = self._resume_state, None
+        if state is None:
+            return
+        processes = state["processes"]
+        if len(processes) != self.trainer.world_size:
+            warnings.warn(
+                f"the checkpoint holds the random generators of {len(processes)} processes, this run has "
+                f"{self.trainer.world_size}: they are not restored, and the resumed run is not the one interrupted"
+            )
+            return
+        restore_random_states(processes[self.trainer.global_rank])
+
+    def _gathered(self, value: Any) -> List[Any]:
+        """``value`` of every process, by rank (every process saves a checkpoint's state, rank 0 writes it)."""
+        trainer = getattr(self, "_trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        if world == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return [value]
+        values: List[Any] = [None] * world
+        torch.distributed.all_gather_object(values, value)
+        return values
+
     # ---- optimisation ------------------------------------------------------------------------------------------
 
     def configure_optimizers(self) -> Dict[str, Any]:
@@ -279,11 +330,18 @@ class SegmentTask(L.LightningModule):
 
 
 def split_loader(
-    trainer: Optional[L.Trainer], dataset: Dataset, batch_size: int, train: bool, num_workers: int = 0, **kwargs: Any
+    trainer: Optional[L.Trainer],
+    dataset: Dataset,
+    batch_size: int,
+    train: bool,
+    num_workers: int = 0,
+    seed: Optional[int] = None,
+    **kwargs: Any,
 ) -> DataLoader:
-    """The loader of one split: shuffled for training; for dev and test under DDP, each process reads its own share
-    of the examples with none repeated (Lightning's default sampler pads the shares with repeated examples, which
-    would then count twice in the metrics).
+    """The loader of one split. Training: a :class:`ResumableLoader`, shuffled in an order that depends only on the
+    seed and the epoch, each process reading its own share under DDP, its position in the epoch kept in checkpoints.
+    Dev and test: in order; under DDP each process reads its own share with none repeated (Lightning's default
+    sampler pads the shares with repeated examples, which would then count twice in the metrics).
 
     Args:
         trainer: the Trainer the loader is for (None outside one).
@@ -291,14 +349,18 @@ def split_loader(
         batch_size: examples per batch and process.
         train: whether this is the training split.
         num_workers: loader worker processes.
+        seed: the seed of the training order; default: the seed Lightning's ``seed_everything`` set (0 without).
         kwargs: more DataLoader arguments (e.g. ``collate_fn``).
     """
+    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    if train:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        return ResumableLoader(dataset, batch_size, sampler, num_workers=num_workers, **kwargs)
     sampler = None
-    if not train and trainer is not None and trainer.world_size > 1:
-        sampler = UnrepeatedDistributedSampler(
-            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-        )
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train, sampler=sampler, num_workers=num_workers, **kwargs)
+    if world > 1:
+        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **kwargs)
 
 
 def linear_warmup_decay(total_steps: int, warmup_steps: int):
@@ -310,3 +372,41 @@ def linear_warmup_decay(total_steps: int, warmup_steps: int):
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
+
+
+def random_states() -> Dict[str, Any]:
+    """This process's random generators as tensors and plain values (loadable with ``weights_only=True``):
+    torch's (dropout and Memoria's tie-breaking draw from it), CUDA's when initialised, numpy's and Python's."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, python_state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": gauss},
+    }
+
+
+def restore_random_states(states: Dict[str, Any]) -> None:
+    """Sets this process's random generators to ``states`` (from :func:`random_states`)."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    python_state = states["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"].tolist()), python_state["gauss"]))

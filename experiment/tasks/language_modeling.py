@@ -114,7 +114,8 @@ class LanguageModelingTask(SegmentTask):
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         """Stores how many windows of the training epoch were trained on and, for every process (gathered under
-        DDP), the memory its model carries and torch's random generators."""
+        DDP), the memory its model carries (the random generators are stored by :class:`SegmentTask`)."""
+        super().on_save_checkpoint(checkpoint)
         detach_memory = getattr(self.model, "detach_memory", None)
         if callable(detach_memory):
             detach_memory()  # as before the next batch: a checkpoint holds no autograd graph
@@ -122,34 +123,21 @@ class LanguageModelingTask(SegmentTask):
             memory = self.model.memory_state()
         except NotImplementedError:
             memory = None  # such a checkpoint resumes only at the start of an epoch
-        process = {
-            "memory": memory,
-            "torch_rng": torch.get_rng_state(),  # Memoria's tie-breaking noise and dropout draw from it
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-        }
         checkpoint[STREAM_STATE_KEY] = {
             "train_windows_done": self._train_windows_done,
             "window_shape": getattr(self, "_train_window_shape", None),
-            "processes": self._gathered(process),
+            "processes": self._gathered({"memory": memory}),
         }
 
-    def _gathered(self, value: Any) -> List[Any]:
-        """``value`` of every process, by rank (every process saves a checkpoint's state, rank 0 writes it)."""
-        trainer = getattr(self, "_trainer", None)
-        world = trainer.world_size if trainer is not None else 1
-        if world == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return [value]
-        values: List[Any] = [None] * world
-        torch.distributed.all_gather_object(values, value)
-        return values
-
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._resume = checkpoint.get(STREAM_STATE_KEY)
 
     def on_train_start(self) -> None:
         """When training resumes in the middle of an epoch, skips the windows already trained on and restores the
-        memory carried at that point and the random generators, so that the next steps are the ones the interrupted
-        run would have taken."""
+        memory carried at that point (and :class:`SegmentTask` the random generators), so that the next steps are the
+        ones the interrupted run would have taken."""
+        super().on_train_start()
         resume, self._resume = self._resume, None
         if resume is None or not self.trainer.fit_loop.restarted_mid_epoch:
             return
@@ -181,9 +169,6 @@ class LanguageModelingTask(SegmentTask):
             )
         dataset.skip_windows(done)
         self.model.load_memory_state(process["memory"])
-        torch.set_rng_state(process["torch_rng"])
-        if process["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(process["cuda_rng"])
         self._train_windows_done = done
         # Lightning sees a loader without state_dict and warns that the epoch restarts: here it does not
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
