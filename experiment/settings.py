@@ -30,10 +30,20 @@ def option(default: Any = None, help: str = "", choices: Optional[tuple] = None,
 
 @dataclass
 class Settings:
-    """Base of every command's settings: ``DEFAULTS`` overrides field defaults for a task without redefining them."""
+    """Base of every command's settings: ``DEFAULTS`` overrides field defaults for a task without redefining them
+    (a class's ``DEFAULTS`` over those of the classes it derives from)."""
 
     DEFAULTS: ClassVar[Dict[str, Any]] = {}
     HIDDEN: ClassVar[Tuple[str, ...]] = ()  # fields the command fills itself: no option, not required
+
+    @classmethod
+    def defaults(cls) -> Dict[str, Any]:
+        """The ``DEFAULTS`` of ``cls`` and of the classes it derives from (the nearest wins), for its fields."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        merged: Dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("DEFAULTS", {}))
+        return {name: value for name, value in merged.items() if name in names}
 
     @classmethod
     def create(cls: Type[SettingsType], file: Optional[str] = None, **values: Any) -> SettingsType:
@@ -47,7 +57,7 @@ class Settings:
         unknown = sorted(set(from_file) - names) + sorted(set(values) - names)
         if unknown:
             raise ValueError(f"{cls.__name__} has no settings {unknown}; it has {sorted(names)}")
-        merged = {**cls.DEFAULTS, **from_file, **values}
+        merged = {**cls.defaults(), **from_file, **values}
         missing = [
             f.name
             for f in dataclasses.fields(cls)
@@ -66,6 +76,10 @@ class Settings:
     def replace(self: SettingsType, **changes: Any) -> SettingsType:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
+
+
+# the training settings two runs of a comparison share when they are the same run (with the task's data settings)
+RUN_IDENTITY = ("config_override", "segment_length", "batch_size", "learning_rate", "warmup_ratio", "max_steps", "seed")
 
 
 @dataclass
@@ -111,10 +125,30 @@ class TrainSettings(HardwareSettings):
     checkpoint_every_minutes: float = option(5.0, "also write last.ckpt after this many minutes of training (0: never)")
     checkpoint_every_steps: int = option(0, "also write last.ckpt every this many steps (0: never)")
 
+    def optimisation(self) -> Dict[str, float]:
+        """The task's optimisation arguments (``SegmentTask``'s): learning_rate, warmup_ratio and weight_decay."""
+        return dict(learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay)
+
+
+@dataclass
+class EvalSettings(HardwareSettings):
+    """The checkpoint to evaluate, the batch size and the seed."""
+
+    DEFAULTS = {"devices": "1"}
+
+    checkpoint: str = option(None, "Lightning checkpoint written by the task's train", required=True)
+    batch_size: int = option(32, "evaluation batch size")
+    seed: int = option(42, "seeds the models' random choices (Memoria's ties)")
+
 
 @dataclass
 class CompareSettings(Settings):
-    """The grid of a comparison: models x seeds (x the task's settings), written under one directory."""
+    """The grid of a comparison: models x seeds (x the task's settings), written under one directory.
+
+    A task's comparison settings derive from this class and its training settings; every run is on one CPU device
+    and thread unless they say otherwise."""
+
+    DEFAULTS = {"accelerator": "cpu", "devices": "1", "threads": 1}
 
     output_dir: str = option("outputs/compare", "where every run, comparison.json and the table go")
     models: List[str] = option([], "models to compare, MODEL or MODEL:ABLATION; none: the task's default list")
@@ -171,6 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: Type[Settings]) -> None:
     """
     hints = typing.get_type_hints(cls)
     groups: Dict[type, argparse._ArgumentGroup] = {}
+    defaults = cls.defaults()
     parser.add_argument(
         "--settings", metavar="FILE.json", help="settings as JSON {field: value}; options given here override it"
     )
@@ -180,7 +215,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: Type[Settings]) -> None:
         owner = next(klass for klass in cls.__mro__ if item.name in getattr(klass, "__annotations__", {}))
         if owner not in groups:
             groups[owner] = parser.add_argument_group((owner.__doc__ or owner.__name__).splitlines()[0].rstrip("."))
-        default = cls.DEFAULTS.get(item.name, item.default)
+        default = defaults.get(item.name, item.default)
         if default is dataclasses.MISSING:
             default = item.default_factory()  # type: ignore[misc]
         help_text = item.metadata.get("help", "")

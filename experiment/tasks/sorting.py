@@ -2,15 +2,13 @@
 
 from typing import Any, Dict, Optional
 
-import lightning as L
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.sorting import load_sorting_data, model_vocab_size
 from ..datasets.sorting import IGNORE_INDEX, SortingDataset
-from .base import Segment, SegmentLoss, SegmentTask, split_loader
+from .base import Segment, SegmentLoss, SegmentTask, SplitsDataModule
 
 
 class SortingTask(SegmentTask):
@@ -20,36 +18,11 @@ class SortingTask(SegmentTask):
     Only segments that hold targets build an autograd graph (unless the model returns an ``aux_loss``): memory
     between segments is detached, so the others could not receive gradients anyway.
 
-    Args:
-        model_config: the model's configuration as a dict, with its model_type.
-        segment_length: tokens per segment.
-        learning_rate: AdamW's peak learning rate.
-        warmup_ratio: fraction of the steps of linear warm-up from 0.
-        weight_decay: AdamW's weight decay.
-        segment_alignment: "start" (the paper's) or "end", see ``segment_slices``.
+    Args: those of :class:`SegmentTask` (``segment_alignment`` "start" is the paper's); memory is never carried.
     """
 
     monitor = "val/accuracy"
     monitor_mode = "max"
-
-    def __init__(
-        self,
-        model_config: Dict[str, Any],
-        segment_length: int,
-        learning_rate: float = 2e-4,
-        warmup_ratio: float = 0.06,
-        weight_decay: float = 0.0,
-        segment_alignment: str = "start",
-    ) -> None:
-        super().__init__(
-            model_config,
-            segment_length,
-            learning_rate=learning_rate,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            carry_memory=False,
-            segment_alignment=segment_alignment,
-        )
 
     def build_metrics(self) -> Dict[str, Metric]:
         return {
@@ -72,7 +45,7 @@ class SortingTask(SegmentTask):
         return SegmentLoss(F.cross_entropy(logits, targets, reduction="sum"), targets.numel())
 
 
-class SortingDataModule(L.LightningDataModule):
+class SortingDataModule(SplitsDataModule):
     """Loaders over a sorting-data file in the paper's JSON layout.
 
     Args:
@@ -83,26 +56,11 @@ class SortingDataModule(L.LightningDataModule):
     """
 
     def __init__(self, data_path: str, batch_size: int, eval_batch_size: int = 32, num_workers: int = 0) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, num_workers)
         self.data = load_sorting_data(data_path)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
+        self.datasets = {split: SortingDataset(self.data, split) for split in ("train", "dev", "test")}
 
     @property
     def model_vocab_size(self) -> int:
         """How many token ids the model needs."""
         return model_vocab_size(self.data.vocab_size)
-
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        trainer = getattr(self, "trainer", None)
-        return split_loader(trainer, SortingDataset(self.data, split), batch_size, shuffle, self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("dev", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -8,30 +8,7 @@ import torch
 
 from experiment.data.sorting import generate_sorting_data, save_sorting_data
 from experiment.models.gpt2_with_memoria import GPT2WithMemoriaConfig
-
-TINY_GPT2 = {
-    "n_layer": 2,
-    "n_embd": 32,
-    "n_head": 2,
-    "n_inner": 64,
-    "n_positions": 16,
-    "vocab_size": 9,
-    "embd_pdrop": 0.0,
-    "attn_pdrop": 0.0,
-    "resid_pdrop": 0.0,
-    "bos_token_id": None,
-    "eos_token_id": None,
-    "use_cache": False,
-}
-TINY_MEMORIA = {
-    "memoria_num_memories": 4,
-    "memoria_stm_capacity": 8,
-    "memoria_num_reminded_stm": 4,
-    "memoria_num_reminded_ltm": 4,
-    "memoria_ltm_search_depth": 2,
-    "memoria_initial_lifespan": 3,
-    "memoria_lifespan_extend_scale": 8.0,
-}
+from tests.experiment.tiny import TINY_GPT2, TINY_MEMORIA
 
 
 @pytest.fixture
@@ -70,15 +47,6 @@ def tiny_data_file(tmp_path: Path) -> Path:
     path = tmp_path / "sort.json"
     save_sorting_data(generate_sorting_data(24, 8, 16, 8, 8, seed=0), path)
     return path
-
-
-@pytest.fixture
-def one_thread():
-    """Runs a test on one thread: tiny models run fastest so, and far faster than on two on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

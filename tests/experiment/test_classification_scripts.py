@@ -8,38 +8,15 @@ import torch
 from test_classification_data import write_plays, write_semeval
 from transformers import BertConfig, BertModel
 
-from experiment.__main__ import main
 from experiment.data.classification import ClassificationData, Document, save_classification_data
+from experiment.data.shakespeare import GENRES
 from experiment.data.tokenization import train_bpe_tokenizer
+from tests.experiment.tiny import TINY_BERT, TINY_MEMORIA, command, tiny_run
 
-TINY = dict(
-    hidden_size=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=32,
-    max_position_embeddings=16,
-    num_labels=2,
-)
-TINY_MEMORIA = dict(
-    memory_layer_index=1,
-    memoria_num_memories=2,
-    memoria_stm_capacity=4,
-    memoria_num_reminded_stm=2,
-    memoria_num_reminded_ltm=2,
-    memoria_ltm_search_depth=2,
-)
-
-
-def train_classification(argv):
-    return main(["train", "classification", *argv])
-
-
-def eval_classification(argv):
-    return main(["eval", "classification", *argv])
-
-
-def compare_classification(argv):
-    return main(["compare", "classification", *argv])
+prepare_classification = command("prepare", "classification")
+train_classification = command("train", "classification")
+eval_classification = command("eval", "classification")
+compare_classification = command("compare", "classification")
 
 
 WORDS = "red green blue cat dog sun moon star tree leaf".split()
@@ -59,8 +36,8 @@ def tiny_setup(tmp_path):
     tokenizer = train_bpe_tokenizer([d.text for d in splits["train"]], 40, tmp_path / "tokenizer")
     configs = {}
     for name, fields in (
-        ("memoria", {"model_type": "memoria_bert", **TINY, **TINY_MEMORIA}),
-        ("plain", {"model_type": "bert_segment", **TINY}),
+        ("memoria", {"model_type": "memoria_bert", **TINY_BERT, **TINY_MEMORIA, "memory_layer_index": 1}),
+        ("plain", {"model_type": "bert_segment", **TINY_BERT}),
     ):
         configs[name] = tmp_path / f"{name}.json"
         configs[name].write_text(json.dumps(fields))
@@ -68,29 +45,8 @@ def tiny_setup(tmp_path):
 
 
 def common_args(output_dir, config, tokenizer, *extra):
-    return [
-        f"--model-config={config}",
-        f"--tokenizer={tokenizer}",
-        f"--output-dir={output_dir}",
-        "--segment-length=8",
-        "--batch-size=4",
-        "--eval-batch-size=4",
-        "--max-steps=2",
-        "--val-check-interval=1",
-        "--learning-rate=1e-3",
-        "--accelerator=cpu",
-        "--devices=1",
-        "--no-progress-bar",
-        *extra,
-    ]
-
-
-@pytest.mark.parametrize("verb", ["train", "eval", "compare"])
-def test_help_shows_the_defaults(verb, capsys):
-    with pytest.raises(SystemExit) as exited:
-        main([verb, "classification", "--help"])
-    assert exited.value.code == 0
-    assert "(default:" in capsys.readouterr().out
+    sizes = dict(segment_length=8, batch_size=4, eval_batch_size=4, max_steps=2, val_check_interval=1)
+    return tiny_run(config, output_dir, *extra, tokenizer=tokenizer, learning_rate="1e-3", **sizes)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +91,7 @@ def test_train_on_hyperpartisan_from_a_local_pretrained_bert(tiny_setup, tmp_pat
     xml, truth = write_semeval(tmp_path, articles)
     tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 5, 40, tmp_path / "tok")
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=40, **{k: v for k, v in TINY.items() if k != "num_labels"}))
+    bert = BertModel(BertConfig(vocab_size=40, **{k: v for k, v in TINY_BERT.items() if k != "num_labels"}))
     bert.save_pretrained(tmp_path / "bert")
     output_dir = tmp_path / "hp"
     train_classification(
@@ -178,6 +134,21 @@ def test_bad_arguments_are_refused(tiny_setup, tmp_path):
         )
 
 
+def test_prepare_writes_what_train_reads(tmp_path, tiny_setup, capsys):
+    texts = write_plays(tmp_path / "texts", words=120)
+    options = ["--texts-dir", str(texts), "--excerpt-words=30", "--train-stride-words=30", "--vocab-size=80"]
+    data_path, tokenizer_dir = prepare_classification([f"--output-dir={tmp_path / 'data'}", *options])
+    assert data_path.parent == tmp_path / "data" and (tokenizer_dir / "tokenizer.json").is_file()
+    assert f"--data {data_path} --tokenizer {tokenizer_dir}" in capsys.readouterr().out
+    layout = json.loads(data_path.read_text())
+    assert layout["labels"] == GENRES and all(layout[split] for split in ("train", "dev", "test"))
+    _, _, configs = tiny_setup
+    results = train_classification(
+        common_args(tmp_path / "run", configs["plain"], tokenizer_dir, f"--data={data_path}", "--dataset=json")
+    )
+    assert 0.0 <= results["test"]["macro_f1"] <= 1.0
+
+
 def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, capsys):
     texts = write_plays(tmp_path / "texts", words=120)
     args = [
@@ -199,6 +170,9 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
     for name in ("memoria-bert ", "memoria-bert:erased_every_segment", "bert:mean_of_segment_logits"):
         assert name in first
     assert "vs bert:first_segment_only" in first and "Better:" in first and "test accuracy" in first
+    assert (
+        "mean macro_f1" in first.splitlines()[[line.startswith("| model") for line in first.splitlines()].index(True)]
+    )
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "loss", "step_seconds", "parameters"}
     assert {(row["model"], row["ablation"]) for row in rows} == {

@@ -7,17 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from experiment.tasks import ClassificationTask
+from tests.experiment import tiny
 
-TINY_BERT = dict(
-    model_type="bert_segment",
-    vocab_size=20,
-    hidden_size=16,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=32,
-    max_position_embeddings=8,
-    num_labels=3,
-)
+TINY_BERT = {"model_type": "bert_segment", "vocab_size": 20, **tiny.TINY_BERT}
 
 
 class ScriptedModel(torch.nn.Module):
@@ -125,19 +117,8 @@ def test_padding_segments_build_no_graph_and_bad_options_are_refused():
 
 
 def test_the_real_model_runs_through_the_task():
-    task = ClassificationTask(
-        {
-            **TINY_BERT,
-            "model_type": "memoria_bert",
-            "memory_layer_index": 0 + 1,
-            "num_hidden_layers": 2,
-            "memoria_num_memories": 2,
-            "memoria_stm_capacity": 4,
-            "memoria_num_reminded_stm": 2,
-            "memoria_num_reminded_ltm": 2,
-        },
-        segment_length=4,
-    )
+    memoria = {**TINY_BERT, **tiny.TINY_MEMORIA, "model_type": "memoria_bert", "memory_layer_index": 1}
+    task = ClassificationTask(memoria, segment_length=4)
     result = task.run_batch(batch([3, 1], [0, 2]), "train")
     result["loss"].backward()
     assert torch.isfinite(result["loss"])

@@ -6,30 +6,21 @@ import pytest
 import torch
 
 from experiment.__main__ import main
+from experiment.recipes import TASKS, load_task
 from experiment.recipes.compare import run_settings
 from experiment.recipes.sorting import TASK, SortingCompare
+from tests.experiment.tiny import command
+
+make_sorting_data = command("prepare", "sorting")
+train_sorting = command("train", "sorting")
+eval_sorting = command("eval", "sorting")
+compare_sorting = command("compare", "sorting")
 
 
-def make_sorting_data(argv):
-    return main(["prepare", "sorting", *argv])
-
-
-def train_sorting(argv):
-    return main(["train", "sorting", *argv])
-
-
-def eval_sorting(argv):
-    return main(["eval", "sorting", *argv])
-
-
-def compare_sorting(argv):
-    return main(["compare", "sorting", *argv])
-
-
-@pytest.mark.parametrize("verb", ["prepare", "train", "eval", "compare", "analyze", "time"])
-def test_help_shows_the_defaults(verb, capsys):
+@pytest.mark.parametrize("verb, task", [(verb, task) for task in TASKS for verb in load_task(task).verbs])
+def test_help_shows_the_defaults(verb, task, capsys):
     with pytest.raises(SystemExit) as exited:
-        main([verb, "sorting", "--help"])
+        main([verb, task, "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "usage" in text and "(default:" in text

@@ -201,10 +201,20 @@ def test_the_front_door_lists_verbs_and_tasks():
     assert wrong.returncode == 2 and "invalid choice: 'chess'" in wrong.stderr
 
 
-def test_time_interleaves_the_models_with_threads_set(capsys):
+@pytest.mark.parametrize(
+    "task, options, models",
+    [
+        ("sorting", ["--sequence-length=16"], ["memoria", "memoria:erased_every_segment", "transformer"]),
+        ("language-modeling", ["--models", "memoria", "rmt", "transformer"], ["memoria", "rmt", "transformer"]),
+        ("classification", ["--max-segments=2", "--models", "memoria-bert", "bert:first_segment_only"], None),
+    ],
+)
+def test_time_interleaves_the_models_with_threads_set(task, options, models, capsys):
     from experiment.__main__ import main
 
-    seconds = main(["time", "sorting", "--steps=2", "--sequence-length=16", "--segment-length=8", "--batch-size=2"])
-    assert set(seconds) == {"memoria", "memoria:erased_every_segment", "transformer"}
-    assert all(len(times) == 2 for times in seconds.values())
-    assert "threads 1" in capsys.readouterr().out
+    seconds = main(["time", task, "--steps=2", "--segment-length=8", "--batch-size=2", *options])
+    assert list(seconds) == (models or ["memoria-bert", "bert:first_segment_only"])
+    assert all(len(times) == 2 and min(times) > 0 for times in seconds.values())
+    out = capsys.readouterr().out
+    assert "threads 1" in out
+    assert f"where {list(seconds)[0]}'s step time goes" in out and "Memoria.remind" in out

@@ -15,11 +15,13 @@ import torch
 from experiment.__main__ import main
 from experiment.data.gutenberg import split_works
 from experiment.data.language_modeling import IGNORE_INDEX, load_enwik8, load_pg19, make_windows
+from experiment.recipes.language_modeling import first_tokens
 from experiment.tasks.language_modeling import (
     CorpusPerplexity,
     LanguageModelingDataModule,
     LanguageModelingTask,
 )
+from tests.experiment.tiny import tiny_run
 
 
 def command(verb):
@@ -229,22 +231,8 @@ def test_prepare_gutenberg_lays_out_each_work_once(texts_dir, tmp_path):
 
 
 def train_args(data_dir, config, output_dir, *extra):
-    return [
-        f"--data-dir={data_dir}",
-        f"--model-config={config}",
-        f"--output-dir={output_dir}",
-        "--segment-length=8",
-        "--segments-per-batch=2",
-        "--batch-size=2",
-        "--eval-batch-size=2",
-        "--max-steps=3",
-        "--val-check-interval=2",
-        "--limit-val-batches=2",
-        "--accelerator=cpu",
-        "--devices=1",
-        "--no-progress-bar",
-        *extra,
-    ]
+    sizes = dict(segment_length=8, segments_per_batch=2, batch_size=2, eval_batch_size=2, max_steps=3)
+    return tiny_run(config, output_dir, *extra, data_dir=data_dir, val_check_interval=2, limit_val_batches=2, **sizes)
 
 
 @pytest.fixture
@@ -378,3 +366,12 @@ def test_ddp_ranks_read_different_streams_and_end_with_identical_weights(tmp_pat
     for name, value in ranks[0]["weights"].items():
         assert torch.equal(value, ranks[1]["weights"][name]), name
     assert any(not torch.equal(value, initial[name]) for name, value in ranks[0]["weights"].items())  # it trained
+
+
+def test_heldout_tokens_keeps_the_first_tokens_in_order():
+    documents = [np.arange(5), np.arange(10, 14), np.arange(20, 30)]
+    kept = first_tokens(documents, 7)
+    assert [list(document) for document in kept] == [[0, 1, 2, 3, 4], [10, 11]]
+    assert sum(map(len, first_tokens(documents, 100))) == 19
+    with pytest.raises(ValueError, match="heldout_tokens"):
+        first_tokens(documents, 0)

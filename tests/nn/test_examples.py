@@ -9,15 +9,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: threads cost more than they save (and the suite shares the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def gpt2_example():
     """examples/add_memoria_gpt2.py run once: its globals and what it printed."""
