@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 
 from memoria import Memoria
+from memoria.abstractor import Abstractor
 from memoria.memoria import MODES
 from memoria.nn import MemoriaMemory, exclude_memory
 
@@ -37,7 +38,16 @@ MEMORIA_FIELDS_DOC = """
             step); needs ``memoria_mode="paper"`` and ``memoria_max_ltm_per_row``.
         memoria_max_ltm_per_row: a bound on the long-term engrams a row keeps (lowest lifespan deleted first); None:
             no bound.
+        memoria_abstractor: "reference" (the paper's and memoria-pytorch 1.0.0's Abstractor: unscaled scores,
+            queries from N(0, 0.02^2), no nonlinearity) or "scaled", an ablation outside the paper's design (scores
+            divided by sqrt(D), a GELU between its two projections, queries from N(0, 1/D); see
+            ``memoria.abstractor.Abstractor``). Needs ``memoria_num_memories`` to be an int.
 """
+
+ABSTRACTOR_VARIANTS = {
+    "reference": {},
+    "scaled": dict(scale_scores=True, activation="gelu", query_std=None),
+}
 
 
 @dataclass
@@ -59,6 +69,7 @@ class MemoriaFields:
     memoria_mode: str = "reference"
     memoria_static_shapes: bool = False
     memoria_max_ltm_per_row: Optional[int] = None
+    memoria_abstractor: str = "reference"
 
     def validate_memoria(self) -> None:
         """Raises ValueError naming the field when a Memoria field is out of range."""
@@ -75,6 +86,15 @@ class MemoriaFields:
             raise ValueError(f"memoria_reset_period must be None or at least 1, got {self.memoria_reset_period}")
         if self.memoria_max_ltm_per_row is not None and self.memoria_max_ltm_per_row < 1:
             raise ValueError(f"memoria_max_ltm_per_row must be None or at least 1, got {self.memoria_max_ltm_per_row}")
+        if self.memoria_abstractor not in ABSTRACTOR_VARIANTS:
+            raise ValueError(
+                f"memoria_abstractor must be one of {tuple(ABSTRACTOR_VARIANTS)}, got {self.memoria_abstractor!r}"
+            )
+        if self.memoria_abstractor != "reference" and self.memoria_num_memories is None:
+            raise ValueError(
+                f"memoria_abstractor={self.memoria_abstractor!r} needs an Abstractor: memoria_num_memories must be an "
+                "int, got None"
+            )
         if self.memoria_static_shapes and (self.memoria_mode != "paper" or self.memoria_max_ltm_per_row is None):
             raise ValueError(
                 'memoria_static_shapes needs memoria_mode="paper" and memoria_max_ltm_per_row, got '
@@ -104,7 +124,16 @@ class MemoriaFields:
         )
         if self.memoria_static_shapes:
             fields["static_shapes"] = True
-        return MemoriaMemory(hidden_size, **fields, **settings)
+        memory = MemoriaMemory(hidden_size, **fields, **settings)
+        if self.memoria_abstractor != "reference":
+            reference = memory.abstractor
+            memory.abstractor = Abstractor(
+                reference.num_memories,
+                reference.hidden_dim,
+                reference.feedforward.out_features,
+                **ABSTRACTOR_VARIANTS[self.memoria_abstractor],
+            )
+        return memory
 
 
 MEMORY_STATE_PATTERN = r"(^|\.)memory\._extra_state$"
