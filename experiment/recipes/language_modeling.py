@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Setting, Task, causal_models, model_table
+from . import Model, Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
 
 DATASETS = ("wikitext103", "pg19", "enwik8")
@@ -281,6 +281,13 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
     return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), directory="")]
 
 
+# the test loss by how many segments back a token last occurred (experiment.tasks.language_modeling)
+RECURRENCE_METRICS = ("loss_recur_same_segment", "loss_recur_1", "loss_recur_2_4", "loss_recur_5_16")
+RECURRENCE_METRICS += ("loss_recur_over_16", "loss_first_occurrence")
+LM_MODELS = (
+    Model("memoria", "memoria-gpt2-lm-small-fullwidth.json", "full_width"),  # the baseline's FFN width
+    Model("rmt", "rmt-lm-small.json", settings={"segments_per_batch": 2, "batch_size": 8}),  # BPTT over 2 segments
+)
 TASK = Task(
     name="language-modeling",
     summary="next-token prediction on a long corpus",
@@ -291,10 +298,10 @@ TASK = Task(
         "compare": (LanguageModelingCompare, None),
         "analyze": (LanguageModelingEngrams, analyze),
     },
-    models=model_table(*causal_models("lm-small")),
-    default_models=[model.key for model in causal_models("lm-small")],
+    models=model_table(*causal_models("lm-small"), *LM_MODELS),  # the later entry of a key replaces the earlier
+    default_models=[model.key for model in causal_models("lm-small")] + ["memoria:full_width"],
     baseline="transformer",
-    metrics=("ppl", "bits_per_token", "loss"),
+    metrics=("ppl", "bits_per_token", "loss", *RECURRENCE_METRICS),
     headline=("ppl", False),
     quick=dict(seeds=[42], max_steps=150),
     identity=(

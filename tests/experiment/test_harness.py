@@ -187,6 +187,7 @@ def rows(model, ablation, values, metric="accuracy"):
             {**base, "seed": seed, "metric": metric, "value": value},
             {**base, "seed": seed, "metric": "step_seconds", "value": 0.2},
             {**base, "seed": seed, "metric": "parameters", "value": 1000},
+            {**base, "seed": seed, "metric": "token_parameters", "value": 800},
         ]
     return result
 
@@ -196,7 +197,8 @@ def test_the_table_has_the_difference_the_verdict_and_the_outputs():
     text = format_table(table_rows, "accuracy", True, "transformer", "outputs/x")
     memoria_line = next(line for line in text.splitlines() if line.startswith("| memoria"))
     assert "0.6000" in memoria_line and "+0.2000" in memoria_line and "0.1414" in memoria_line
-    assert "1,000" in memoria_line and "0.200" in memoria_line
+    assert "1,000" in memoria_line and "800" in memoria_line and "0.200" in memoria_line
+    assert "| token params |" in text
     assert "Better: memoria, by 0.2000 mean test accuracy over transformer" in text and "2 seeds" in text
     assert "outputs/x" in text and "Quick mode" not in text
     lower = format_table(table_rows, "accuracy", False, "transformer", "outputs/x", quick=True)
