@@ -194,3 +194,13 @@ def test_a_padded_row_has_ended_until_reset():
         model(input_ids=x, attention_mask=only_padding)
         model.reset_memory([2])
         model(input_ids=x)
+
+
+def test_embedding_init_std_redraws_the_token_and_position_tables():
+    library, small = tiny_model(), tiny_model(embedding_init_std=0.02)
+    assert library.rmt.core.token_emb.weight.std() > 0.5  # the library's standard normal
+    for table in (small.rmt.core.token_emb, small.rmt.core.pos_emb):
+        assert 0.01 < table.weight.std() < 0.03
+    torch.testing.assert_close(small.rmt.core.to_logits.weight, library.rmt.core.to_logits.weight)
+    with pytest.raises(StrictDataclassClassValidationError, match="embedding_init_std"):
+        tiny_config(embedding_init_std=0.0)

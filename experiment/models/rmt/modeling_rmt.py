@@ -116,6 +116,10 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             memory_not_causal=config.memory_not_causal,
             num_residual_streams=config.num_residual_streams,
         )
+        if config.embedding_init_std is not None:
+            for table in (self.core.token_emb, self.core.pos_emb):
+                if table is not None:
+                    nn.init.normal_(table.weight, std=config.embedding_init_std)
         self.core.to_logits.register_forward_pre_hook(self._keep_final_hidden)
         self._final_hidden: Optional[torch.Tensor] = None  # [B, L, D], the input of the core's output layer
         self.state: Optional[RMTMemoryState] = None
