@@ -200,7 +200,14 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
         assert name in first
     assert "vs bert:first_segment_only" in first and "Better:" in first and "test accuracy" in first
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
-    assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "loss", "step_seconds", "parameters"}
+    assert {row["metric"] for row in rows} == {
+        "accuracy",
+        "macro_f1",
+        "loss",
+        "step_seconds",
+        "parameters",
+        "token_parameters",
+    }
     assert {(row["model"], row["ablation"]) for row in rows} == {
         ("memoria-bert", ""),
         ("memoria-bert", "erased_every_segment"),
