@@ -25,6 +25,7 @@ from transformers.utils import logging as transformers_logging
 
 from memoria.files import atomic_write
 
+from .models.capacity import parameter_counts
 from .models.gpt2_weights import copy_gpt2_weights
 from .settings import (
     HardwareSettings,
@@ -325,7 +326,8 @@ def train_and_test(
 
     Returns:
         results.json's contents: "test" (the metrics of the weights at the end of training, the headline figure),
-        "test_best" (the best-on-dev checkpoint's), "parameters", "steps", "mean_step_seconds", "threads", the
+        "test_best" (the best-on-dev checkpoint's), "parameters" and "token_parameters" (see
+        ``experiment.models.capacity``), "steps", "mean_step_seconds", "threads", the
         paths and the settings. Every process returns them; only rank 0 writes.
     """
     quiet_lightning()
@@ -349,7 +351,7 @@ def train_and_test(
     final_checkpoint = _final_checkpoint(trainer, last, output_dir)
     results = {
         "model_type": task.model.config.model_type,
-        "parameters": sum(p.numel() for p in task.model.parameters()),
+        **parameter_counts(task.model),  # "parameters" and "token_parameters"
         "steps": trainer.global_step,
         "mean_step_seconds": timer.mean_seconds,
         "threads": torch.get_num_threads(),

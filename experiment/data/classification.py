@@ -229,3 +229,47 @@ def load_classification_data(path: Union[str, Path]) -> ClassificationData:
             )
         splits[name] = documents
     return ClassificationData(labels, **splits, overlap=split_overlap(splits))
+
+
+def first_segment_evidence(data: ClassificationData, evidence_words: int, seed: int = 0) -> ClassificationData:
+    """The variant whose evidence lies only at the start: each document keeps its first ``evidence_words`` words,
+    and the rest of its length is filler that says nothing about its label.
+
+    The filler of a document is taken, word for word, from the start of documents of the same split whose label is
+    drawn uniformly over the labels, independently of the document's own (then a document of that label uniformly;
+    again while the filler is too short), so a model that has kept nothing of the first ``evidence_words`` words can do no better than guess:
+    its expected accuracy is at most the largest label share of the split (1/3 with three balanced labels). With
+    ``evidence_words`` short enough to fit one segment, only memory carries the evidence to the document's end.
+
+    Args:
+        data: the documents (every label must occur in every split, to draw filler from).
+        evidence_words: words kept from each document, at least 1.
+        seed: seeds the filler's draws.
+
+    Returns:
+        the variant, with the same ids, labels and lengths in words as ``data``, words joined by single spaces
+        (documents shorter than ``evidence_words`` are kept whole, with no filler).
+    """
+    if evidence_words < 1:
+        raise ValueError(f"evidence_words must be at least 1, got {evidence_words}")
+    rng = random.Random(seed)
+    splits = {}
+    for name in SPLIT_NAMES:
+        documents = data.split(name)
+        by_label: Dict[int, List[Document]] = defaultdict(list)
+        for document in documents:
+            by_label[document.label].append(document)
+        missing = [data.labels[label] for label in range(len(data.labels)) if not by_label[label]]
+        if missing:
+            raise ValueError(f"split {name!r} has no documents labelled {missing} to draw filler from")
+        variant = []
+        for document in documents:
+            words = document.text.split()
+            filler_words = max(len(words) - evidence_words, 0)
+            filler: List[str] = []
+            while len(filler) < filler_words:  # a label, then one of its documents, until the filler is long enough
+                filler += rng.choice(by_label[rng.randrange(len(data.labels))]).text.split()
+            filler = filler[:filler_words]
+            variant.append(Document(document.id, " ".join(words[:evidence_words] + filler), document.label))
+        splits[name] = variant
+    return ClassificationData(list(data.labels), **splits, overlap=split_overlap(splits))

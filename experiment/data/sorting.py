@@ -251,3 +251,22 @@ def counting_rule_accuracy(
             correct += int(prediction == target)
             emitted.add(int(target))
     return correct / (examples.size(0) * vocab_size)
+
+
+def memoryless_floor_accuracy(vocab_size: int) -> float:
+    """Expected token accuracy on the K targets of a predictor that knows only which symbols it has emitted.
+
+    With teacher forcing the targets emitted so far are in the input; a model that has kept nothing of the
+    sequence can at best guess uniformly among the K - i symbols not yet emitted at target i (i = 0 .. K - 1), right
+    with probability 1 / (K - i). The mean over the K targets is H_K / K (H_K the K-th harmonic number): 0.2929 for
+    K = 10, 0.1799 for K = 20. A model below it has learnt less than the rule "never repeat a symbol".
+
+    Args:
+        vocab_size: K, at least 1.
+
+    Returns:
+        H_K / K.
+    """
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    return sum(1.0 / count for count in range(1, vocab_size + 1)) / vocab_size

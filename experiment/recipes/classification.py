@@ -132,6 +132,14 @@ class ClassificationCompare(CompareSettings, ClassificationTrain, GenreSettings)
         "pretrained",
     )
 
+    evidence: str = option(
+        "whole",
+        "where the genre shows: the whole excerpt, or only its first --evidence-words words, the rest filler from "
+        "excerpts of uniformly drawn genres (chance 1/3 without memory)",
+        ("whole", "first-segment"),
+    )
+    evidence_words: int = option(120, "first-segment: words of evidence kept (their tokens must fit one segment)")
+
 
 @dataclass
 class ClassificationTime(TimeSettings):
@@ -333,9 +341,46 @@ def grid(settings: ClassificationCompare) -> List[Setting]:
     data_path, tokenizer_dir = genre_paths(data_settings)
     if not data_path.exists() or not (tokenizer_dir / "tokenizer.json").exists():
         prepare(data_settings)
+    note = [
+        "",
+        "Macro-F1 and the best-on-dev checkpoint's metrics are rows of comparison.json and fields of each results.json.",
+    ]
+    label, directory = "genre", ""
+    if settings.evidence == "first-segment":
+        data_path = first_segment_variant(data_path, tokenizer_dir, settings)
+        label = directory = "genre-first-segment"
+        note.append(f"Evidence only in the first {settings.evidence_words} words (one segment); chance is 1/3.")
     base = narrowed(settings, ClassificationTrain, dataset="json", data=str(data_path), tokenizer=str(tokenizer_dir))
-    note = ["", "The best-on-dev checkpoint's metrics are fields of each results.json."]
-    return [Setting("genre", base, note, directory="")]
+    return [Setting(label, base, note, directory=directory)]
+
+
+def first_segment_variant(data_path: Path, tokenizer_dir: Path, settings: ClassificationCompare) -> Path:
+    """The data file of the first-segment variant of ``data_path`` (written unless it exists).
+
+    Raises:
+        ValueError: when a document's evidence does not fit one segment (--evidence-words too large).
+    """
+    from ..data.classification import (
+        SPLIT_NAMES,
+        first_segment_evidence,
+        load_classification_data,
+        save_classification_data,
+    )
+    from ..data.tokenization import load_tokenizer
+
+    path = data_path.with_name(f"{data_path.stem}-first{settings.evidence_words}-seed{settings.data_seed}.json")
+    if path.exists():
+        return path
+    data = load_classification_data(data_path)
+    texts = [" ".join(doc.text.split()[: settings.evidence_words]) for name in SPLIT_NAMES for doc in data.split(name)]
+    longest = max(len(ids) for ids in load_tokenizer(tokenizer_dir).encode_batch(texts))
+    if longest > settings.segment_length - 2:
+        raise ValueError(
+            f"--evidence-words {settings.evidence_words} gives up to {longest} tokens, more than one segment holds "
+            f"({settings.segment_length} - 2 special tokens): lower it or raise --segment-length"
+        )
+    save_classification_data(first_segment_evidence(data, settings.evidence_words, settings.data_seed), path)
+    return path
 
 
 MEMORIA = "memoria-bert-genre-small.json"

@@ -21,7 +21,7 @@ from ..settings import CompareSettings, Settings, TrainSettings
 from . import Model, Setting, Task
 
 TrainType = TypeVar("TrainType", bound=TrainSettings)
-STEP_SECONDS, PARAMETERS = "step_seconds", "parameters"
+STEP_SECONDS, PARAMETERS, TOKEN_PARAMETERS = "step_seconds", "parameters", "token_parameters"
 
 
 def narrowed(settings: Settings, cls: Type[TrainType], **changes: Any) -> TrainType:
@@ -62,10 +62,12 @@ def train_or_read_back(task: Task, settings: TrainSettings, retrain: bool) -> Di
 
 
 def tidy_rows(task: Task, model: Model, seed: int, setting: str, results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """One row per test metric, plus the step time and the parameter count."""
+    """One row per test metric, plus the step time and the parameter counts (all, and those that process tokens)."""
     values = {metric: results["test"][metric] for metric in task.metrics if metric in results["test"]}
     values[STEP_SECONDS] = results["mean_step_seconds"]
     values[PARAMETERS] = results["parameters"]
+    if TOKEN_PARAMETERS in results:  # runs finished before it was recorded lack it
+        values[TOKEN_PARAMETERS] = results[TOKEN_PARAMETERS]
     base = {"task": task.name, "model": model.name, "ablation": model.ablation, "seed": seed, "setting": setting}
     return [{**base, "metric": metric, "value": value} for metric, value in values.items()]
 
@@ -132,9 +134,9 @@ def format_table(
     also: Sequence[str] = (),
 ) -> str:
     """The comparison as Markdown from comparison.json's rows: per setting, each model's ``metric`` per seed, the
-    mean (and standard deviation), the difference from ``baseline``, the mean of each metric in ``also``,
-    parameters and step time; then which model is better, by how much and over how many seeds, and where the
-    outputs are.
+    mean (and standard deviation), the difference from ``baseline``, the mean of each metric in ``also``, parameters
+    (all, and those that process tokens: ``experiment.models.capacity``) and step time; then which model is better,
+    by how much and over how many seeds, and where the outputs are.
 
     Raises:
         ValueError: when ``baseline`` has no rows in a setting.
@@ -154,7 +156,7 @@ def format_table(
             raise ValueError(f"baseline {baseline!r} has no {metric} in setting {setting!r}")
         reference = mean(per_model[baseline])
         header = ["model", *[f"seed {seed}" for seed in seeds], "mean", *(["std"] if len(seeds) > 1 else [])]
-        header += [f"vs {baseline}", *[f"mean {name}" for name in also], "params", "step (s)"]
+        header += [f"vs {baseline}", *[f"mean {name}" for name in also], "params", "token params", "step (s)"]
         body = []
         for key in models:
             values = per_model[key]
@@ -165,8 +167,11 @@ def format_table(
                 others = [value[(key, seed, name)] for seed in seeds if (key, seed, name) in value]
                 cells.append(f"{mean(others):.4f}" if others else "-")
             steps = [value[(key, seed, STEP_SECONDS)] for seed in seeds if (key, seed, STEP_SECONDS) in value]
-            parameters = value.get((key, seeds[0], PARAMETERS), 0)
-            body.append([*cells, f"{int(parameters):,}", f"{mean(steps):.3f}" if steps else "-"])
+            parameters = [
+                f"{int(value[(key, seeds[0], name)]):,}" if (key, seeds[0], name) in value else "-"
+                for name in (PARAMETERS, TOKEN_PARAMETERS)
+            ]
+            body.append([*cells, *parameters, f"{mean(steps):.3f}" if steps else "-"])
         best = (max if higher_is_better else min)(models, key=lambda key: mean(per_model[key]))
         direction = "higher" if higher_is_better else "lower"
         count = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"

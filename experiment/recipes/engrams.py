@@ -23,7 +23,9 @@ The effects:
 
 each with a 95% bootstrap interval over episodes and the same statistic after shuffling creation times (the
 control that removes any effect of creation order). It also reads the episodes once with the memory erased before
-every segment, to show how much the model relies on its memory (the first segment of an episode has none either way). Writes effects.json (and, with
+every segment, to show how much the model relies on its memory (the first segment of an episode has none either way),
+and reports what the working memory carries: the mean pairwise cosine of the Abstractor's outputs (its working
+memories; near 1 when they are one average copied, as at initialisation). Writes effects.json (and, with
 ``--save-histories``, the histories as gzip JSON) under --output-dir; per mode a serial-position and a lag-CRP
 figure, and with ``--gif`` an animation of the first episode (``Memoria-Engrams.gif``), under --images-dir.
 
@@ -149,11 +151,33 @@ def language_modeling_episodes(args, vocab_size: int):
     return torch.from_numpy(input_ids[full][:count]), torch.from_numpy(labels[full][:count])
 
 
+def mean_pairwise_cosine(memories):
+    """The mean cosine similarity over every pair of distinct working memories of each row.
+
+    Args:
+        memories: the Abstractor's outputs, shaped [BatchSize, NumMemories, HiddenDim] (NumMemories at least 2).
+
+    Returns:
+        shaped [BatchSize]: 1 when a row's memories all point one way (one vector copied), about 0 when unrelated.
+    """
+    import torch.nn.functional as F
+
+    count = memories.size(1)
+    if count < 2:
+        raise ValueError(f"memories must hold at least 2 vectors per row, got shape {tuple(memories.shape)}")
+    unit = F.normalize(memories.float(), dim=-1)  # [B, N, D]
+    cosines = unit @ unit.transpose(1, 2)  # [B, N, N]
+    off_diagonal = cosines.sum(dim=(1, 2)) - cosines.diagonal(dim1=1, dim2=2).sum(dim=1)  # [B]
+    return off_diagonal / (count * (count - 1))
+
+
 def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
     """Reads the episodes (sorting sequences or corpus episodes) --batch-size at a time, memory reset between them.
 
     Returns the score (sorting: "accuracy", the target-token accuracy; language modelling: "ppl", the perplexity
-    over every token of the episodes) and, when the model keeps histories, "histories": one per episode.
+    over every token of the episodes), "working_memory_cosine" (the mean over rows and segments of
+    :func:`mean_pairwise_cosine` of what the Abstractor wrote; None without an Abstractor) and, when the model keeps
+    histories, "histories": one per episode.
     """
     import torch
     import torch.nn.functional as F
@@ -167,6 +191,13 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
         input_ids, labels = language_modeling_episodes(args, model.config.vocab_size)
     count = input_ids.size(0)
     histories, score, total = [], 0.0, 0
+    cosines: List[Any] = []  # [B] per Abstractor call
+    abstractor = getattr(model.transformer, "abstractor", None)
+    hook = None
+    if abstractor is not None:
+        hook = abstractor.register_forward_hook(
+            lambda module, inputs, output: cosines.append(mean_pairwise_cosine(output))
+        )
     torch.manual_seed(args.seed)
     with torch.no_grad():
         for start in range(0, count, args.batch_size):
@@ -186,9 +217,12 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
             if model.config.memoria_keep_history:
                 histories.extend(model.transformer.memoria.histories)
             print(f"  {batch.stop}/{count} episodes", flush=True)
+    if hook is not None:
+        hook.remove()
+    cosine = float(torch.cat(cosines).mean()) if cosines else None
     if args.corpus is None:
-        return {"histories": histories, "accuracy": score / max(total, 1)}
-    return {"histories": histories, "ppl": math.exp(score / max(total, 1))}
+        return {"histories": histories, "accuracy": score / max(total, 1), "working_memory_cosine": cosine}
+    return {"histories": histories, "ppl": math.exp(score / max(total, 1)), "working_memory_cosine": cosine}
 
 
 def measure_effects(histories: List, samples: int, seed: int) -> Dict[str, Any]:
@@ -282,7 +316,11 @@ def analyze(args: EngramSettings) -> Dict[str, Any]:
         print(f"== reading the test episodes (at most {args.num_episodes}) with Memoria in {mode} mode", flush=True)
         recorded[mode] = read_episodes(args, load_model(args, mode))
         effects = measure_effects(recorded[mode]["histories"], args.bootstrap_samples, args.seed)
-        summary[mode] = {metric: recorded[mode][metric], "effects": effects}
+        summary[mode] = {
+            metric: recorded[mode][metric],
+            "working_memory_cosine": recorded[mode]["working_memory_cosine"],
+            "effects": effects,
+        }
         if args.save_histories:
             (output_dir / "histories" / mode).mkdir(parents=True, exist_ok=True)
             for index, history in enumerate(recorded[mode]["histories"]):
@@ -299,5 +337,11 @@ def analyze(args: EngramSettings) -> Dict[str, Any]:
     scores = ", ".join(f"{mode} mode {result[metric]:.4f}" for mode, result in summary.items())
     what = "test target accuracy" if metric == "accuracy" else "test perplexity"
     print(f"\n{what} while recording: {scores}; memory erased every segment {erased:.4f}")
+    cosine = next(iter(summary.values()))["working_memory_cosine"]
+    if cosine is not None:
+        print(
+            f"working memory: mean pairwise cosine of the Abstractor's outputs {cosine:.4f} (1: the working memories "
+            "are one vector copied; about 0: unrelated)"
+        )
     print(f"Outputs: {output_dir / 'effects.json'}; figures: {', '.join(map(str, figures))}")
     return results

@@ -333,6 +333,13 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
     return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), notes, directory="")]
 
 
+# the test loss by how many segments back a token last occurred (experiment.tasks.language_modeling)
+RECURRENCE_METRICS = ("loss_recur_same_segment", "loss_recur_1", "loss_recur_2_4", "loss_recur_5_16")
+RECURRENCE_METRICS += ("loss_recur_over_16", "loss_first_occurrence")
+LM_MODELS = (
+    Model("memoria", "memoria-gpt2-lm-small-fullwidth.json", "full_width"),  # the baseline's FFN width
+    Model("rmt", "rmt-lm-small.json", settings={"segments_per_batch": 2, "batch_size": 8}),  # BPTT over 2 segments
+)
 TASK = Task(
     name="language-modeling",
     summary="next-token prediction on a long corpus",
@@ -344,10 +351,10 @@ TASK = Task(
         "analyze": (LanguageModelingEngrams, analyze),
         "time": (LanguageModelingTime, time_training),
     },
-    models=model_table(*causal_models("lm-small")),
-    default_models=[model.key for model in causal_models("lm-small")],
+    models=model_table(*causal_models("lm-small"), *LM_MODELS),  # the later entry of a key replaces the earlier
+    default_models=[model.key for model in causal_models("lm-small")] + ["memoria:full_width"],
     baseline="transformer",
-    metrics=("ppl", "bits_per_token", "loss"),
+    metrics=("ppl", "bits_per_token", "loss", *RECURRENCE_METRICS),
     headline=("ppl", False),
     quick=dict(
         models=["memoria", "memoria:erased_every_segment", "transformer"],

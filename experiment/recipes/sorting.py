@@ -178,7 +178,7 @@ def time_training(settings: SortingTime) -> Dict[str, List[float]]:
 
 def grid(settings: SortingCompare) -> List[Setting]:
     """One data file per prompt length (written unless it exists) and its counting-rule reference points."""
-    from ..data.sorting import counting_rule_accuracy, load_sorting_data
+    from ..data.sorting import counting_rule_accuracy, load_sorting_data, memoryless_floor_accuracy
 
     settings_list = []
     for length in settings.sequence_lengths:
@@ -197,6 +197,9 @@ def grid(settings: SortingCompare) -> List[Setting]:
             prepare(data)
         data = load_sorting_data(path)
         rules = {
+            "memoryless floor (uniform over the symbols not yet emitted, H_K / K)": memoryless_floor_accuracy(
+                data.vocab_size
+            ),
             "count the last segment's symbols, then emit by count": counting_rule_accuracy(
                 data.test, data.sequence_length, data.vocab_size, settings.segment_length
             ),
@@ -231,6 +234,7 @@ TASK = Task(
     },
     models=model_table(
         *causal_models("sort-small"),
+        Model("memoria", "memoria-gpt2-sort-small-fullwidth.json", "full_width"),  # the baseline's FFN width
         Model(
             "memoria",
             MEMORIA,
@@ -246,7 +250,7 @@ TASK = Task(
             directory="memoria-renormalised",
         ),
     ),
-    default_models=[model.key for model in causal_models("sort-small")],
+    default_models=[model.key for model in causal_models("sort-small")] + ["memoria:full_width"],
     baseline="transformer",
     metrics=("accuracy", "loss"),
     headline=("accuracy", True),

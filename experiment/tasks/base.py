@@ -7,7 +7,7 @@ A task subclasses :class:`SegmentTask` and implements only what differs between 
 - :meth:`SegmentTask.split_batch`: how a batch is cut into segments (default: every sequence-shaped tensor
   cut into ``segment_length`` pieces from the start of the sequence);
 - :meth:`SegmentTask.model_inputs`: what the model gets from a segment (default: input_ids, attention_mask);
-- :meth:`SegmentTask.segment_requires_grad`: whether a segment builds an autograd graph (default: yes);
+- :meth:`SegmentTask.segment_has_loss`: whether a segment has loss terms (default: yes); see "Graphs" below;
 - :meth:`SegmentTask.rows_to_reset`: with ``carry_memory``, which rows start a new stream in this batch;
 - :meth:`SegmentTask.build_model`: the model class (default: ``AutoModelForCausalLM``);
 - the class attributes ``monitor`` / ``monitor_mode``: the dev metric that picks the best checkpoint.
@@ -21,13 +21,21 @@ in the epoch, and the checkpoint holds every process's random generators (torch'
 tie-breaking draw from, CUDA's, numpy's and Python's), restored when training starts again. A task that overrides
 ``on_save_checkpoint``, ``on_load_checkpoint`` or ``on_train_start`` calls ``super()``; one that carries memory
 across batches stores it itself (the language-modelling task does, with its stream position).
+
+Graphs: in training, a segment builds an autograd graph when it has a loss or lies within the model's
+``bptt_segments`` segments before one that has (:func:`graph_segments`); the others run without one. A model whose
+memory carries gradients across segment boundaries says how many with an integer attribute ``bptt_segments``
+(absent or 0: its memory is detached at every boundary, so a segment without loss needs no graph); such a model
+keeps its memory in the graph until ``detach_memory()``, so the truncation window that ends at a segment with a
+loss spans the ``bptt_segments`` segments before it (and every segment between two such windows that overlap or
+touch). A model that returns an ``aux_loss`` builds a graph for every segment.
 """
 
 import os
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import lightning as L
 import numpy as np
@@ -44,6 +52,23 @@ from ..datasets.resumable import ResumableLoader, ResumableSampler
 SPLITS = ("train", "val", "test")
 ALIGNMENTS = ("start", "end")
 RESUME_STATE_KEY = "segment_task_resume"  # the checkpoint entry of every process's random generators
+
+
+def graph_segments(has_loss: Sequence[bool], bptt_segments: int = 0) -> List[bool]:
+    """Which segments build an autograd graph: those with a loss and the ``bptt_segments`` segments before each.
+
+    Args:
+        has_loss: per segment, in order, whether it has loss terms.
+        bptt_segments: how many segment boundaries the loss of a segment reaches back through the model's memory
+            (0: none, the memory is detached at every boundary).
+
+    Returns:
+        per segment, whether it builds a graph.
+    """
+    if bptt_segments < 0:
+        raise ValueError(f"bptt_segments must be >= 0, got {bptt_segments}")
+    count = len(has_loss)
+    return [any(has_loss[index : min(count, index + bptt_segments + 1)]) for index in range(count)]
 
 
 def segment_slices(length: int, segment_length: int, alignment: str = "start") -> List[slice]:
@@ -176,9 +201,15 @@ class SegmentTask(L.LightningModule):
         """The keyword arguments of the model call for ``segment``."""
         return {"input_ids": segment.tensors["input_ids"], "attention_mask": segment.tensors.get("attention_mask")}
 
-    def segment_requires_grad(self, segment: Segment) -> bool:
-        """Whether ``segment`` builds an autograd graph in training; a model that returns ``aux_loss`` always does."""
+    def segment_has_loss(self, segment: Segment) -> bool:
+        """Whether ``segment`` has loss terms (:meth:`segment_loss` returns some): it then builds an autograd graph in
+        training, and so do the model's ``bptt_segments`` segments before it (see :func:`graph_segments`)."""
         return True
+
+    @property
+    def bptt_segments(self) -> int:
+        """How many segment boundaries the model's memory lets a loss reach back: its ``bptt_segments``, else 0."""
+        return int(getattr(self.model, "bptt_segments", 0) or 0)
 
     def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
         """The loss terms of ``segment`` given the model's ``output``, or None when it has none.
@@ -220,9 +251,12 @@ class SegmentTask(L.LightningModule):
         self.reset_before_batch(batch)
         losses: List[SegmentLoss] = []
         aux_losses: List[torch.Tensor] = []
-        for segment in self.split_batch(batch):
-            graph = torch.is_grad_enabled() and (self._returns_aux_loss or self.segment_requires_grad(segment))
-            with torch.set_grad_enabled(graph):
+        segments = list(self.split_batch(batch))
+        graphs = [True] * len(segments)
+        if torch.is_grad_enabled() and not self._returns_aux_loss:
+            graphs = graph_segments([self.segment_has_loss(segment) for segment in segments], self.bptt_segments)
+        for segment, graph in zip(segments, graphs):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and graph):
                 output = self.model(**self.model_inputs(segment))
                 loss = self.segment_loss(output, segment, split)
             if loss is not None:

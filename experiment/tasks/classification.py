@@ -65,7 +65,7 @@ class ClassificationTask(SegmentTask):
             "macro_f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
         }
 
-    def segment_requires_grad(self, segment: Segment) -> bool:
+    def segment_has_loss(self, segment: Segment) -> bool:
         num_segments = segment.tensors["num_segments"]
         if self.hparams.loss == "last":
             return bool((num_segments == segment.index + 1).any())

@@ -41,6 +41,83 @@ class CorpusPerplexity(Metric):
         return (mean / math.log(2) if self.bits else mean.exp()).float()
 
 
+class TokenMeanLoss(Metric):
+    """The token-weighted mean cross-entropy (nats) over everything it was updated with."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("loss_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("tokens", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, losses: torch.Tensor) -> None:
+        """Adds per-token losses, shaped [NumTokens]."""
+        self.loss_sum += losses.detach().double().sum()
+        self.tokens += losses.numel()
+
+    def compute(self) -> torch.Tensor:
+        """The mean, or NaN before any token."""
+        return (self.loss_sum / self.tokens).float()
+
+
+# recurrence buckets: (metric name, fewest segments back, most segments back) of a token's previous occurrence
+RECURRENCE_BUCKETS = (
+    ("loss_recur_same_segment", 0, 0),
+    ("loss_recur_1", 1, 1),
+    ("loss_recur_2_4", 2, 4),
+    ("loss_recur_5_16", 5, 16),
+    ("loss_recur_over_16", 17, None),
+    ("loss_first_occurrence", -1, -1),
+)
+
+
+class RecurrenceTracker:
+    """For each predicted token of a stream, how many segments back the same token id last occurred in its stream.
+
+    Fed the segments of B streams in order (:meth:`distances`), it keeps, per stream and token id, the index of the
+    last segment whose input held it. A stream's history starts at :meth:`reset` (of its row, or of every row).
+
+    Args:
+        vocab_size: the token ids are in [0, vocab_size).
+    """
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        self.last_seen: Optional[torch.Tensor] = None  # [B, V] long: the segment index, -1 for never
+        self.segment = 0
+
+    def reset(self, rows: Optional[torch.Tensor] = None) -> None:
+        """Forgets every stream's history (``rows`` None) or the chosen rows' (bool mask or indices)."""
+        if rows is None or self.last_seen is None:
+            self.last_seen = None
+            return
+        self.last_seen[rows] = -1
+
+    def distances(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The previous occurrence of each label, then records the segment's input.
+
+        Args:
+            input_ids: the segment's input, shaped [B, L].
+            labels: the next tokens, shaped [B, L] (negative where not scored).
+
+        Returns:
+            shaped [B, L]: 0 when the label occurred earlier in this segment's input (up to its own position), d > 0
+            when it last occurred d segments back, -1 when it never occurred in the stream.
+        """
+        batch, length = input_ids.shape
+        if self.last_seen is None or self.last_seen.size(0) != batch:
+            self.last_seen = torch.full((batch, self.vocab_size), -1, dtype=torch.long, device=input_ids.device)
+        causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()  # [L, L]: j <= i
+        in_segment = ((labels[:, :, None] == input_ids[:, None, :]) & causal).any(dim=-1)  # [B, L]
+        last = self.last_seen.gather(1, labels.clamp(min=0))  # [B, L]
+        earlier = torch.where(last >= 0, self.segment - last, torch.full_like(last, -1))
+        distance = torch.where(in_segment, torch.zeros_like(last), earlier)
+        self.last_seen.scatter_(1, input_ids, torch.full_like(input_ids, self.segment))
+        self.segment += 1
+        return distance
+
+
 class LanguageModelingTask(SegmentTask):
     """Next-token prediction on token streams, with memory carried across batches.
 
@@ -48,12 +125,19 @@ class LanguageModelingTask(SegmentTask):
     batch to batch and reset only for the rows whose ``reset`` flag is set (a new stream, or a new document with
     ``document_boundaries="reset"``), and for every row at the start of each epoch. Gradients flow through the
     window's segments as far as the model lets them (the memories of every model here are detached at segment
-    boundaries, except the RMT's memory tokens within ``bptt_segments``); a model that keeps its memory in the
-    graph has it cut before each batch through its ``detach_memory()``, so one window is one truncated-BPTT span.
+    boundaries, except the RMT's memory tokens); a model that keeps its memory in the graph has it cut before each
+    batch through its ``detach_memory()``, so one window is one truncated-BPTT span: the loss of the window's k-th
+    segment reaches k - 1 boundaries back. A model with ``bptt_segments`` > 0 therefore needs windows of at least
+    ``bptt_segments + 1`` segments (``segments_per_batch``), or no gradient reaches what its memory writes; the task
+    warns otherwise.
 
     Metrics, per split: ``ppl`` (corpus perplexity: exp of the token-weighted mean loss over the whole split),
     ``bits_per_token`` (the same mean in bits: bits per character for bytes) and ``segment_ppl`` (the mean over
-    segments of each segment's perplexity, the average the paper's code reported; only for comparison).
+    segments of each segment's perplexity, the average the paper's code reported; only for comparison). In
+    validation and test also the mean loss (nats) on the tokens whose previous occurrence in their stream lies in
+    the same segment, 1, 2-4, 5-16 or more than 16 segments back, or nowhere (:data:`RECURRENCE_BUCKETS`,
+    :class:`RecurrenceTracker`): where only memory can recall a token, a memory that helps lowers the far buckets.
+    A stream's history starts when its memory is reset (so with ``document_boundaries="carry"`` it spans works).
 
     Checkpoints hold the position in the training streams, every process's carried memory (the model's
     ``memory_state()``) and random generators, so training resumed in the middle of an epoch continues exactly.
@@ -72,13 +156,34 @@ class LanguageModelingTask(SegmentTask):
         options["carry_memory"] = True  # set here, also when a checkpoint's hyperparameters pass it back
         super().__init__(*args, **options)
         self._train_windows_done = 0  # windows of the current training epoch already trained on
+        self._recurrence = RecurrenceTracker(self.model.config.vocab_size)  # evaluation streams' token histories
+        segments_per_window = (data_settings or {}).get("segments_per_batch")
+        if segments_per_window is not None and segments_per_window <= self.bptt_segments:
+            warnings.warn(
+                f"{type(self.model).__name__} backpropagates through {self.bptt_segments} segment boundaries "
+                f"(bptt_segments), but a window holds {segments_per_window} segment(s): set --segments-per-batch to "
+                f"at least {self.bptt_segments + 1}, or no gradient reaches the path that writes its memory"
+            )
         self._resume: Optional[Dict[str, Any]] = None  # the stream position and memory of a loaded checkpoint
 
     def build_metrics(self) -> Dict[str, Metric]:
-        return {"ppl": CorpusPerplexity(), "bits_per_token": CorpusPerplexity(bits=True), "segment_ppl": MeanMetric()}
+        recurrence = {name: TokenMeanLoss() for name, _, _ in RECURRENCE_BUCKETS}
+        return {
+            "ppl": CorpusPerplexity(),
+            "bits_per_token": CorpusPerplexity(bits=True),
+            "segment_ppl": MeanMetric(),
+            **recurrence,
+        }
+
+    def _reset_carried_memory(self) -> None:
+        super()._reset_carried_memory()
+        self._recurrence.reset()
 
     def reset_before_batch(self, batch: Dict[str, torch.Tensor]) -> None:
         super().reset_before_batch(batch)
+        rows = self.rows_to_reset(batch)
+        if rows is not None:
+            self._recurrence.reset(rows)
         detach_memory = getattr(self.model, "detach_memory", None)
         if callable(detach_memory):
             detach_memory()  # the previous batch's graph is gone: cut what the memory still holds of it
@@ -159,14 +264,21 @@ class LanguageModelingTask(SegmentTask):
     def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:
         labels = segment.tensors["labels"]  # [B, L]
         scored = labels != IGNORE_INDEX  # [B, L]
+        distances = None if split == "train" else self._recurrence.distances(segment.tensors["input_ids"], labels)
         tokens = int(scored.sum())
         if tokens == 0:
             return None
-        total = F.cross_entropy(output.logits[scored].float(), labels[scored], reduction="sum")
+        losses = F.cross_entropy(output.logits[scored].float(), labels[scored], reduction="none")  # [NumScored]
+        total = losses.sum()
         metrics = self.metrics(split)
         metrics["ppl"].update(total, tokens)
         metrics["bits_per_token"].update(total, tokens)
         metrics["segment_ppl"].update((total.detach() / tokens).exp())
+        if distances is not None:
+            distance = distances[scored]  # [NumScored]
+            for name, fewest, most in RECURRENCE_BUCKETS:
+                chosen = distance >= fewest if most is None else (distance >= fewest) & (distance <= most)
+                metrics[name].update(losses[chosen])
         return SegmentLoss(total, tokens)
 
 

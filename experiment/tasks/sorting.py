@@ -15,8 +15,9 @@ class SortingTask(SegmentTask):
     """Each batch holds whole samples: memory is reset before it, and the loss is on the targets after the separator.
 
     The loss is the cross-entropy averaged over every target token of the batch; the metric is their accuracy.
-    Only segments that hold targets build an autograd graph (unless the model returns an ``aux_loss``): memory
-    between segments is detached, so the others could not receive gradients anyway.
+    In training, the segments that hold targets build an autograd graph, and so do the ``bptt_segments`` segments
+    before them for a model whose memory carries gradients (the RMT's memory tokens); the others run without one,
+    since no gradient could reach them (see ``experiment.tasks.base.graph_segments``).
 
     Args: those of :class:`SegmentTask` (``segment_alignment`` "start" is the paper's); memory is never carried.
     """
@@ -31,7 +32,7 @@ class SortingTask(SegmentTask):
             )
         }
 
-    def segment_requires_grad(self, segment: Segment) -> bool:
+    def segment_has_loss(self, segment: Segment) -> bool:
         return bool((segment.tensors["labels"] != IGNORE_INDEX).any())
 
     def segment_loss(self, output: Any, segment: Segment, split: str) -> Optional[SegmentLoss]:

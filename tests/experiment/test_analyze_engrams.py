@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from experiment.__main__ import main
 from experiment.recipes.engrams import MODES
@@ -61,6 +62,7 @@ def test_effects_figures_animation_and_histories_are_written(trained_model, tiny
     assert 0 <= results["accuracy_memory_erased"] <= 1
     for mode in MODES:
         assert 0 <= results[mode]["accuracy"] <= 1
+        assert -1 <= results[mode]["working_memory_cosine"] <= 1
         effects = results[mode]["effects"]
         assert set(effects) == {
             f"{effect} ({measure})" for effect in ("primacy", "recency") for measure in ("reminder_rate", "p_reminded")
@@ -80,6 +82,7 @@ def test_effects_figures_animation_and_histories_are_written(trained_model, tiny
         assert gif.n_frames == first.timestep
     out = capsys.readouterr().out
     assert "contiguity (next_step)" in out and "memory erased every segment" in out
+    assert "mean pairwise cosine of the Abstractor's outputs" in out
 
 
 def test_the_training_segment_length_is_required_without_results_json(tmp_path, tiny_data_file):
@@ -169,3 +172,28 @@ def test_language_modeling_episodes_need_enough_tokens_and_a_tokenizer_the_model
                 "--dataset=pg19",
             ]
         )
+
+
+def test_mean_pairwise_cosine_against_every_pair_by_hand():
+    from experiment.recipes.engrams import mean_pairwise_cosine
+
+    memories = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))
+    by_hand = torch.stack(
+        [
+            torch.stack(
+                [
+                    torch.nn.functional.cosine_similarity(row[i], row[j], dim=0)
+                    for i in range(5)
+                    for j in range(5)
+                    if i != j
+                ]
+            ).mean()
+            for row in memories
+        ]
+    )
+    torch.testing.assert_close(mean_pairwise_cosine(memories), by_hand)
+    copied = memories[:, :1].expand(3, 5, 8) * torch.arange(1.0, 6.0)[None, :, None]  # one direction, scaled
+    torch.testing.assert_close(mean_pairwise_cosine(copied), torch.ones(3))
+    torch.testing.assert_close(mean_pairwise_cosine(torch.eye(4)[None]), torch.zeros(1))
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_pairwise_cosine(memories[:, :1])

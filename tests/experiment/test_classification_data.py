@@ -11,6 +11,7 @@ from experiment.data.classification import (
     ClassificationData,
     Document,
     clean_split,
+    first_segment_evidence,
     load_classification_data,
     read_split_file,
     save_classification_data,
@@ -291,3 +292,58 @@ def test_the_shipped_published_split_is_the_papers_with_its_overlap(tmp_path):
     assert data.overlap == {"train-test": 51, "dev-test": 7}
     with pytest.raises(ValueError, match="position"):  # a smaller export cannot hold the published positions
         load_hyperpartisan(write_jsonl(tmp_path / "small.jsonl"), split_file="published")
+
+
+def variant_source() -> ClassificationData:
+    """Three labels; each document's words name its label, so a word's origin is visible."""
+    splits = {
+        split: [
+            Document(f"{split}-{label}-{number}", " ".join(f"{name}{i}" for i in range(40)), label)
+            for label, name in enumerate(("comedy", "history", "tragedy"))
+            for number in range(4)
+        ]
+        for split in ("train", "dev", "test")
+    }
+    return ClassificationData(["comedy", "history", "tragedy"], **splits)
+
+
+def test_first_segment_evidence_keeps_the_start_and_fills_the_rest_independently_of_the_label():
+    source = variant_source()
+    variant = first_segment_evidence(source, evidence_words=10, seed=3)
+    filler_labels = []
+    for split in ("train", "dev", "test"):
+        for original, changed in zip(source.split(split), variant.split(split)):
+            words = changed.text.split()
+            assert (changed.id, changed.label) == (original.id, original.label) and len(words) == 40
+            assert words[:10] == original.text.split()[:10]
+            assert words[10:] == [word.rstrip("0123456789") + str(i) for i, word in enumerate(words[10:])]
+            filler_labels.append(
+                (original.label, ("comedy", "history", "tragedy").index(words[10].rstrip("0123456789")))
+            )
+    same = sum(label == filler for label, filler in filler_labels) / len(filler_labels)
+    assert 0.1 < same < 0.6  # about 1/3: the filler's label does not follow the document's
+    assert first_segment_evidence(source, 10, seed=3).test == variant.test  # seeded
+    with pytest.raises(ValueError, match="evidence_words"):
+        first_segment_evidence(source, 0)
+    lopsided = ClassificationData(source.labels, source.train, source.dev, source.test[:4])
+    with pytest.raises(ValueError, match="no documents labelled"):
+        first_segment_evidence(lopsided, 10)
+
+
+def test_the_comparisons_first_segment_variant_checks_that_the_evidence_fits_a_segment(tmp_path):
+    from experiment.recipes.classification import ClassificationCompare, first_segment_variant
+
+    source = variant_source()
+    data_path = tmp_path / "genre.json"
+    save_classification_data(source, data_path)
+    tokenizer_dir = tmp_path / "bpe"
+    train_bpe_tokenizer([doc.text for doc in source.train], 200, tokenizer_dir)
+    settings = ClassificationCompare.create(evidence="first-segment", evidence_words=5, segment_length=64)
+    path = first_segment_variant(data_path, tokenizer_dir, settings)
+    variant = load_classification_data(path)
+    assert path != data_path and [doc.text.split()[:5] for doc in variant.test] == [
+        doc.text.split()[:5] for doc in source.test
+    ]
+    too_long = ClassificationCompare.create(evidence="first-segment", evidence_words=40, segment_length=8)
+    with pytest.raises(ValueError, match="--evidence-words 40 gives up to"):
+        first_segment_variant(data_path, tokenizer_dir, too_long)

@@ -174,7 +174,14 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
         "mean macro_f1" in first.splitlines()[[line.startswith("| model") for line in first.splitlines()].index(True)]
     )
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
-    assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "loss", "step_seconds", "parameters"}
+    assert {row["metric"] for row in rows} == {
+        "accuracy",
+        "macro_f1",
+        "loss",
+        "step_seconds",
+        "parameters",
+        "token_parameters",
+    }
     assert {(row["model"], row["ablation"]) for row in rows} == {
         ("memoria-bert", ""),
         ("memoria-bert", "erased_every_segment"),

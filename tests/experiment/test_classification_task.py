@@ -107,9 +107,9 @@ def test_predictions_and_metrics_against_hand_counts(prediction, expected):
 def test_padding_segments_build_no_graph_and_bad_options_are_refused():
     task, _ = make_task(LOGITS)
     segments = list(task.split_batch(batch([2, 1], [0, 0])))
-    assert [task.segment_requires_grad(segment) for segment in segments] == [True, True]
+    assert [task.segment_has_loss(segment) for segment in segments] == [True, True]
     only_first = list(task.split_batch(batch([1, 1], [0, 0])))
-    assert [task.segment_requires_grad(segment) for segment in only_first] == [True]
+    assert [task.segment_has_loss(segment) for segment in only_first] == [True]
     with pytest.raises(ValueError, match="prediction"):
         ClassificationTask(TINY_BERT, segment_length=4, prediction="max")
     with pytest.raises(ValueError, match="loss"):

@@ -117,11 +117,12 @@ def test_compare_runs_every_model_writes_tidy_rows_and_reads_finished_runs_back(
     assert (
         "count the last segment's symbols" in table and "count the whole sequence, then emit by count: 1.0000" in table
     )
+    assert "memoryless floor (uniform over the symbols not yet emitted, H_K / K): 0.5208" in table  # H_4 / 4
     assert len(list(tmp_path.glob("T16/*/results.json"))) == len(TASK.default_models)
     rows = json.loads((tmp_path / "comparison.json").read_text())
     assert set(rows[0]) == {"task", "model", "ablation", "seed", "setting", "metric", "value"}
-    assert {row["metric"] for row in rows} == {"accuracy", "loss", "step_seconds", "parameters"}
-    assert len(rows) == 4 * len(TASK.default_models)
+    assert {row["metric"] for row in rows} == {"accuracy", "loss", "step_seconds", "parameters", "token_parameters"}
+    assert len(rows) == 5 * len(TASK.default_models)
     erased = [row for row in rows if row["ablation"] == "erased_every_segment" and row["metric"] == "accuracy"]
     assert len(erased) == 1 and erased[0]["model"] == "memoria" and erased[0]["setting"] == "T16"
     assert (tmp_path / "comparison.md").read_text().strip() == output[output.index("### T16") :].strip()

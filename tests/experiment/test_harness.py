@@ -11,7 +11,14 @@ from torch import nn
 
 from experiment import settings as cli
 from experiment.recipes.compare import format_table
-from experiment.tasks.base import Segment, SegmentLoss, SegmentTask, linear_warmup_decay, segment_slices
+from experiment.tasks.base import (
+    Segment,
+    SegmentLoss,
+    SegmentTask,
+    graph_segments,
+    linear_warmup_decay,
+    segment_slices,
+)
 
 CONFIG = {"model_type": "gpt2_segment", "n_layer": 1, "n_embd": 8, "n_head": 2, "n_positions": 8, "vocab_size": 5}
 
@@ -46,7 +53,7 @@ class TokenTask(SegmentTask):
     def build_model(self, config):
         return RecordingModel(self.aux_weight)
 
-    def segment_requires_grad(self, segment: Segment) -> bool:
+    def segment_has_loss(self, segment: Segment) -> bool:
         return bool((segment.tensors["labels"] != -100).any())
 
     def segment_loss(self, output, segment: Segment, split: str):
@@ -57,11 +64,11 @@ class TokenTask(SegmentTask):
         return SegmentLoss(total, int((labels != -100).sum()))
 
 
-def batch(length: int = 10, rows: int = 3) -> dict:
+def batch(length: int = 10, rows: int = 3, labelled_from: int = 5) -> dict:
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(0, 5, (rows, length), generator=generator)
     labels = torch.full_like(input_ids, -100)
-    labels[:, 5:] = torch.randint(0, 5, (rows, length - 5), generator=generator)
+    labels[:, labelled_from:] = torch.randint(0, 5, (rows, length - labelled_from), generator=generator)
     return {"input_ids": input_ids, "labels": labels, "document_label": torch.arange(rows)}
 
 
@@ -96,6 +103,26 @@ def test_loss_is_the_mean_over_every_labelled_token_and_only_labelled_segments_b
     torch.testing.assert_close(losses["loss"], expected)
     assert [grad for _, grad in task.model.calls] == [False, True, True]
     assert "aux_loss" not in losses
+
+
+def test_graphs_span_the_bptt_segments_before_each_segment_with_a_loss():
+    has_loss = [False, False, False, True, False, False, True]
+    assert graph_segments(has_loss) == has_loss
+    assert graph_segments(has_loss, 1) == [False, False, True, True, False, True, True]
+    assert graph_segments(has_loss, 2) == [False, True, True, True, True, True, True]
+    assert graph_segments(has_loss, 9) == [True] * 7
+    with pytest.raises(ValueError, match="bptt_segments"):
+        graph_segments(has_loss, -1)
+
+
+def test_a_model_with_bptt_segments_builds_the_graphs_before_the_labelled_segment():
+    task = TokenTask()
+    task.model.bptt_segments = 1
+    task.run_batch(batch(length=14), "train")  # segments 0-3 of 4 tokens (the last of 2); labels from token 5 on
+    assert [grad for _, grad in task.model.calls] == [True, True, True, True]
+    task.model.calls.clear()
+    task.run_batch(batch(length=14, labelled_from=9), "train")  # labels in segments 2 and 3 only
+    assert [grad for _, grad in task.model.calls] == [False, True, True, True]
 
 
 def test_aux_loss_is_added_and_every_segment_builds_a_graph():
@@ -160,6 +187,7 @@ def rows(model, ablation, values, metric="accuracy"):
             {**base, "seed": seed, "metric": metric, "value": value},
             {**base, "seed": seed, "metric": "step_seconds", "value": 0.2},
             {**base, "seed": seed, "metric": "parameters", "value": 1000},
+            {**base, "seed": seed, "metric": "token_parameters", "value": 800},
         ]
     return result
 
@@ -169,7 +197,8 @@ def test_the_table_has_the_difference_the_verdict_and_the_outputs():
     text = format_table(table_rows, "accuracy", True, "transformer", "outputs/x")
     memoria_line = next(line for line in text.splitlines() if line.startswith("| memoria"))
     assert "0.6000" in memoria_line and "+0.2000" in memoria_line and "0.1414" in memoria_line
-    assert "1,000" in memoria_line and "0.200" in memoria_line
+    assert "1,000" in memoria_line and "800" in memoria_line and "0.200" in memoria_line
+    assert "| token params |" in text
     assert "Better: memoria, by 0.2000 mean test accuracy over transformer" in text and "2 seeds" in text
     assert "outputs/x" in text and "Quick mode" not in text
     lower = format_table(table_rows, "accuracy", False, "transformer", "outputs/x", quick=True)

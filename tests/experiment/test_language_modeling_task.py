@@ -17,9 +17,11 @@ from experiment.data.gutenberg import split_works
 from experiment.data.language_modeling import IGNORE_INDEX, load_enwik8, load_pg19, make_windows
 from experiment.recipes.language_modeling import first_tokens
 from experiment.tasks.language_modeling import (
+    RECURRENCE_BUCKETS,
     CorpusPerplexity,
     LanguageModelingDataModule,
     LanguageModelingTask,
+    RecurrenceTracker,
 )
 from tests.experiment.tiny import tiny_run
 
@@ -375,3 +377,58 @@ def test_heldout_tokens_keeps_the_first_tokens_in_order():
     assert sum(map(len, first_tokens(documents, 100))) == 19
     with pytest.raises(ValueError, match="heldout_tokens"):
         first_tokens(documents, 0)
+
+
+def brute_force_distances(stream: np.ndarray, segment_length: int) -> np.ndarray:
+    """For each next-token label of ``stream``, how many segments back it last occurred among the inputs before it
+    (0: in its own segment; -1: never), by scanning the stream."""
+    inputs, labels = stream[:-1], stream[1:]
+    distances = []
+    for position, label in enumerate(labels):
+        earlier = [j for j in range(position + 1) if inputs[j] == label]
+        distances.append(-1 if not earlier else position // segment_length - earlier[-1] // segment_length)
+    return np.array(distances)
+
+
+def test_recurrence_distances_match_a_scan_of_each_stream_across_batches_and_resets():
+    rng = np.random.default_rng(5)
+    streams = rng.integers(0, 12, size=(3, 4 * 6 + 1))  # 3 streams, 6 segments of 4 tokens
+    tracker = RecurrenceTracker(vocab_size=12)
+    got = []
+    for segment in range(6):
+        positions = slice(segment * 4, segment * 4 + 4)
+        got.append(
+            tracker.distances(
+                torch.from_numpy(streams[:, :-1][:, positions]), torch.from_numpy(streams[:, 1:][:, positions])
+            )
+        )
+    got = torch.cat(got, dim=1).numpy()
+    for row in range(3):
+        np.testing.assert_array_equal(got[row], brute_force_distances(streams[row], 4))
+    assert {-1, 0, 1}.issubset(set(got.flatten().tolist())) and got.max() >= 2
+    tracker.reset(torch.tensor([True, False, False]))
+    fresh = tracker.distances(torch.from_numpy(streams[:, :4]), torch.from_numpy(streams[:, 1:5]))
+    np.testing.assert_array_equal(fresh[0].numpy(), brute_force_distances(streams[0, :5], 4))
+
+
+def test_evaluation_reports_the_loss_by_recurrence_distance():
+    windows = make_windows([np.random.default_rng(2).integers(0, 6, size=200)], 2, 8)
+    task = LanguageModelingTask(TINY_GPT2, segment_length=4).eval()
+    task.on_test_epoch_start()
+    with torch.no_grad():
+        for batch in batches(windows):
+            task.run_batch(batch, "test")
+    metrics = task.metrics("test")
+    counts = {name: int(metrics[name].tokens) for name, _, _ in RECURRENCE_BUCKETS}
+    assert sum(counts.values()) == int(metrics["ppl"].tokens)  # every scored token in exactly one bucket
+    assert counts["loss_recur_same_segment"] > 0 and counts["loss_first_occurrence"] > 0
+    mean = float(metrics["ppl"].loss_sum / metrics["ppl"].tokens)
+    weighted = sum(float(metrics[name].loss_sum) for name in counts) / sum(counts.values())
+    assert weighted == pytest.approx(mean, rel=1e-6)
+
+
+def test_the_comparison_records_every_recurrence_bucket():
+    from experiment.recipes.language_modeling import RECURRENCE_METRICS, TASK
+
+    assert RECURRENCE_METRICS == tuple(name for name, _, _ in RECURRENCE_BUCKETS)
+    assert set(RECURRENCE_METRICS) <= set(TASK.metrics)

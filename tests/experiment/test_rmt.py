@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from experiment.models.rmt import RMTConfig, RMTForCausalLM
 
@@ -92,14 +93,16 @@ def test_gradients_reach_the_memory_parameters():
     logits[-1].square().mean().backward()
     assert model.rmt.core.memory_tokens.grad.abs().sum() > 0
     assert model.rmt.core.read_memory_emb.grad.abs().sum() > 0
-    assert model.rmt.state.read_memories.grad_fn is None, "bptt_segments=1 detaches after one boundary"
 
 
-def test_bptt_segments_sets_how_far_gradients_flow_through_memory_tokens():
+def test_memory_tokens_stay_in_the_graph_until_detached_unless_bptt_segments_is_0():
     assert memory_token_gradient(0, 2).abs().sum() == 0
-    one, two, three = (memory_token_gradient(bptt, 3) for bptt in (1, 2, 3))
-    assert not torch.allclose(one, two)
-    torch.testing.assert_close(two, three)
+    one, three = memory_token_gradient(1, 3), memory_token_gradient(3, 3)
+    torch.testing.assert_close(one, three)  # the model itself never truncates: the caller's windows do
+    model = tiny_model(bptt_segments=1).train()
+    run(model, segments(3))
+    assert model.rmt.state.read_memories.grad_fn is not None
+    assert model.bptt_segments == 1
 
 
 def test_detach_memory_cuts_the_graph():
@@ -108,6 +111,54 @@ def test_detach_memory_cuts_the_graph():
     assert model.rmt.state.read_memories.grad_fn is not None
     model.detach_memory()
     assert model.rmt.state.read_memories.grad_fn is None
+
+
+def test_embeddings_get_the_full_gradient_by_default_as_the_rmt_paper_trains():
+    def embedding_gradient(fraction):
+        model = tiny_model(emb_gradient_frac=fraction).train()
+        run(model, segments(1))[0].square().mean().backward()
+        return model.rmt.core.token_emb.weight.grad
+
+    torch.testing.assert_close(embedding_gradient(0.1) * 10, embedding_gradient(1.0))
+    assert tiny_config().emb_gradient_frac == 1.0
+    with pytest.raises(StrictDataclassClassValidationError, match="emb_gradient_frac"):
+        tiny_config(emb_gradient_frac=1.5)
+
+
+def sorting_batch(num_segments: int) -> dict:
+    """Rows of ``num_segments`` segments whose only labels (the targets) lie in the last segment."""
+    input_ids = torch.cat(segments(num_segments), dim=1)  # [B, num_segments * SEGMENT]
+    labels = torch.full_like(input_ids, -100)
+    labels[:, -SEGMENT // 2 :] = input_ids[:, -SEGMENT // 2 :]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def task_memory_token_gradient(bptt_segments: int, num_segments: int = 4) -> tuple:
+    """Trains one step of the sorting task on targets in the last segment only; returns the memory tokens'
+    gradient and, per segment, whether it ran with gradients enabled."""
+    from experiment.tasks import SortingTask
+
+    torch.manual_seed(0)
+    task = SortingTask(tiny_config(bptt_segments=bptt_segments).to_dict(), segment_length=SEGMENT).train()
+    graphs = []
+    task.model.rmt.register_forward_pre_hook(
+        lambda module, args, kwargs: graphs.append(torch.is_grad_enabled()), with_kwargs=True
+    )
+    task.run_batch(sorting_batch(num_segments), "train")["loss"].backward()
+    return task.model.rmt.core.memory_tokens.grad, graphs
+
+
+@pytest.mark.parametrize("bptt_segments", [1, 2])
+def test_the_loss_on_a_later_segment_reaches_the_memory_tokens_through_the_task(bptt_segments):
+    gradient, graphs = task_memory_token_gradient(bptt_segments)
+    assert gradient is not None and gradient.abs().sum() > 0
+    assert graphs == [False] * (3 - bptt_segments) + [True] * (bptt_segments + 1)
+
+
+def test_without_bptt_segments_no_gradient_reaches_the_memory_tokens_through_the_task():
+    gradient, graphs = task_memory_token_gradient(0)
+    assert gradient is None or gradient.abs().sum() == 0
+    assert graphs == [False, False, False, True]
 
 
 def test_attention_mask_hides_padding():
@@ -143,3 +194,13 @@ def test_a_padded_row_has_ended_until_reset():
         model(input_ids=x, attention_mask=only_padding)
         model.reset_memory([2])
         model(input_ids=x)
+
+
+def test_embedding_init_std_redraws_the_token_and_position_tables():
+    library, small = tiny_model(), tiny_model(embedding_init_std=0.02)
+    assert library.rmt.core.token_emb.weight.std() > 0.5  # the library's standard normal
+    for table in (small.rmt.core.token_emb, small.rmt.core.pos_emb):
+        assert 0.01 < table.weight.std() < 0.03
+    torch.testing.assert_close(small.rmt.core.to_logits.weight, library.rmt.core.to_logits.weight)
+    with pytest.raises(StrictDataclassClassValidationError, match="embedding_init_std"):
+        tiny_config(embedding_init_std=0.0)

@@ -11,6 +11,7 @@ from experiment.data.sorting import (
     generate_sorting_data,
     generate_sorting_examples,
     load_sorting_data,
+    memoryless_floor_accuracy,
     save_sorting_data,
     separator_id,
     sort_by_frequency,
@@ -139,3 +140,27 @@ def test_counting_rules_count_the_whole_sequence_or_only_the_separators_segment(
     assert counting_rule_accuracy(both, 6, 3, segment_length=4) == pytest.approx(4 / 6)
     with pytest.raises(ValueError, match=r"\[N, 10\]"):
         counting_rule_accuracy(example[:, :-1], 6, 3)
+
+
+def simulated_floor(vocab_size: int, trials: int, rng: np.random.Generator) -> tuple:
+    """Accuracy of guessing uniformly among the symbols not yet emitted, on random target orders: (mean, SE)."""
+    accuracies = []
+    for _ in range(trials):
+        targets = rng.permutation(vocab_size)
+        remaining = list(range(vocab_size))
+        correct = 0
+        for target in targets:
+            correct += int(rng.choice(remaining) == target)
+            remaining.remove(target)
+        accuracies.append(correct / vocab_size)
+    return float(np.mean(accuracies)), float(np.std(accuracies) / np.sqrt(trials))
+
+
+@pytest.mark.parametrize("vocab_size", [1, 3, 10])
+def test_memoryless_floor_is_the_simulated_uniform_guess_among_unemitted_symbols(vocab_size):
+    mean, standard_error = simulated_floor(vocab_size, 20000, np.random.default_rng(vocab_size))
+    assert abs(memoryless_floor_accuracy(vocab_size) - mean) < 4 * standard_error + 1e-12
+    if vocab_size == 10:
+        assert round(memoryless_floor_accuracy(vocab_size), 3) == 0.293  # H_10 / 10, as the issue states
+    with pytest.raises(ValueError, match="vocab_size"):
+        memoryless_floor_accuracy(0)

@@ -39,10 +39,18 @@ class RMTConfig(PretrainedConfig):
             previous segment's last ``xl_mem_len - num_memory_tokens`` tokens.
         enhanced_xl_recurrence: the library's option to feed each layer the next layer's XL memory.
         memory_not_causal: let the write memory tokens attend to the whole segment, as in the RMT paper.
-        bptt_segments: how many segment boundaries gradients may cross through the memory tokens (truncated
-            backpropagation through time, in windows of ``bptt_segments + 1`` segments). 0 detaches the memory
-            tokens at every boundary, which leaves the memory-token parameters without any gradient: what a
-            segment writes is then never trained. XL memories are always detached.
+        bptt_segments: how many segment boundaries the loss of a segment reaches back through the memory tokens
+            in training (truncated backpropagation through time; the RMT paper unrolls a few segments). The model
+            keeps the memory tokens in the graph until ``detach_memory()``; the experiment tasks build the graph of
+            the ``bptt_segments`` segments before each segment with a loss and cut the memory before them. 0
+            detaches the memory tokens at every boundary, which leaves the memory-writing path without gradient:
+            what a segment writes is then never trained. XL memories are always detached.
+        embedding_init_std: None keeps the library's initialisation of the token and position embeddings (a
+            standard normal, whose rows' norm sqrt(D) dwarfs what the first layers add to the residual stream); a
+            number draws them from a normal of that standard deviation (0.02: GPT-2's, the pretrained models the
+            RMT paper starts from).
+        emb_gradient_frac: the fraction of the gradient that reaches the token and position embeddings (the
+            library's CogView trick, default 0.1 there); 1.0, the full gradient, is how the RMT paper trains.
         tie_word_embeddings: False: the core keeps separate token embeddings and output layer.
     """
 
@@ -73,6 +81,8 @@ class RMTConfig(PretrainedConfig):
     enhanced_xl_recurrence: bool = False
     memory_not_causal: bool = True
     bptt_segments: int = 1
+    emb_gradient_frac: float | int = 1.0
+    embedding_init_std: Optional[float] = None
     tie_word_embeddings: bool = False
 
     def validate_rmt_fields(self) -> None:
@@ -91,6 +101,10 @@ class RMTConfig(PretrainedConfig):
             raise ValueError(
                 f"xl_mem_len must be in [1, max_segment_length={self.max_segment_length}], got {self.xl_mem_len}"
             )
+        if not 0.0 <= self.emb_gradient_frac <= 1.0:
+            raise ValueError(f"emb_gradient_frac must be in [0, 1], got {self.emb_gradient_frac}")
+        if self.embedding_init_std is not None and self.embedding_init_std <= 0:
+            raise ValueError(f"embedding_init_std must be positive or None, got {self.embedding_init_std}")
         if self.bptt_segments < 0:
             raise ValueError(f"bptt_segments must be >= 0, got {self.bptt_segments}")
         if not self.abs_pos_emb and not self.rotary_pos_emb:

@@ -85,12 +85,14 @@ class RMTPreTrainedModel(PreTrainedModel):
 class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
     """The RMT core with memory tokens and XL memories carried between calls, per row.
 
-    Memory persists across calls in train and eval mode; :meth:`reset_memory` forgets all or chosen rows. The
-    memory tokens stay attached to the graph across ``config.bptt_segments`` segment boundaries (then are
-    detached); the XL memories are detached at every boundary.
+    Memory persists across calls in train and eval mode; :meth:`reset_memory` forgets all or chosen rows. The XL
+    memories are detached at every boundary. With ``config.bptt_segments`` 0 so are the memory tokens; otherwise
+    they stay in the graph until :meth:`detach_memory` (or a reset): truncating backpropagation through time is
+    the caller's, in windows that reach ``bptt_segments`` boundaries back from each loss (the experiment tasks do
+    this from :attr:`bptt_segments`; a hand-written loop calls :meth:`detach_memory` after each backward pass).
     """
 
-    memory_attributes = ("state", "_attached_boundaries")
+    memory_attributes = ("state",)
 
     def __init__(self, config: RMTConfig) -> None:
         super().__init__(config)
@@ -107,17 +109,26 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
             ff_dropout=config.ff_dropout,
             abs_pos_emb=config.abs_pos_emb,
             rotary_pos_emb=config.rotary_pos_emb,
+            emb_gradient_frac=config.emb_gradient_frac,
             use_xl_memories=config.use_xl_memories,
             xl_mem_len=config.xl_mem_len if config.use_xl_memories else None,
             enhanced_xl_recurrence=config.enhanced_xl_recurrence,
             memory_not_causal=config.memory_not_causal,
             num_residual_streams=config.num_residual_streams,
         )
+        if config.embedding_init_std is not None:
+            for table in (self.core.token_emb, self.core.pos_emb):
+                if table is not None:
+                    nn.init.normal_(table.weight, std=config.embedding_init_std)
         self.core.to_logits.register_forward_pre_hook(self._keep_final_hidden)
         self._final_hidden: Optional[torch.Tensor] = None  # [B, L, D], the input of the core's output layer
         self.state: Optional[RMTMemoryState] = None
-        self._attached_boundaries = 0
         self.post_init()
+
+    @property
+    def bptt_segments(self) -> int:
+        """How many segment boundaries a segment's loss should reach back through the memory tokens in training."""
+        return self.config.bptt_segments
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.core.token_emb
@@ -142,7 +153,6 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
         chosen = None if rows is None else rows_to_mask(rows, self.memory_rows, self.device)  # [B]
         if chosen is None:
             self.state = None
-            self._attached_boundaries = 0
             return
         xl_memories = state.xl_memories
         if xl_memories is not None:
@@ -163,7 +173,6 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
         """Cuts the graph behind the carried memory now, e.g. after a backward pass over part of a stream."""
         if self.state is not None:
             self.state.read_memories = self.state.read_memories.detach()
-        self._attached_boundaries = 0
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: Optional[torch.Tensor] = None) -> RMTModelOutput:
         """Runs the next segment of every row's stream and keeps the memory it writes.
@@ -247,13 +256,10 @@ class RMTModel(RMTPreTrainedModel, SegmentRecurrentModel):
     def _next_state(
         self, state: RMTMemoryState, result: _SegmentResult, mask: Optional[torch.Tensor]
     ) -> RMTMemoryState:
-        """The state after a segment: memory tokens detached per ``bptt_segments``, XL memories always."""
+        """The state after a segment: XL memories detached, memory tokens too when ``bptt_segments`` is 0."""
         memories = result.memories  # [B, M, D]
-        if self._attached_boundaries >= self.config.bptt_segments:
+        if self.config.bptt_segments == 0:
             memories = memories.detach()
-            self._attached_boundaries = 0
-        else:
-            self._attached_boundaries += 1
         xl_memories = None if result.xl_memories is None else [xl.detach() for xl in result.xl_memories]
         ended = state.ended if mask is None else state.ended | ~mask.all(dim=1)
         return RMTMemoryState(
@@ -278,6 +284,11 @@ class RMTForCausalLM(SegmentCausalLMMixin, RMTPreTrainedModel):
     def head_logits(self, body: RMTModelOutput) -> torch.Tensor:
         """The core's own logits, shaped [BatchSize, SegmentLength, VocabSize]."""
         return body.logits
+
+    @property
+    def bptt_segments(self) -> int:
+        """See :attr:`RMTModel.bptt_segments`; the experiment tasks read it to size their truncation windows."""
+        return self.rmt.bptt_segments
 
     def detach_memory(self) -> None:
         """Cuts the graph behind the carried memory; see :meth:`RMTModel.detach_memory`."""
