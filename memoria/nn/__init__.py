@@ -21,7 +21,7 @@ Training semantics
   boundary.
 - **What is detached.** The engrams Memoria stores (a float32 copy of the working memory) and the reminded
   engrams read back; the previous segment's hidden states, which the layer keeps for the next working memory;
-  the lifespan paid from the attention weights.
+  the attention weights the reminded reads return and the lifespan paid from them.
 - **Batch rows are independent.** Each row has its own engrams, and a row's output for a segment depends on its
   own inputs and memory only; :meth:`MemoriaLayer.reset_memory` with ``rows`` leaves the other rows as they
   were. In ``mode="paper"`` (the default) Memoria gives ties between equal Hebbian counts to the oldest engram

@@ -64,7 +64,7 @@ def lifespan_delta(
             attention = (per_position * positions[:, :, None]).sum(dim=1) / positions.sum(dim=1, keepdim=True)
         attention = attention * reminded_mask
         if rule == "paper":
-            return attention * reminded_mask.size(1) * alpha
+            return attention * (reminded_mask.size(1) * alpha)
         share = attention / attention.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(attention.dtype).tiny)
         return share * reminded_mask.sum(dim=-1, keepdim=True) * alpha
 
