@@ -26,6 +26,8 @@ from .store import EngramStore
 from .utils import positions_mask, presence_extent, tuned_for_cpu, unique_from_presence, unique_positions_from_mask
 
 MODES = ("reference", "paper")
+COUNT_SETTINGS = ("num_reminded_stm", "stm_capacity", "ltm_search_depth", "initial_lifespan", "num_final_ltms")
+"""The settings that may be passed by position, in memoria-pytorch 1.0.0's order."""
 TIE_BREAKS = ("random", "oldest")
 DEFAULT_HISTORY_WINDOW = 100
 FLOAT32_MAX = torch.finfo(torch.float32).max
@@ -520,11 +522,7 @@ class Memoria:
     # ------------------------------------------------------------------------------------------ checks
     def _settings(self) -> Dict[str, Any]:
         return {
-            "num_reminded_stm": self.num_reminded_stm,
-            "stm_capacity": self.stm_capacity,
-            "ltm_search_depth": self.ltm_search_depth,
-            "initial_lifespan": self.initial_lifespan,
-            "num_final_ltms": self.num_final_ltms,
+            **{name: getattr(self, name) for name in COUNT_SETTINGS},
             "track_age": self.track_age,
             "track_id": self.track_id,
             "keep_history": self.keep_history,

@@ -13,16 +13,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from benchmarks.counting import _is_sync
 from memoria import EngramType
 from memoria.nn import MemoriaLayer, exclude_memory
+from tests.helpers import small_memory_settings
 
 D, H = 16, 2
-SMALL = dict(
-    num_working_memories=4,
-    stm_capacity=8,
-    num_reminded_stm=4,
-    num_reminded_ltm=4,
-    ltm_search_depth=2,
-    initial_lifespan=3,
-)
+SMALL = small_memory_settings(4)
 
 
 def make_layer(**settings):
