@@ -35,7 +35,9 @@ class MemoriaLayer(nn.Module):
             Abstractor, every position's hidden state is an engram (needs ``working_memory="previous"``).
         stm_capacity: short-term engrams a row keeps before its oldest become long-term.
         num_reminded_stm: short-term engrams reminded per segment and row.
-        num_reminded_ltm: long-term engrams reminded per segment and row (Memoria's ``num_final_ltms``).
+        num_reminded_ltm: long-term engrams reminded per segment and row (Memoria's ``num_final_ltms``). With both
+            this and ``num_reminded_stm`` 0 nothing is reminded: the layer reads its working memory only (the
+            reminded read returns zeros).
         ltm_search_depth: steps of the long-term graph walk.
         initial_lifespan: lifespan of a new engram, in segments.
         lifespan_alpha: alpha, the lifespan scale of the attention a reminded engram receives.

@@ -127,6 +127,19 @@ def test_reset_rows_forgets_them_and_leaves_the_other_rows_outputs_unchanged():
             assert torch.all(b[1] == 0) and a[1].abs().sum() > 0  # nothing to read, like a first segment
 
 
+@pytest.mark.parametrize("settings", [{}, {"static_shapes": True, "max_ltm_per_row": 8}], ids=["default", "static"])
+def test_with_nothing_reminded_the_layer_reads_its_working_memory_only(settings):
+    layer = make_layer(num_reminded_stm=0, num_reminded_ltm=0, **settings)
+    for x in segments(num_segments=6):
+        memories = layer.memory.read(x)
+        working = layer.reader.read_working(x, memories)
+        read, weights = layer.reader.read_reminded(x + working, memories)
+        assert memories.reminded.shape[1] == 0 and torch.all(read == 0)
+        layer.memory.write(weights, x)
+    y = layer(segments(num_segments=1, seed=9)[0])
+    assert torch.isfinite(y).all() and y.abs().sum() > 0
+
+
 # ------------------------------------------------------------------------------------------ gradients
 def test_gradient_reaches_abstractor_and_attention_through_the_current_segment_only():
     layer = make_layer()
