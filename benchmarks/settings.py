@@ -3,6 +3,8 @@
 from dataclasses import asdict, dataclass
 from typing import Any, Dict
 
+from memoria.memoria import COUNT_SETTINGS
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -35,13 +37,7 @@ class Setting:
 
     def memoria_kwargs(self) -> Dict[str, int]:
         """Keyword arguments for ``Memoria(...)`` (both implementations take the same ones)."""
-        return {
-            "num_reminded_stm": self.num_reminded_stm,
-            "stm_capacity": self.stm_capacity,
-            "ltm_search_depth": self.ltm_search_depth,
-            "initial_lifespan": self.initial_lifespan,
-            "num_final_ltms": self.num_final_ltms,
-        }
+        return {name: getattr(self, name) for name in COUNT_SETTINGS}
 
     def static_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments that turn our ``Memoria`` into the static-shape one (``mode="paper"``, bounded LTM)."""

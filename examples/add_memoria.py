@@ -32,7 +32,7 @@ class Recaller(nn.Module):
 torch.manual_seed(0)
 model = Recaller()
 optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-for tokens, keys in (episodes(32) for _ in range(150)):
+for tokens, keys in (episodes(32) for _ in range(200)):
     loss = nn.functional.cross_entropy(model(tokens).flatten(0, 1), keys.repeat_interleave(LENGTH))
     optimizer.zero_grad(), loss.backward(), optimizer.step()
 tokens, keys = episodes(512)

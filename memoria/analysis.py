@@ -77,13 +77,7 @@ def episode_from_history(history: HistoryManager) -> Episode:
         ValueError: the history has no completed step, or lacks its first steps (``Memoria(history_window=...)``
             dropped them: an episode is read whole).
     """
-    if history.timestep == 0:
-        raise ValueError("history has no completed step: run add_working_memory, remind, adjust at least once")
-    if not history.complete:
-        raise ValueError(
-            f"history holds steps {history.first_timestep}..{history.timestep - 1} only: an episode is read from its "
-            "first step; record it with Memoria(..., history_window=None) or a window as long as the episode"
-        )
+    history.check_whole("an episode")
     ids = np.asarray(history.engram_ids, dtype=np.int64)
     created = np.asarray([history.engram_creation_times[i] for i in ids], dtype=np.int64)
     deleted = np.asarray([history.engram_deletion_times.get(i, history.timestep) for i in ids], dtype=np.int64)

@@ -158,6 +158,22 @@ class HistoryManager:
         """Whether every step since the first is still held (nothing was forgotten)."""
         return self.first_timestep == 0
 
+    def check_whole(self, reader: str) -> None:
+        """Raise ``ValueError`` unless the history holds a completed step and every step since the first.
+
+        Args:
+            reader: what reads the history whole, for the message ("an episode", "the drawing").
+        """
+        if self.timestep == 0:
+            raise ValueError(
+                f"history has no completed step for {reader}: run add_working_memory, remind, adjust at least once"
+            )
+        if not self.complete:
+            raise ValueError(
+                f"history holds steps {self.first_timestep}..{self.timestep - 1} only: {reader} is read from the "
+                "first step; record it with Memoria(..., history_window=None) or a window as long as the episode"
+            )
+
     # ----------------------------------------------------------------------------------------- reading
     def inspect(self, engram_id: int) -> EngramHistory:
         """Everything recorded about one engram.

@@ -26,6 +26,9 @@ from .store import EngramStore
 from .utils import positions_mask, presence_extent, tuned_for_cpu, unique_from_presence, unique_positions_from_mask
 
 MODES = ("reference", "paper")
+COUNT_SETTINGS = ("num_reminded_stm", "stm_capacity", "ltm_search_depth", "initial_lifespan", "num_final_ltms")
+"""The settings that may be passed by position, in memoria-pytorch 1.0.0's order."""
+TIE_BREAKS = ("random", "oldest")
 DEFAULT_HISTORY_WINDOW = 100
 FLOAT32_MAX = torch.finfo(torch.float32).max
 NAN_ORIGIN = (
@@ -74,6 +77,12 @@ class Memoria:
             graph (``torch.compile(fullgraph=True)``) and can be captured in a CUDA graph; needs ``mode="paper"`` and
             ``max_ltm_per_row``, refuses ``keep_history``. ``remind()`` then returns ``num_reminded_stm +
             num_final_ltms`` indices (-1 padded) that name slots (docs/algorithm.md, "Static shapes").
+        tie_break: how a walk's seed is chosen among LTM engrams with equal Hebbian counts. "random" (the default
+            path's default): by one float16 uniform tensor shaped [BatchSize, S, N] drawn from torch's generator
+            per :meth:`remind`, as 1.0.0 draws it, so that ``torch.manual_seed`` reproduces its runs; its shape
+            follows the widest row, so a row's ties depend on the other rows. "oldest" (the only one
+            ``static_shapes`` takes, its default): the oldest engram, nothing drawn, so that each row's ties are
+            its own (docs/algorithm.md, "Ties"). None: the default of the path.
 
     Counts (the first five arguments, ``max_ltm_per_row``, ``history_window``) may be ints, numpy integers or 0-d
     integer tensors.
@@ -97,6 +106,7 @@ class Memoria:
         track_engram_id: Optional[bool] = None,
         history_window: Optional[int] = DEFAULT_HISTORY_WINDOW,
         static_shapes: bool = False,
+        tie_break: Optional[str] = None,
     ) -> None:
         if track_engram_id is not None:
             track_id = track_id or track_engram_id
@@ -118,6 +128,14 @@ class Memoria:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(static_shapes, bool):
             raise TypeError(f"static_shapes must be a bool, got {type(static_shapes).__name__}")
+        if tie_break is None:
+            tie_break = "oldest" if static_shapes else "random"
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break must be None or one of {TIE_BREAKS}, got {tie_break!r}")
+        if static_shapes and tie_break != "oldest":
+            raise ValueError(
+                f"static_shapes=True breaks ties by the oldest engram: tie_break must be 'oldest', got {tie_break!r}"
+            )
         if static_shapes and (mode != "paper" or max_ltm_per_row is None or keep_history):
             raise ValueError(
                 "static_shapes=True needs mode='paper' (the reference's quirks have data-dependent shapes) and "
@@ -137,6 +155,7 @@ class Memoria:
         self.mode = mode
         self.max_ltm_per_row = max_ltm_per_row
         self.history_window = history_window
+        self.tie_break = tie_break
         self.device = _checked_device(device) if device is not None else None
 
         self.store: Optional[EngramStore] = None
@@ -264,7 +283,9 @@ class Memoria:
             recalled_stm = recall_shortterm(store, query, self.num_reminded_stm, paper=self.paper)
         longterm = store.longterm_window()
         with torch.profiler.record_function("memoria.seed_ltm"):
-            seeds = seed_longterm(store, longterm, recalled_stm, paper=self.paper)
+            seeds = seed_longterm(
+                store, longterm, recalled_stm, paper=self.paper, random_ties=self.tie_break == "random"
+            )
         with torch.profiler.record_function("memoria.walk_ltm"):
             found = walk_longterm(longterm, seeds, self.ltm_search_depth, paper=self.paper)
         with torch.profiler.record_function("memoria.select_ltm"):
@@ -501,11 +522,7 @@ class Memoria:
     # ------------------------------------------------------------------------------------------ checks
     def _settings(self) -> Dict[str, Any]:
         return {
-            "num_reminded_stm": self.num_reminded_stm,
-            "stm_capacity": self.stm_capacity,
-            "ltm_search_depth": self.ltm_search_depth,
-            "initial_lifespan": self.initial_lifespan,
-            "num_final_ltms": self.num_final_ltms,
+            **{name: getattr(self, name) for name in COUNT_SETTINGS},
             "track_age": self.track_age,
             "track_id": self.track_id,
             "keep_history": self.keep_history,

@@ -297,13 +297,7 @@ def _draw_engrams(axis, history: HistoryManager, step: int, max_links: int, canv
 def _check_history(history: HistoryManager) -> None:
     if not isinstance(history, HistoryManager):
         raise TypeError(f"history must be a HistoryManager, got {type(history).__name__}")
-    if history.timestep == 0:
-        raise ValueError("history has no completed step to draw")
-    if not history.complete:
-        raise ValueError(
-            f"history holds steps {history.first_timestep}..{history.timestep - 1} only: the drawing places engrams "
-            "by creation step from the first; record it with Memoria(..., history_window=None)"
-        )
+    history.check_whole("the drawing (engrams placed by creation step)")
 
 
 def plot_engrams(

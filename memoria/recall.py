@@ -70,13 +70,14 @@ def _without_padding(scores: torch.Tensor, positions: torch.Tensor) -> torch.Ten
 
 # ------------------------------------------------------------------------------------------ 2. LTM seeds
 def seed_longterm(
-    store: EngramStore, longterm: LongTermWindow, recalled_stm: torch.Tensor, *, paper: bool
+    store: EngramStore, longterm: LongTermWindow, recalled_stm: torch.Tensor, *, paper: bool, random_ties: bool = True
 ) -> torch.Tensor:
     """For every recalled STM engram, the LTM engram it fired with most often: the walks' starting points.
 
-    Ties between equal counts are broken by uniform noise, then by the lowest position. The noise is one float16
-    tensor shaped [BatchSize, S, N] drawn from torch's generator in both modes, as the reference draws it, so
-    that ``torch.manual_seed`` reproduces reference runs.
+    With ``random_ties``, ties between equal counts are broken by uniform noise, then by the lowest position. The
+    noise is one float16 tensor shaped [BatchSize, S, N] drawn from torch's generator in both modes, as the
+    reference draws it, so that ``torch.manual_seed`` reproduces reference runs. Without, nothing is drawn and ties
+    go to the lowest position, the row's oldest engram.
 
     Args:
         store: the engrams.
@@ -84,6 +85,7 @@ def seed_longterm(
         recalled_stm: [BatchSize, S] from :func:`recall_shortterm`.
         paper: only recalled STMs seed, and only through a link (count >= 1). Reference mode applies
             :func:`_reference_seeds`.
+        random_ties: break ties by noise (Memoria's ``tie_break="random"``) or by position (``"oldest"``).
 
     Returns:
         long tensor shaped [BatchSize, I]: distinct LTM positions per row, -1 padded (reference mode on a CPU: in
@@ -91,7 +93,8 @@ def seed_longterm(
         accelerator: ascending, I = min(S, the longest LTM row or 1), so that no width is read back).
     """
     B, S = recalled_stm.shape
-    bits = store.seed_noise(S).view(torch.int16)  # [B, S, N]; float16 in [0, 1) orders like its int16 bits
+    # [B, S, N]; float16 in [0, 1) orders like its int16 bits
+    bits = store.seed_noise(S).view(torch.int16) if random_ties else None
     seeds = torch.full_like(recalled_stm, -1)
     if S > 0 and longterm.columns > 0:
         if paper:
@@ -106,12 +109,12 @@ def seed_longterm(
 
 
 def _reference_seeds(
-    store: EngramStore, longterm: LongTermWindow, recalled_stm: torch.Tensor, bits: torch.Tensor
+    store: EngramStore, longterm: LongTermWindow, recalled_stm: torch.Tensor, bits: Optional[torch.Tensor]
 ) -> torch.Tensor:
     """Reference quirks of seeding: every entry seeds, linked or not, and a -1 entry reads the counts of the
     row's last engram. While that engram (unfired working memory) has count 0 with every LTM, a -1 entry's pick
-    is the LTM with the most noise, which :func:`_noisiest_longterm` finds without reading counts (on a CPU,
-    where asking which case holds costs nothing)."""
+    is the LTM with the most noise (the oldest without noise), which :func:`_noisiest_longterm` finds without
+    reading counts (on a CPU, where asking which case holds costs nothing)."""
     n = store.length
     sources = recalled_stm.masked_fill(recalled_stm < 0, n - 1)  # [B, S]
     last = torch.full_like(recalled_stm[:, :1], n - 1)  # [B, 1]
@@ -120,14 +123,15 @@ def _reference_seeds(
     if bool(longterm.counts_from(last)[:, 0].ne(0).logical_and_(longterm.is_longterm).any()):
         scored, seeds = torch.ones_like(recalled_stm, dtype=torch.bool), torch.full_like(recalled_stm, -1)
     else:
-        scored, seeds = recalled_stm >= 0, _noisiest_longterm(bits, store.mask(EngramType.LONGTERM))
+        scored = recalled_stm >= 0
+        seeds = _noisiest_longterm(bits, store.mask(EngramType.LONGTERM), recalled_stm.size(1))
     return _strongest_links(longterm, sources, bits, scored, seeds, linked_only=False)
 
 
 def _strongest_links(
     longterm: LongTermWindow,
     sources: torch.Tensor,
-    bits: torch.Tensor,
+    bits: Optional[torch.Tensor],
     scored: Optional[torch.Tensor],
     seeds: torch.Tensor,
     *,
@@ -138,16 +142,16 @@ def _strongest_links(
     Args:
         longterm: the LTM window.
         sources: [BatchSize, S] engram positions whose counts are read (where ``scored``).
-        bits: the noise's int16 bit patterns [BatchSize, S, N] (position order).
+        bits: the noise's int16 bit patterns [BatchSize, S, N] (position order), or None: ties to the lowest.
         scored: bool [BatchSize, S], or None for every entry.
         seeds: long [BatchSize, S], kept where not ``scored``.
         linked_only: an entry whose highest count is below 1 seeds -1.
     """
-    B, S, n = bits.shape
+    B, S = sources.shape
     noise_columns = longterm.position.clamp(min=0)  # [B, C]: the noise of each column's position
     if scored is None or not tuned_for_cpu(sources.device):  # every entry at once, the batch in one pass
         counts = longterm.counts_from(sources)  # [B, S, C]
-        entry_bits = bits.gather(2, noise_columns[:, None, :].expand(-1, S, -1))  # [B, S, C]
+        entry_bits = None if bits is None else bits.gather(2, noise_columns[:, None, :].expand(-1, S, -1))
         linked, column = best_count_then_noise(counts, entry_bits, longterm.is_longterm, longterm.count_bound)
         if scored is not None:
             linked &= scored
@@ -164,8 +168,7 @@ def _strongest_links(
     column = torch.empty_like(entries)
     for part in batch_chunks(B, E * C * 16, device=sources.device):  # a few rows at a time keeps temporaries in cache
         counts = longterm.counts_from(entry_sources[part], batch=part)  # [b, E, C]
-        entry_bits = bits.view(B * S, n).index_select(0, flat_entries[part].flatten()).view(-1, E, n)
-        entry_bits = entry_bits.gather(2, noise_columns[part, None, :].expand(-1, E, -1))  # [b, E, C]
+        entry_bits = None if bits is None else _entry_bits(bits, flat_entries[part], noise_columns[part])
         linked[part], column[part] = best_count_then_noise(
             counts, entry_bits, longterm.is_longterm[part], longterm.count_bound
         )
@@ -177,17 +180,31 @@ def _strongest_links(
     return seeds.scatter(1, torch.where(entries < 0, S, entries), entry_seeds)[:, :-1]
 
 
-def _noisiest_longterm(bits: torch.Tensor, longterm: torch.Tensor) -> torch.Tensor:
+def _entry_bits(bits: torch.Tensor, flat_entries: torch.Tensor, noise_columns: torch.Tensor) -> torch.Tensor:
+    """The noise [b, E, C] of chosen entries: ``bits`` [BatchSize, S, N] at the flat (row * S + entry) indices
+    ``flat_entries`` [b, E], read at the positions of the window's columns ``noise_columns`` [b, C]."""
+    B, S, n = bits.shape
+    E = flat_entries.size(1)
+    entry_bits = bits.view(B * S, n).index_select(0, flat_entries.flatten()).view(-1, E, n)
+    return entry_bits.gather(2, noise_columns[:, None, :].expand(-1, E, -1))
+
+
+def _noisiest_longterm(bits: Optional[torch.Tensor], longterm: torch.Tensor, S: int) -> torch.Tensor:
     """Per row and entry, the LTM position with the most noise (the lowest among equals), -1 without LTMs.
 
     Args:
-        bits: int16 bit patterns of float16 noise in [0, 1), shaped [BatchSize, S, N].
+        bits: int16 bit patterns of float16 noise in [0, 1), shaped [BatchSize, S, N], or None: every entry takes
+            the row's lowest LTM position.
         longterm: bool [BatchSize, N].
+        S: the entries per row.
 
     Returns:
         long tensor shaped [BatchSize, S].
     """
-    B, S, _ = bits.shape
+    B = longterm.size(0)
+    if bits is None:
+        lowest = longterm.int().argmax(1, keepdim=True).expand(B, S)  # [B, S]: the first LTM position of each row
+        return torch.where(longterm.any(1, keepdim=True), lowest, -1)
     columns = longterm.any(0).nonzero().flatten()
     start, end = int(columns[0]), int(columns[-1]) + 1  # the positions holding every row's LTMs
     seeds = torch.empty(B, S, dtype=torch.long, device=bits.device)

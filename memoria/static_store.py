@@ -18,13 +18,14 @@ from typing import Dict, Optional
 import torch
 
 from .engram import EngramType
+from .store import EngramColumns
 
 NULL, WORKING, SHORTTERM, LONGTERM = (t.value for t in EngramType)
 NEWEST = torch.iinfo(torch.int64).max
 """The id kept for a free slot (read as -1): later than every engram's, so free slots sort last by birth."""
 
 
-class StaticEngramStore:
+class StaticEngramStore(EngramColumns):
     """Engrams of a batch in C fixed slots per row plus a sentinel (slot C); readers cover the C slots.
 
     Args:
@@ -91,20 +92,8 @@ class StaticEngramStore:
         return self._data[:, : self.capacity]
 
     @property
-    def lifespan(self) -> torch.Tensor:
-        return self._lifespan[:, : self.capacity]
-
-    @property
-    def engrams_types(self) -> torch.Tensor:
-        return self._types[:, : self.capacity]
-
-    @property
     def induce_counts(self) -> torch.Tensor:
         return self._counts[:, : self.capacity, : self.capacity]
-
-    @property
-    def age(self) -> Optional[torch.Tensor]:
-        return None if self._age is None else self._age[:, : self.capacity]
 
     @property
     def engram_ids(self) -> Optional[torch.Tensor]:

@@ -88,7 +88,30 @@ class LongTermWindow:
         return self._store._count_rows(columns + self._row_base[batch], self._start, self._end)
 
 
-class EngramStore:
+class EngramColumns:
+    """The per-engram fields of a store as views of the first ``length`` columns of its buffers: ``lifespan``,
+    ``engrams_types`` and ``age`` shaped [BatchSize, length] (shared by :class:`EngramStore` and the static-shape
+    store)."""
+
+    length: int
+    _lifespan: torch.Tensor
+    _types: torch.Tensor
+    _age: Optional[torch.Tensor]
+
+    @property
+    def lifespan(self) -> torch.Tensor:
+        return self._lifespan[:, : self.length]
+
+    @property
+    def engrams_types(self) -> torch.Tensor:
+        return self._types[:, : self.length]
+
+    @property
+    def age(self) -> Optional[torch.Tensor]:
+        return None if self._age is None else self._age[:, : self.length]
+
+
+class EngramStore(EngramColumns):
     """Engrams of a batch, in creation order per row, front-padded with NULL engrams to a common length N.
 
     Every reader is indexed by *position*: the engram's rank in its row after front padding, which is what
@@ -145,18 +168,6 @@ class EngramStore:
     def data(self) -> torch.Tensor:
         """Vectors shaped [BatchSize, N, HiddenDim] in position order (assembled on each access)."""
         return self.data_at(self._all_positions())
-
-    @property
-    def lifespan(self) -> torch.Tensor:
-        return self._lifespan[:, : self.length]
-
-    @property
-    def engrams_types(self) -> torch.Tensor:
-        return self._types[:, : self.length]
-
-    @property
-    def age(self) -> Optional[torch.Tensor]:
-        return None if self._age is None else self._age[:, : self.length]
 
     @property
     def engram_ids(self) -> Optional[torch.Tensor]:

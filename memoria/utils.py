@@ -207,7 +207,7 @@ class FirstMax:
 
 
 def best_count_then_noise(
-    counts: Optional[torch.Tensor], bits: torch.Tensor, allowed: torch.Tensor, bound: int
+    counts: Optional[torch.Tensor], bits: Optional[torch.Tensor], allowed: torch.Tensor, bound: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per entry, the allowed column with the highest count, then the most noise, then the lowest column.
 
@@ -217,7 +217,8 @@ def best_count_then_noise(
     Args:
         counts: integer [b, E, C] (the store's int16 or int32), or None when every count is equal (the noise
             alone decides).
-        bits: the noise as int16 bit patterns of float16 values in [0, 1), [b, E, C].
+        bits: the noise as int16 bit patterns of float16 values in [0, 1), [b, E, C], or None: no noise (the lowest
+            column among equal counts).
         allowed: bool [b, C].
         bound: a bound on the counts' magnitude.
 
@@ -228,6 +229,9 @@ def best_count_then_noise(
     key_type = torch.int32 if bound < 2**30 else torch.int64
     penalty = allowed.to(key_type).sub_(1).mul_(bound + 2)[:, None, :]  # [b, 1, C]: disallowed fall below -1
     key = penalty if counts is None else torch.add(counts.to(key_type), penalty)  # [b, E, C]
+    if bits is None:
+        top, column = key.max(dim=2)  # the first column among equals
+        return top >= 1, column
     top = key.amax(dim=2, keepdim=True)  # [b, E, 1] the highest allowed count
     column = bits.masked_fill(key != top, -1).argmax(dim=2)  # the most noise, then the lowest column
     return top.squeeze(2) >= 1, column

@@ -108,10 +108,16 @@ def step_both(ours: Memoria, ref, data: torch.Tensor, delta_scale: float, inputs
     assert_engrams_equal(ours.engrams, ref.engrams, f"step {step} after adjust")
 
 
+def seeded_pair(reference, seed):
+    """Ours (with the reference's exact kernel) and 1.0.0's Memoria, a generator of inputs seeded with ``seed``, and
+    torch's generator (their tie-break noise) seeded alike."""
+    inputs = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    return Memoria(**SETTINGS, similarity=reference_kernel), reference.Memoria(**SETTINGS), inputs
+
+
 def test_engrams_snapshot_and_its_methods_equal_reference_after_every_call(reference):
-    ours, ref = Memoria(**SETTINGS, similarity=reference_kernel), reference.Memoria(**SETTINGS)
-    inputs = torch.Generator().manual_seed(3)
-    torch.manual_seed(3)
+    ours, ref, inputs = seeded_pair(reference, 3)
     for step in range(14):
         step_both(ours, ref, torch.rand(3, 4, 8, generator=inputs), 4.0, inputs, step)
         snapshot, ref_engrams = ours.engrams, ref.engrams
@@ -139,9 +145,7 @@ def test_changing_the_snapshot_does_not_change_the_memory():
 
 def test_assigning_engrams_replaces_the_memory_as_in_reference(reference):
     """1.0.0 code may set ``memoria.engrams``; after it both memories go on identically."""
-    ours, ref = Memoria(**SETTINGS, similarity=reference_kernel), reference.Memoria(**SETTINGS)
-    inputs = torch.Generator().manual_seed(5)
-    torch.manual_seed(5)
+    ours, ref, inputs = seeded_pair(reference, 5)
     for step in range(6):
         step_both(ours, ref, torch.rand(2, 3, 8, generator=inputs), 5.0, inputs, step)
     edited = ref.engrams.select(ref.engrams.get_indices_with_mask(ref.engrams.lifespan > 1))  # keep long-lived ones

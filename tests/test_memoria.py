@@ -64,6 +64,45 @@ def test_paper_mode_walks_start_only_from_ltms_linked_to_reminded_stms():
     assert (none < 0).all()
 
 
+@pytest.mark.parametrize("paper", [True, False], ids=["paper", "reference"])
+def test_oldest_tie_break_seeds_the_oldest_of_equally_linked_ltms_and_draws_nothing(paper):
+    from memoria.recall import seed_longterm
+
+    memoria = run(Memoria(**SETTINGS, mode="paper" if paper else "reference", track_age=True), 12)
+    engrams = memoria.engrams
+    store = memoria.store
+    ltm = store.mask(EngramType.LONGTERM)
+    newest_stm = store.positions(EngramType.SHORTTERM)[:, -1]  # [B]
+    assert (ltm.sum(1) >= 2).all(), "every row has LTM engrams to tie"
+    counts = engrams.induce_counts.view(store.batch_size, store.length, store.length)
+    for row in range(store.batch_size):  # the newest STM fired once with every LTM of its row
+        counts[row, newest_stm[row]] = torch.where(ltm[row], 1, counts[row, newest_stm[row]])
+    memoria.engrams = engrams
+    recalled = torch.full_like(store.positions(EngramType.SHORTTERM), -1)
+    recalled[:, -1] = newest_stm
+    rng = torch.get_rng_state()
+    seeds = seed_longterm(memoria.store, memoria.store.longterm_window(), recalled, paper=paper, random_ties=False)
+    assert torch.equal(torch.get_rng_state(), rng), "nothing drawn"
+    age = memoria.store.age.masked_fill(~ltm, -1)
+    for row in range(store.batch_size):
+        oldest = int(age[row].argmax())
+        assert oldest in seeds[row].tolist() and age[row, oldest] > age[row][ltm[row]].min()
+
+
+def test_oldest_tie_break_reminds_without_drawing_from_torchs_generator():
+    memoria = Memoria(**SETTINGS, mode="paper", tie_break="oldest")
+    assert Memoria(**SETTINGS).tie_break == "random"
+    torch.manual_seed(0)
+    rng = torch.get_rng_state()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        memoria.add_working_memory(torch.rand(3, 4, 8, generator=g))
+        _, indices = memoria.remind()
+        memoria.adjust_lifespan_and_memories(indices, torch.ones(indices.shape))
+    assert memoria.store.mask(EngramType.LONGTERM).any(), "seeds had LTM engrams to pick"
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
 def test_paper_mode_reminded_engrams_are_real_stm_or_ltm():
     memoria = run(Memoria(**SETTINGS, mode="paper"), 15)
     memoria.add_working_memory(torch.rand(3, 4, 8))
@@ -190,6 +229,7 @@ def test_cuda_and_cpu_give_the_same_engrams():
         ({"mode": "fast"}, ValueError, "mode"),
         ({"similarity": "dot"}, ValueError, "similarity"),
         ({"max_ltm_per_row": 0}, ValueError, "max_ltm_per_row"),
+        ({"tie_break": "first"}, ValueError, "tie_break"),
     ],
 )
 def test_constructor_validation(kwargs, error, words):

@@ -17,6 +17,7 @@ from examples.attention_over_reminded import attend_to_reminded
 from memoria import EngramType, Memoria
 from memoria.recall import recall_shortterm, seed_longterm, select_longterm, walk_longterm
 from memoria.similarity import Similarity, WorkingMemoryQuery
+from tests.helpers import rewarded_steps
 
 A, B, C, E, S1, S2, WORKING = range(7)
 LINKS = {(S1, A): 1, (S1, B): 3, (S2, E): 4, (A, B): 2, (B, C): 5, (C, E): 1}
@@ -98,10 +99,7 @@ def test_attention_over_reminded_memories_stays_finite_for_rows_with_none():
     """README, "Attention over reminded memories": a row reset (or at its first step) has only -1 indices."""
     torch.manual_seed(0)
     memoria = Memoria(num_reminded_stm=2, stm_capacity=4, ltm_search_depth=2, initial_lifespan=3, num_final_ltms=2)
-    for _ in range(3):
-        memoria.add_working_memory(torch.rand(2, 3, 8))
-        _, indices = memoria.remind()
-        memoria.adjust_lifespan_and_memories(indices, torch.ones(indices.shape))
+    rewarded_steps(memoria, 3, batch_size=2, width=3, hidden_size=8)
     memoria.reset_memory(rows=[0])
     memoria.add_working_memory(torch.rand(2, 3, 8))
     memories, indices = memoria.remind()

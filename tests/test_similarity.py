@@ -5,6 +5,7 @@ import torch
 
 from memoria import EngramType, Memoria
 from memoria.similarity import Similarity, WorkingMemoryQuery
+from tests.helpers import rewarded_steps
 
 
 def brute_distances(working: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -51,11 +52,7 @@ def test_a_callable_must_return_one_score_per_pair():
 def test_query_scores_stored_engrams_in_place_and_gathered_alike():
     torch.manual_seed(2)
     memoria = Memoria(num_reminded_stm=2, stm_capacity=6, ltm_search_depth=1, initial_lifespan=4, num_final_ltms=2)
-    for _ in range(6):
-        memoria.add_working_memory(torch.rand(2, 3, 4))
-        _, indices = memoria.remind()
-        memoria.adjust_lifespan_and_memories(indices, torch.ones(indices.shape))
-    store = memoria.store
+    store = rewarded_steps(memoria, 6, batch_size=2, width=3, hidden_size=4).store
     working = torch.rand(2, 3, 4)
     query = WorkingMemoryQuery(Similarity("l2"), working, store)
     stm = store.positions(EngramType.SHORTTERM)  # side by side: scored in place

@@ -1,9 +1,9 @@
 """``Memoria(static_shapes=True)``: the paper's step on fixed-capacity buffers (memoria/static.py).
 
 Checked against the default path of the same mode (``mode="paper"``, same ``max_ltm_per_row``) on benchmark-style
-inputs: the same engrams and the same reminded engrams, compared by engram id, step after step. The default path
-breaks ties between equal counts with random noise and the static path by the oldest engram; the comparisons give
-the default path noise that is all equal (:func:`equal_noise`), under which it breaks ties by the oldest engram too.
+inputs: the same engrams and the same reminded engrams, compared by engram id, step after step. The static path
+breaks ties between equal counts by the oldest engram; the default path it is compared with does too
+(``tie_break="oldest"``; its own default is 1.0.0's random noise).
 """
 
 from typing import Dict, List, Set, Tuple
@@ -15,23 +15,17 @@ import torch.nn.functional as F
 from benchmarks.counting import count
 from benchmarks.workload import ALPHA
 from memoria import Engrams, EngramType, Memoria
-from memoria.store import EngramStore
 
 B, W, D = 3, 6, 32
 SETTINGS = dict(
-    num_reminded_stm=5, stm_capacity=18, ltm_search_depth=3, initial_lifespan=4, num_final_ltms=6, mode="paper"
+    num_reminded_stm=5,
+    stm_capacity=18,
+    ltm_search_depth=3,
+    initial_lifespan=4,
+    num_final_ltms=6,
+    mode="paper",
+    tie_break="oldest",
 )
-
-
-@pytest.fixture
-def equal_noise(monkeypatch):
-    """The default path's tie-breaking noise, all equal: ties between equal counts go to the lowest position, the
-    oldest engram, as on the static path."""
-
-    def zeros(store: EngramStore, entries: int) -> torch.Tensor:
-        return torch.zeros(store.batch_size, entries, store.length, dtype=torch.float16, device=store.device)
-
-    monkeypatch.setattr(EngramStore, "seed_noise", zeros)
 
 
 def hidden_states(step: int, batch: int = B, length: int = W, dim: int = D) -> torch.Tensor:
@@ -107,7 +101,7 @@ def assert_same_engrams(default: Memoria, static: Memoria, when: str) -> None:
 
 # ------------------------------------------------------------------------------------------ same as the default
 @pytest.mark.parametrize("bound", [400, 12], ids=["bound-not-binding", "bound-binding"])
-def test_static_path_keeps_and_reminds_the_same_engrams_as_the_default_path(equal_noise, bound):
+def test_static_path_keeps_and_reminds_the_same_engrams_as_the_default_path(bound):
     default = Memoria(**SETTINGS, max_ltm_per_row=bound, track_id=True)
     static = Memoria(**SETTINGS, max_ltm_per_row=bound, track_id=True, static_shapes=True)
     most_longterm = 0
@@ -302,6 +296,7 @@ def test_a_step_captured_in_a_cuda_graph_replays_like_eager_steps():
         (dict(mode="reference"), "mode='paper'"),
         (dict(max_ltm_per_row=None), "max_ltm_per_row"),
         (dict(keep_history=True), "keep_history"),
+        (dict(tie_break="random"), "tie_break must be 'oldest'"),
     ],
 )
 def test_static_shapes_refuses_settings_it_cannot_run(overrides, named):
@@ -391,7 +386,7 @@ def test_reset_of_some_rows_frees_their_slots_and_leaves_the_others():
     assert int(memoria.store.engram_ids.max()) == B * W - 1, "ids restart at 0 after a full reset"
 
 
-def test_first_steps_and_steps_without_remind_work_like_the_default_path(equal_noise):
+def test_first_steps_and_steps_without_remind_work_like_the_default_path():
     default = Memoria(**SETTINGS, max_ltm_per_row=30, track_id=True)
     static = static_memoria()
     for memoria in (default, static):

@@ -21,12 +21,16 @@ Training semantics
   boundary.
 - **What is detached.** The engrams Memoria stores (a float32 copy of the working memory) and the reminded
   engrams read back; the previous segment's hidden states, which the layer keeps for the next working memory;
-  the lifespan paid from the attention weights.
+  the attention weights the reminded reads return and the lifespan paid from them.
 - **Batch rows are independent.** Each row has its own engrams, and a row's output for a segment depends on its
   own inputs and memory only; :meth:`MemoriaLayer.reset_memory` with ``rows`` leaves the other rows as they
-  were. Two couplings act on how a row's memory evolves over segments: ``lifespan_rule="paper"`` multiplies by
-  the batch's padded reminded width (``"renormalised"`` does not), and Memoria breaks ties between equal
-  Hebbian counts with noise drawn as one ``[BatchSize, S, N]`` tensor, whose shape depends on the other rows.
+  were. In ``mode="paper"`` (the default) Memoria gives ties between equal Hebbian counts to the oldest engram
+  (``tie_break="oldest"``) and draws nothing from torch's generator, so a row's memory also evolves over segments
+  as it would in a batch of its own, with one coupling left: ``lifespan_rule="paper"`` multiplies by the batch's
+  padded reminded width, which a row that reminds fewer engrams than the widest row feels (``"renormalised"``
+  does not). ``tie_break="random"`` (the default of ``mode="reference"`` and of :class:`MemoriaMemory`, as 1.0.0)
+  draws the tie-break noise as one ``[BatchSize, S, N]`` tensor, whose shape, and so every row's ties, depends on
+  the other rows' engrams.
 - **DDP.** Each rank's module keeps the memory of its own rows (its shard of the batch); nothing is
   synchronised, and ``state_dict()`` on one rank holds that rank's memory only. Every parameter takes part in
   every call's graph, also on a first segment, where there is nothing to read yet (a zero-weighted term joins

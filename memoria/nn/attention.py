@@ -1,9 +1,10 @@
 """Cross-attention from a segment's positions to memory vectors: finite for rows with no memory, weights returned."""
 
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -36,6 +37,12 @@ class MemoryCrossAttention(nn.Module):
     gets zero output and zero weights, with finite gradients (its scores are masked with the dtype's finite
     minimum, never -inf, whose softmax would be NaN).
 
+    The read is one ``F.scaled_dot_product_attention`` call (one fused kernel forward and one backward, where the
+    written-out product, mask, softmax and product take about 25 ops), except while attention dropout is active
+    (training with ``attention_dropout > 0``): then the weights are written out, dropped out, and the weights after
+    dropout are both the ones that read and the ones returned (the paper's code pays lifespan from those). The two
+    compute the same function; the fused kernel may round differently in the last bits.
+
     Args:
         hidden_size: D, the width of queries and memories.
         num_heads: H; D must be a multiple of it.
@@ -59,8 +66,8 @@ class MemoryCrossAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, hidden: torch.Tensor, memories: torch.Tensor, memory_mask: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, hidden: torch.Tensor, memories: torch.Tensor, memory_mask: torch.Tensor, need_weights: bool = True
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Attend every position to the memories that ``memory_mask`` keeps.
 
         Args:
@@ -68,10 +75,12 @@ class MemoryCrossAttention(nn.Module):
             memories: keys and values shaped [BatchSize, MemoryLength, HiddenDim] (MemoryLength may be 0); cast to
                 the queries' dtype.
             memory_mask: bool, True where a memory is real, shaped [BatchSize, MemoryLength].
+            need_weights: also return the attention weights (False: None in their place, and no work spent on
+                them).
 
         Returns:
             the read shaped [BatchSize, SegmentLength, HiddenDim] and the attention weights after dropout shaped
-            [BatchSize, NumHeads, SegmentLength, MemoryLength].
+            [BatchSize, NumHeads, SegmentLength, MemoryLength], without gradient (or None).
         """
         self._check_shapes(hidden, memories, memory_mask)
         batch_size, length, hidden_dim = hidden.shape
@@ -81,13 +90,33 @@ class MemoryCrossAttention(nn.Module):
         key, value = (
             x.view(batch_size, memory_length, self.num_heads, self.head_dim).transpose(1, 2) for x in (key, value)
         )  # [B, H, M, D/H]
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, M]
         keep = memory_mask[:, None, None, :]  # [B, 1, 1, M]
-        weights = scores.masked_fill(~keep, torch.finfo(scores.dtype).min).softmax(dim=-1) * keep
-        weights = self.attention_dropout(weights)
-        attended = (weights @ value).transpose(1, 2).reshape(batch_size, length, hidden_dim)
+        masked = ~keep
+        dropping = self.training and self.attention_dropout.p > 0
+        if dropping or memory_length == 0:
+            weights = self.attention_dropout(self._weights(query, key, keep, masked))
+            attended = weights @ value  # [B, H, L, D/H]
+            weights = weights.detach() if need_weights else None
+        else:
+            # the dtype's finite minimum where masked (never -inf: a row with no memory must stay finite)
+            bias = masked.to(query.dtype).mul_(torch.finfo(query.dtype).min)  # [B, 1, 1, M]
+            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+            weights = None
+            if need_weights:
+                with torch.no_grad():
+                    weights = self._weights(query, key, keep, masked)
+        attended = attended.transpose(1, 2).reshape(batch_size, length, hidden_dim)
         has_memory = memory_mask.any(dim=-1)[:, None, None]  # [B, 1, 1]
         return self.dropout(self.out_proj(attended)) * has_memory, weights
+
+    def _weights(
+        self, query: torch.Tensor, key: torch.Tensor, keep: torch.Tensor, masked: torch.Tensor
+    ) -> torch.Tensor:
+        """Softmax weights [BatchSize, NumHeads, SegmentLength, MemoryLength] of ``query`` [B, H, L, D/H] over
+        ``key`` [B, H, M, D/H] where ``keep`` [B, 1, 1, M] (``masked`` is its negation); 0 elsewhere and in a row
+        with nothing kept."""
+        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, H, L, M]
+        return scores.masked_fill(masked, torch.finfo(scores.dtype).min).softmax(dim=-1) * keep
 
     def _check_shapes(self, hidden: torch.Tensor, memories: torch.Tensor, memory_mask: torch.Tensor) -> None:
         if hidden.dim() != 3 or hidden.size(-1) != self.hidden_size:
@@ -146,7 +175,9 @@ class MemoryReader(nn.Module):
 
     def read_working(self, hidden: torch.Tensor, memories: Memories) -> torch.Tensor:
         """The working-memory read of ``hidden`` [BatchSize, SegmentLength, HiddenDim], shaped like it."""
-        return self.attention[0](self.ln_working(hidden), memories.working, memories.working_mask)[0]
+        return self.attention[0](self.ln_working(hidden), memories.working, memories.working_mask, need_weights=False)[
+            0
+        ]
 
     def read_reminded(self, hidden: torch.Tensor, memories: Memories) -> Tuple[torch.Tensor, torch.Tensor]:
         """The reminded read of ``hidden`` [BatchSize, SegmentLength, HiddenDim], shaped like it, and its

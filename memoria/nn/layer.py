@@ -35,7 +35,9 @@ class MemoriaLayer(nn.Module):
             Abstractor, every position's hidden state is an engram (needs ``working_memory="previous"``).
         stm_capacity: short-term engrams a row keeps before its oldest become long-term.
         num_reminded_stm: short-term engrams reminded per segment and row.
-        num_reminded_ltm: long-term engrams reminded per segment and row (Memoria's ``num_final_ltms``).
+        num_reminded_ltm: long-term engrams reminded per segment and row (Memoria's ``num_final_ltms``). With both
+            this and ``num_reminded_stm`` 0 nothing is reminded: the layer reads its working memory only (the
+            reminded read returns zeros).
         ltm_search_depth: steps of the long-term graph walk.
         initial_lifespan: lifespan of a new engram, in segments.
         lifespan_alpha: alpha, the lifespan scale of the attention a reminded engram receives.
@@ -51,7 +53,11 @@ class MemoriaLayer(nn.Module):
         similarity: Memoria's STM recall and LTM ranking kernel: "gaussian", "l2", "cosine" or a callable.
         max_ltm_per_row: optional bound on long-term engrams per row (lowest lifespan deleted first).
         static_shapes: Memoria's static-shape path (fixed capacities and reminded width, no host syncs), with which
-            the layer compiles with ``torch.compile(fullgraph=True)``; needs a Memoria that takes it.
+            the layer compiles with ``torch.compile(fullgraph=True)``; needs ``mode="paper"`` and ``max_ltm_per_row``.
+        tie_break: how Memoria chooses among LTM engrams with equal Hebbian counts: "oldest" (the oldest engram,
+            nothing drawn: every row's ties are its own) or "random" (1.0.0's noise, one draw shaped by the widest
+            row, so a row's ties depend on the others'). None: "oldest" with ``mode="paper"``, "random" with
+            ``mode="reference"`` (1.0.0 engram for engram).
         reset_period: forget everything on its own every this many calls; None: only on :meth:`reset_memory`.
             1 erases the memory before every call (the memoryless ablation, parameters unchanged).
         shared_attention: one cross-attention module for both reads (the paper's) or one each.
@@ -84,6 +90,7 @@ class MemoriaLayer(nn.Module):
         similarity: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = "gaussian",
         max_ltm_per_row: Optional[int] = None,
         static_shapes: bool = False,
+        tie_break: Optional[str] = None,
         reset_period: Optional[int] = None,
         shared_attention: bool = True,
         abstractor_feedforward_size: Optional[int] = None,
@@ -118,6 +125,7 @@ class MemoriaLayer(nn.Module):
             similarity=similarity,
             max_ltm_per_row=max_ltm_per_row,
             static_shapes=static_shapes,
+            tie_break=tie_break if tie_break is not None or mode != "paper" else "oldest",
             reset_period=reset_period,
             abstractor_feedforward_size=abstractor_feedforward_size,
             memory_device=memory_device,

@@ -1,7 +1,6 @@
 """Memoria's memory as an ``nn.Module``: the Abstractor, the engrams and the previous segment, saved and moved
 with the model that holds it."""
 
-import inspect
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -17,7 +16,6 @@ WORKING_MEMORY_SOURCES = ("previous", "current")
 LIFESPAN_RULES = ("paper", "renormalised")
 STATE_FORMAT = 1
 Similarity = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
-MEMORIA_TAKES_STATIC_SHAPES = "static_shapes" in inspect.signature(Memoria).parameters
 
 
 def lifespan_delta(
@@ -66,7 +64,7 @@ def lifespan_delta(
             attention = (per_position * positions[:, :, None]).sum(dim=1) / positions.sum(dim=1, keepdim=True)
         attention = attention * reminded_mask
         if rule == "paper":
-            return attention * reminded_mask.size(1) * alpha
+            return attention * (reminded_mask.size(1) * alpha)
         share = attention / attention.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(attention.dtype).tiny)
         return share * reminded_mask.sum(dim=-1, keepdim=True) * alpha
 
@@ -100,7 +98,9 @@ class MemoriaMemory(nn.Module):
         num_working_memories: vectors the Abstractor makes per segment; None: no Abstractor, every position's
             hidden state is an engram (``working_memory="previous"`` only).
         stm_capacity, num_reminded_stm, ltm_search_depth, initial_lifespan, mode, similarity, max_ltm_per_row,
-            static_shapes, keep_history: Memoria's settings of those names (:class:`~memoria.Memoria`).
+            static_shapes, tie_break, keep_history: Memoria's settings of those names (:class:`~memoria.Memoria`);
+            ``tie_break=None`` takes Memoria's default, 1.0.0's random draw, whose shape couples the rows' ties
+            (:class:`~memoria.nn.MemoriaLayer` gives ties to the oldest engram instead).
         num_reminded_ltm: Memoria's ``num_final_ltms``.
         lifespan_alpha: alpha of :func:`lifespan_delta`.
         lifespan_rule: "paper" or "renormalised", the ``rule`` of :func:`lifespan_delta`.
@@ -128,6 +128,7 @@ class MemoriaMemory(nn.Module):
         similarity: Similarity = "gaussian",
         max_ltm_per_row: Optional[int] = None,
         static_shapes: bool = False,
+        tie_break: Optional[str] = None,
         reset_period: Optional[int] = None,
         abstractor_feedforward_size: Optional[int] = None,
         memory_device: Optional[Union[str, torch.device]] = None,
@@ -157,10 +158,6 @@ class MemoriaMemory(nn.Module):
                 'working_memory="current" needs an Abstractor (num_working_memories an int): the segment\'s own '
                 "hidden states as engrams would be read back by the same segment"
             )
-        if static_shapes and not MEMORIA_TAKES_STATIC_SHAPES:
-            raise ValueError(
-                "static_shapes=True needs a Memoria that takes static_shapes; this version's Memoria does not"
-            )
         self.hidden_size = hidden_size
         self.num_working_memories = num_working_memories
         self.lifespan_alpha = float(lifespan_alpha)
@@ -186,9 +183,9 @@ class MemoriaMemory(nn.Module):
             similarity=similarity,
             max_ltm_per_row=max_ltm_per_row,
             keep_history=keep_history,
+            static_shapes=static_shapes,
+            tie_break=tie_break,
         )
-        if MEMORIA_TAKES_STATIC_SHAPES:
-            self._memoria_settings["static_shapes"] = static_shapes
         self.memoria = self._new_memoria()
         self._previous: Optional[torch.Tensor] = None  # [B, L, D] detached: the last segment's hidden states
         self._previous_mask: Optional[torch.Tensor] = None  # [B, L] bool, or None for all positions

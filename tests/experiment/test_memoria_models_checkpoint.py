@@ -1,5 +1,5 @@
 """Memoria GPT-2, BERT and RoBERTa give, for the weights saved before they moved onto ``memoria.nn``, the logits they
-gave then, bit for bit (``fixtures/memoria_models_checkpoint.pt``, written by ``fixtures/make_memoria_models_
+gave then, to the last float32 bits (``fixtures/memoria_models_checkpoint.pt``, written by ``fixtures/make_memoria_models_
 checkpoint.py`` with the hand-wired models of that time): reference and paper modes, separate memory attentions,
 renormalised lifespans, the reset period, no Abstractor, dropout in training, padding, a row of padding only, and
 row resets. The old parameter names load through ``load_state_dict`` and through ``from_pretrained``."""
@@ -28,13 +28,18 @@ def resets_of(case):
 
 
 def assert_same_logits(got, expected):
+    """Equal within 4 float32 ulps of the segment's largest logit. The memory reads are now one fused kernel
+    (``scaled_dot_product_attention``), which may round differently from the written-out softmax of the hand-wired
+    models in the last bit; most cases are bit for bit, the others differ by at most 1 ulp. Any change in what is
+    stored, reminded or read would move the logits by orders of magnitude more."""
     assert len(got) == len(expected)
     for step, (a, b) in enumerate(zip(got, expected)):
-        assert torch.equal(a, b), f"segment {step}: max difference {(a - b).abs().max().item()}"
+        ulps = 4 * torch.finfo(b.dtype).eps * b.abs().max().item()
+        torch.testing.assert_close(a, b, rtol=0, atol=ulps, msg=f"segment {step}")
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_an_old_state_dict_loads_and_gives_the_saved_logits_bit_for_bit(saved, name):
+def test_an_old_state_dict_loads_and_gives_the_saved_logits(saved, name):
     case = saved[name]
     model = build(case["kind"], json.loads(case["fields"])).train(case["train"])
     model.load_state_dict(case["state_dict"])

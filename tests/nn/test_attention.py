@@ -29,6 +29,55 @@ def test_read_equals_scaled_dot_product_attention_over_real_memories():
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 5))
 
 
+def written_out_read(attention, hidden, memories, mask):
+    """The read as the formula writes it: softmax(q k^T / sqrt(D/H)) over the kept memories, times v, projected."""
+    B, L, D = hidden.shape
+    H, E, M = attention.num_heads, attention.head_dim, memories.size(1)
+    query = attention.q_proj(hidden).view(B, L, H, E).transpose(1, 2)
+    key, value = (x.view(B, M, H, E).transpose(1, 2) for x in attention.kv_proj(memories).split(D, dim=-1))
+    scores = (query @ key.transpose(-1, -2) / E**0.5).masked_fill(~mask[:, None, None, :], torch.finfo().min)
+    weights = scores.softmax(-1) * mask[:, None, None, :]
+    read = attention.out_proj((weights @ value).transpose(1, 2).reshape(B, L, D))
+    return read * mask.any(-1)[:, None, None], weights
+
+
+def test_fused_read_gives_the_written_out_formulas_output_gradients_and_weights():
+    """The read is one scaled_dot_product_attention call: the same function as the formula, rounded differently
+    in the last bits at most; rows with some, all and no memories."""
+    attention = make_attention(hidden_size=16, num_heads=4)
+    hidden = torch.randn(3, 7, 16, requires_grad=True)
+    memories = torch.randn(3, 5, 16)
+    mask = torch.tensor([[True, False, True, True, False], [True] * 5, [False] * 5])
+    read, weights = attention(hidden, memories, mask)
+    gradients = torch.autograd.grad(read.square().sum(), [hidden, *attention.parameters()])
+    expected, expected_weights = written_out_read(attention, hidden, memories, mask)
+    expected_gradients = torch.autograd.grad(expected.square().sum(), [hidden, *attention.parameters()])
+    torch.testing.assert_close(read, expected, rtol=1e-6, atol=1e-6)
+    for got, want in zip(gradients, expected_gradients):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights, expected_weights, rtol=0, atol=0)
+    assert not weights.requires_grad, "the weights are what Memoria pays lifespan from: no gradient"
+
+
+def test_with_attention_dropout_the_weights_returned_are_the_ones_that_read():
+    torch.manual_seed(0)
+    attention = MemoryCrossAttention(8, 2, attention_dropout=0.5).train()
+    hidden, memories, mask = torch.randn(2, 5, 8), torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    read, weights = attention(hidden, memories, mask)
+    assert (weights == 0).any() and (weights > 1).any(), "dropped out and rescaled"
+    value = attention.kv_proj(memories).split(8, dim=-1)[1].view(2, 3, 2, 4).transpose(1, 2)
+    expected = attention.out_proj((weights @ value).transpose(1, 2).reshape(2, 5, 8))
+    torch.testing.assert_close(read, expected)
+
+
+def test_without_need_weights_no_weights_are_returned():
+    attention = make_attention()
+    hidden, memories, mask = torch.randn(2, 5, 8), torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    read, weights = attention(hidden, memories, mask, need_weights=False)
+    assert weights is None
+    torch.testing.assert_close(read, attention(hidden, memories, mask)[0], rtol=0, atol=0)
+
+
 def test_row_without_memory_reads_zeros_with_zero_weights_and_finite_gradients():
     attention = make_attention()
     hidden = torch.randn(2, 5, 8, requires_grad=True)

@@ -11,18 +11,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.counting import _is_sync
-from memoria import EngramStore, Memoria
+from memoria import EngramType
 from memoria.nn import MemoriaLayer, exclude_memory
+from tests.helpers import small_memory_settings
 
 D, H = 16, 2
-SMALL = dict(
-    num_working_memories=4,
-    stm_capacity=8,
-    num_reminded_stm=4,
-    num_reminded_ltm=4,
-    ltm_search_depth=2,
-    initial_lifespan=3,
-)
+SMALL = small_memory_settings(4)
 
 
 def make_layer(**settings):
@@ -75,18 +69,6 @@ def test_a_pre_norm_block_holds_it_as_a_residual_branch():
     assert y.shape == (3, 6, D) and torch.isfinite(y).all()
 
 
-@pytest.fixture
-def tie_breaks_by_position(monkeypatch):
-    """Memoria breaks ties between equal Hebbian counts with noise drawn as one [BatchSize, S, N] tensor from
-    torch's generator (as 1.0.0 does), so a row's tie-breaks depend on the other rows' widths. Zero noise (ties to
-    the lowest position) isolates what the layer itself does to rows."""
-    monkeypatch.setattr(
-        EngramStore,
-        "seed_noise",
-        lambda store, entries: torch.zeros(store.batch_size, entries, store.length, dtype=torch.float16),
-    )
-
-
 def with_other_rows_changed(inputs):
     changed = [x.clone() for x in inputs]
     for x in changed:
@@ -104,28 +86,36 @@ def test_a_rows_output_does_not_depend_on_other_rows_inputs(rule):
     torch.testing.assert_close(first(x)[0], second(with_other_rows_changed([x])[0])[0], rtol=0, atol=1e-6)
 
 
-def test_rows_stay_independent_over_many_segments_with_renormalised_lifespans(tie_breaks_by_position):
-    inputs = segments(num_segments=10)
-    first = run(make_layer(lifespan_rule="renormalised"), inputs)
-    second = run(make_layer(lifespan_rule="renormalised"), with_other_rows_changed(inputs))
+def test_paper_mode_gives_ties_to_the_oldest_engram_reference_mode_draws_like_1_0_0():
+    assert make_layer().memory.memoria.tie_break == "oldest"
+    assert make_layer(mode="reference").memory.memoria.tie_break == "random"
+    assert make_layer(tie_break="random").memory.memoria.tie_break == "random"
+    with pytest.raises(ValueError, match="tie_break"):
+        make_layer(tie_break="first")
+
+
+def test_paper_mode_draws_nothing_from_torchs_generator():
+    layer, inputs = make_layer(), segments(num_segments=8)
+    state = torch.get_rng_state()
+    run(layer, inputs)
+    assert len(layer.memory.memoria.store.positions(EngramType.LONGTERM)[0]) > 0, "seeds had LTM engrams to pick"
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("rule", ["renormalised", "paper"])
+def test_rows_stay_independent_over_many_segments(rule):
+    """Over 12 segments, the other rows' inputs change their numbers of engrams (so, under 1.0.0's tie-breaks,
+    the shape of the noise that breaks row 0's ties); row 0's outputs stay the same. The paper's lifespan rule
+    scales by the batch's padded reminded width, which every row fills here (SMALL reminds at most 8 of 8 + 4)."""
+    inputs = segments(num_segments=12)
+    first = run(make_layer(lifespan_rule=rule), inputs)
+    second = run(make_layer(lifespan_rule=rule), with_other_rows_changed(inputs))
     for a, b in zip(first, second):
         torch.testing.assert_close(a[0], b[0], rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    reason="Memoria's tie-break noise is one [BatchSize, S, N] draw: a row's ties depend on the batch's widths",
-    strict=False,
-)
-def test_rows_stay_independent_over_many_segments_with_memorias_own_tie_breaks():
-    inputs = segments(num_segments=10)
-    first = run(make_layer(lifespan_rule="renormalised"), inputs)
-    second = run(make_layer(lifespan_rule="renormalised"), with_other_rows_changed(inputs))
-    for a, b in zip(first, second):
-        torch.testing.assert_close(a[0], b[0], rtol=0, atol=1e-6)
-
-
-def test_reset_rows_forgets_them_and_leaves_the_other_rows_outputs_unchanged(tie_breaks_by_position):
-    inputs = segments(num_segments=6)
+def test_reset_rows_forgets_them_and_leaves_the_other_rows_outputs_unchanged():
+    inputs = segments(num_segments=8)
     kept, reset = make_layer(lifespan_rule="renormalised"), make_layer(lifespan_rule="renormalised")
     for x in inputs[:3]:
         kept(x), reset(x)
@@ -135,6 +125,19 @@ def test_reset_rows_forgets_them_and_leaves_the_other_rows_outputs_unchanged(tie
         torch.testing.assert_close(a[[0, 2]], b[[0, 2]], rtol=0, atol=1e-6)
         if step == 0:
             assert torch.all(b[1] == 0) and a[1].abs().sum() > 0  # nothing to read, like a first segment
+
+
+@pytest.mark.parametrize("settings", [{}, {"static_shapes": True, "max_ltm_per_row": 8}], ids=["default", "static"])
+def test_with_nothing_reminded_the_layer_reads_its_working_memory_only(settings):
+    layer = make_layer(num_reminded_stm=0, num_reminded_ltm=0, **settings)
+    for x in segments(num_segments=6):
+        memories = layer.memory.read(x)
+        working = layer.reader.read_working(x, memories)
+        read, weights = layer.reader.read_reminded(x + working, memories)
+        assert memories.reminded.shape[1] == 0 and torch.all(read == 0)
+        layer.memory.write(weights, x)
+    y = layer(segments(num_segments=1, seed=9)[0])
+    assert torch.isfinite(y).all() and y.abs().sum() > 0
 
 
 # ------------------------------------------------------------------------------------------ gradients
@@ -237,11 +240,6 @@ def test_to_cuda_moves_the_memory_with_the_model():
     assert y.is_cuda and model.memoria.memory.memoria.store.device.type == "cuda"
 
 
-@pytest.mark.skipif(
-    "static_shapes" not in inspect.signature(Memoria).parameters,
-    reason="Memoria does not take static_shapes yet (the static-shape path of the GPU issue); with it, the layer "
-    "must compile with fullgraph=True",
-)
 def test_compiles_with_fullgraph_on_the_static_shape_path():
     # random draws as in eager mode; config.patch restores the setting (monkeypatch would delete it afterwards)
     with torch._inductor.config.patch(fallback_random=True):

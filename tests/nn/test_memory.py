@@ -7,16 +7,10 @@ import torch
 
 from memoria import Memoria
 from memoria.nn import MemoriaMemory, exclude_memory, lifespan_delta, reset_memory
+from tests.helpers import small_memory_settings
 
 D = 8
-SMALL = dict(
-    num_working_memories=3,
-    stm_capacity=6,
-    num_reminded_stm=3,
-    num_reminded_ltm=3,
-    ltm_search_depth=2,
-    initial_lifespan=3,
-)
+SMALL = small_memory_settings(3)
 
 
 def make_memory(**settings):
