@@ -1,5 +1,8 @@
 """Shared test helpers."""
 
+import io
+from typing import Any
+
 import torch
 
 from memoria import Memoria
@@ -31,3 +34,11 @@ def rewarded_steps(memoria: Memoria, steps: int, batch_size: int, width: int, hi
         _, indices = memoria.remind()
         memoria.adjust_lifespan_and_memories(indices, torch.ones(indices.shape))
     return memoria
+
+
+def saved_and_loaded(state: Any) -> Any:
+    """``state`` through ``torch.save`` and back with ``torch.load(..., weights_only=True)``, in memory."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)

@@ -2,7 +2,6 @@
 took (same next loss, same final weights), because the checkpoint holds the stream position, the carried memory and torch's random generator.
 """
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -17,6 +16,7 @@ from experiment.tasks.language_modeling import (
     LanguageModelingTask,
     WindowStream,
 )
+from tests.experiment.tiny import quiet_trainer
 
 NO_DROPOUT = {"embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}
 MODELS = {
@@ -77,15 +77,10 @@ def fit(config, directory, ckpt_path=None, validate=False, streams=2):
     torch.manual_seed(0)
     task = LanguageModelingTask(config, segment_length=4, learning_rate=1e-2, warmup_ratio=0.0)
     losses = RecordLosses()
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         max_steps=STEPS,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=2 if validate else 0,
         val_check_interval=SAVED_AT if validate else None,
-        num_sanity_val_steps=0,
         callbacks=[
             losses,
             ModelCheckpoint(
@@ -173,16 +168,11 @@ def fit_ddp(directory, ckpt_path=None):
     datamodule = LanguageModelingDataModule(splits, 2, 2, 4, segments_per_batch=2)
     torch.manual_seed(0)
     task = LanguageModelingTask(TINY_MEMORIA, segment_length=4, learning_rate=1e-2, warmup_ratio=0.0)
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         devices=2,
         strategy="ddp_spawn",
         max_steps=STEPS,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
-        num_sanity_val_steps=0,
         callbacks=[
             RecordRank(str(directory)),
             ModelCheckpoint(dirpath=directory, filename="{step}", every_n_train_steps=SAVED_AT, save_top_k=-1),

@@ -27,6 +27,7 @@ from experiment.datasets.resumable import ResumableLoader, ResumableSampler
 from experiment.tasks import SortingDataModule, SortingTask
 from experiment.tasks.base import RESUME_STATE_KEY, split_loader
 from experiment.training import LastCheckpoint
+from tests.experiment.tiny import quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 DROPOUT = ["--config-override", "resid_pdrop=0.1", "--config-override", "embd_pdrop=0.1"]  # draws every step
@@ -161,15 +162,10 @@ def fit_sorting(data_file, config, directory, ckpt_path=None, max_steps=7, valid
     step's checkpoint under ``directory`` after anything that step does; returns the final state_dict."""
     L.seed_everything(5, verbose=False)
     task = SortingTask({**config, "resid_pdrop": 0.1}, segment_length=8, learning_rate=3e-3)
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         max_steps=max_steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=1 if validate else 0,
         val_check_interval=2 if validate else None,
-        num_sanity_val_steps=0,
         callbacks=[EveryStep(directory)],
     )
     trainer.fit(task, datamodule=SortingDataModule(str(data_file), 4, 4), ckpt_path=ckpt_path, weights_only=True)
@@ -327,15 +323,10 @@ def test_a_checkpoint_is_written_every_few_minutes_between_validations(tmp_path,
     best = ModelCheckpoint(tmp_path, save_top_k=0)
     last = LastCheckpoint(tmp_path / "last.ckpt", best, minutes=1e-9)
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         max_steps=5,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=1,
         val_check_interval=3,
-        num_sanity_val_steps=0,
         callbacks=[best, last, Record()],
     )
     trainer.fit(SortingTask(memoria_fields, segment_length=8), datamodule=SortingDataModule(str(tiny_data_file), 4, 4))
@@ -355,16 +346,11 @@ def fit_sorting_ddp(data_file, config, directory, ckpt_path=None):
     directory.mkdir(parents=True, exist_ok=True)
     L.seed_everything(5, verbose=False)
     task = SortingTask({**config, "resid_pdrop": 0.1}, segment_length=8, learning_rate=3e-3)
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         devices=2,
         strategy="ddp_fork_find_unused_parameters_true",  # forked: no second import of torch
         max_steps=5,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
-        num_sanity_val_steps=0,
         callbacks=[EveryStep(directory), RecordRank(str(directory))],
     )
     trainer.fit(task, datamodule=SortingDataModule(str(data_file), 4, 4), ckpt_path=ckpt_path, weights_only=True)

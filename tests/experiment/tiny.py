@@ -48,3 +48,11 @@ def tiny_run(config: Any, output_dir: Any, *extra: str, **options: Any) -> List[
     output directory, each of ``options`` (``segment_length=8`` as ``--segment-length=8``), then ``extra``."""
     values = {"model_config": config, "output_dir": output_dir, "accelerator": "cpu", "devices": 1, **options}
     return [*[f"{flag(name)}={value}" for name, value in values.items()], "--no-progress-bar", *extra]
+
+
+def quiet_trainer(**options: Any) -> Any:
+    """A Lightning Trainer on the CPU that logs, prints and sanity-checks nothing; ``options`` add to or override it."""
+    import lightning as L
+
+    settings = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(**{**settings, "num_sanity_val_steps": 0, **options})

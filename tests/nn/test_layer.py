@@ -1,7 +1,6 @@
 """MemoriaLayer: one residual branch that reads and writes Memoria, with its memory inside the module."""
 
 import inspect
-import io
 import os
 import traceback
 from collections import Counter
@@ -13,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from benchmarks.counting import _is_sync
 from memoria import EngramType
 from memoria.nn import MemoriaLayer, exclude_memory
-from tests.helpers import small_memory_settings
+from tests.helpers import saved_and_loaded, small_memory_settings
 
 D, H = 16, 2
 SMALL = small_memory_settings(4)
@@ -180,13 +179,6 @@ class TinyModel(torch.nn.Module):
 
     def forward(self, x):
         return x + self.memoria(self.norm(x))
-
-
-def saved_and_loaded(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 def test_a_saved_model_loads_with_weights_only_and_gives_the_same_next_output():

@@ -1,13 +1,11 @@
 """MemoriaMemory: the working memory, Memoria's step, lifespans, resets and the memory as module state."""
 
-import io
-
 import pytest
 import torch
 
 from memoria import Memoria
 from memoria.nn import MemoriaMemory, exclude_memory, lifespan_delta, reset_memory
-from tests.helpers import small_memory_settings
+from tests.helpers import saved_and_loaded, small_memory_settings
 
 D = 8
 SMALL = small_memory_settings(3)
@@ -177,13 +175,6 @@ def test_reset_memory_helper_resets_every_memory_in_a_model():
 
 
 # ------------------------------------------------------------------------------------------ state
-def saved_and_loaded(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
-
-
 def test_state_dict_round_trip_restores_the_next_read():
     memory = make_memory()
     for _ in range(4):
