@@ -108,6 +108,9 @@ class TrainSettings(HardwareSettings):
     resume_from: Optional[str] = option(None, "Lightning checkpoint to resume from (its --output-dir may be reused)")
     overwrite: bool = option(False, "delete an earlier run's outputs in --output-dir first")
     save_top_k: int = option(1, "best-on-dev checkpoints kept (0: none; last.ckpt and final.ckpt are always kept)")
+    eval_only: Optional[str] = option(
+        None, "test this checkpoint's weights without training, built with --model-config and --config-override"
+    )
 
 
 @dataclass
@@ -119,6 +122,7 @@ class CompareSettings(Settings):
     seeds: List[int] = option([42, 43, 44], "training seeds")
     quick: bool = option(False, "the task's quick settings: a smoke test of the pipeline in minutes, not results")
     retrain: bool = option(False, "train again even where a finished run's results.json exists")
+    one_seed: List[str] = option([], "models (MODEL or MODEL:ABLATION) run with the first of --seeds only")
 
 
 def flag(name: str) -> str:

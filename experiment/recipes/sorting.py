@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, causal_models, model_table
+from . import Model, Setting, Task, causal_models, memoria_ladder, model_table
 from .engrams import EngramSettings, analyze
 from .timing import TimeSettings, time_models
 
@@ -72,7 +72,16 @@ class SortingCompare(CompareSettings, SortingTrain):
         "devices": "1",
         "threads": 1,
     }
-    HIDDEN = ("model_config", "data", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed")
+    HIDDEN = (
+        "model_config",
+        "data",
+        "config_override",
+        "gpt2_checkpoint",
+        "resume_from",
+        "overwrite",
+        "seed",
+        "eval_only",
+    )
 
     sequence_lengths: List[int] = option([128, 512], "symbols before the separator, one data file each")
     vocab_size: int = option(10, "number of symbols (the paper's is 20)")
@@ -209,6 +218,7 @@ TASK = Task(
     },
     models=model_table(
         *causal_models("sort-small"),
+        *memoria_ladder(MEMORIA),
         Model(
             "memoria",
             MEMORIA,
