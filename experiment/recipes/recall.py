@@ -16,7 +16,7 @@ from statistics import mean, stdev
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import ERASED, Model, Setting, Task, causal_models, memoria_ladder, model_table
+from . import Setting, Task, causal_models, memoria_ladder, model_table
 
 MEMORIA = "memoria-gpt2-recall-small.json"
 D0_LEARNT = 0.9  # the d = 0 accuracy below which a model has not learnt the binding
@@ -296,7 +296,7 @@ def _grid(header: List[str], body: List[List[str]]) -> str:
 
 
 MODELS = [*causal_models("recall-small"), *memoria_ladder(MEMORIA)]
-QUICK_BASELINES = ["transformer", "transfo-xl"]
+QUICK_BASELINES = ["transformer"]
 TASK = Task(
     name="recall",
     summary="answer queries about key-value pairs given 0-8 segments back",
@@ -310,9 +310,10 @@ TASK = Task(
         seeds=[42, 43],
         models=["memoria", "memoria:erased_at_eval", *QUICK_BASELINES],
         one_seed=QUICK_BASELINES,
-        max_steps=300,
+        max_steps=600,
+        num_dev=64,
         num_test=256,
-        val_check_interval=300,
+        val_check_interval=600,
     ),
     identity=(
         "config_override",

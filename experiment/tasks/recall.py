@@ -3,7 +3,6 @@
 from typing import Any, Dict, Optional
 
 import lightning as L
-import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchmetrics import MeanMetric, Metric
