@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, model_table
+from . import ERASED, Model, Setting, Task, model_table
 
 # fields a pretrained checkpoint's config.json does not dictate
 NOT_ENCODER_FIELDS = {
@@ -301,6 +301,7 @@ TASK = Task(
             {"memoria_reset_period": 1},
             directory="memoria-bert-erased",
         ),
+        Model("memoria-bert", MEMORIA, "erased_at_eval", ERASED, evaluates="memoria-bert"),
         Model(
             "bert",
             "bert-genre-small.json",
@@ -319,6 +320,7 @@ TASK = Task(
     default_models=[
         "memoria-bert",
         "memoria-bert:erased_every_segment",
+        "memoria-bert:erased_at_eval",
         "bert:mean_of_segment_logits",
         "bert:first_segment_only",
     ],

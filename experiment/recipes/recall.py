@@ -331,6 +331,7 @@ TASK = Task(
         "fact_queries",
         "queries_per_segment",
         "num_train",
+        "num_dev",
         "num_test",
     ),
     grid=grid,
