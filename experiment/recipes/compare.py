@@ -130,11 +130,13 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
     return rows
 
 
-def _key(row: Dict[str, Any]) -> str:
+def row_key(row: Dict[str, Any]) -> str:
+    """The model key (MODEL or MODEL:ABLATION) of a comparison.json row."""
     return f"{row['model']}:{row['ablation']}" if row["ablation"] else row["model"]
 
 
-def _grid(header: List[str], body: List[List[str]]) -> str:
+def markdown_grid(header: List[str], body: List[List[str]]) -> str:
+    """A Markdown table with aligned columns."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in [header, *body]]
     return "\n".join([lines[0], "|" + "|".join("-" * (width + 2) for width in widths) + "|", *lines[1:]])
@@ -162,8 +164,8 @@ def format_table(
     for setting in dict.fromkeys(row["setting"] for row in rows):
         mine = [row for row in rows if row["setting"] == setting]
         seeds = list(dict.fromkeys(row["seed"] for row in mine))
-        models = list(dict.fromkeys(_key(row) for row in mine))
-        value = {(_key(row), row["seed"], row["metric"]): row["value"] for row in mine}
+        models = list(dict.fromkeys(row_key(row) for row in mine))
+        value = {(row_key(row), row["seed"], row["metric"]): row["value"] for row in mine}
         per_model = {
             key: [value[(key, seed, metric)] for seed in seeds if (key, seed, metric) in value] for key in models
         }
@@ -198,7 +200,9 @@ def format_table(
                 larger = "larger" if abs(mean(per_model[best]) - reference) > spread else "not larger"
                 verdict += f" The difference is {larger} than the seed spread (the larger std, {spread:.4f})."
         extra = (notes or {}).get(setting, [])
-        sections.append("\n".join([f"### {setting}: test {metric}", "", _grid(header, body), "", verdict, *extra]))
+        sections.append(
+            "\n".join([f"### {setting}: test {metric}", "", markdown_grid(header, body), "", verdict, *extra])
+        )
     where = f"Outputs: {output_dir} (comparison.json, comparison.md; per run: results.json, checkpoints/, model/)"
     return "\n\n".join([*sections, where])
 

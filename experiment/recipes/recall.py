@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
 from . import Setting, Task, causal_models, memoria_ladder, model_table
+from .compare import markdown_grid, narrowed, row_key
 
 MEMORIA = "memoria-gpt2-recall-small.json"
 D0_LEARNT = 0.9  # the d = 0 accuracy below which a model has not learnt the binding
@@ -127,7 +128,7 @@ def train(settings: RecallTrain) -> Dict[str, Any]:
 
 
 def by_distance_line(metrics: Dict[str, float], max_distance: int) -> str:
-    """ "accuracy A; by distance d0 .. dN" from test metrics."""
+    """The line "accuracy A; by distance 0-N: a0 a1 ... aN" of the test metrics."""
     distances = " ".join(f"{metrics.get(f'accuracy_d{d}', math.nan):.3f}" for d in range(max_distance + 1))
     return f"accuracy {metrics['accuracy']:.4f}; by distance 0-{max_distance}: {distances}"
 
@@ -164,7 +165,6 @@ def evaluate(settings: RecallEval) -> Dict[str, float]:
 def grid(settings: RecallCompare) -> List[Setting]:
     """One setting: the data as the settings give them."""
     from ..data.recall import RecallSpec, describe
-    from .compare import narrowed
 
     spec = RecallSpec(**settings.spec_fields(settings.segment_length))
     notes = ["", *describe(spec), f"Every model trains {settings.max_steps} steps of batch {settings.batch_size}."]
@@ -174,10 +174,6 @@ def grid(settings: RecallCompare) -> List[Setting]:
 
 
 # ---- the report: accuracy by distance, the d = 0 control, Memoria against its erased self, the figure ----------
-
-
-def _key(row: Dict[str, Any]) -> str:
-    return f"{row['model']}:{row['ablation']}" if row["ablation"] else row["model"]
 
 
 def _mean_se(values: Sequence[float]) -> Tuple[float, Optional[float]]:
@@ -198,7 +194,7 @@ def accuracy_by_distance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[int, 
     for row in rows:
         if row["metric"].startswith("accuracy_d"):
             distance = int(row["metric"].removeprefix("accuracy_d"))
-            table.setdefault(_key(row), {}).setdefault(distance, {})[row["seed"]] = row["value"]
+            table.setdefault(row_key(row), {}).setdefault(distance, {})[row["seed"]] = row["value"]
     return table
 
 
@@ -238,7 +234,7 @@ def report(rows: List[Dict[str, Any]], settings: RecallCompare) -> str:
     lines = [
         "### recall: test accuracy by distance (segments back; mean ± standard error over seeds)",
         "",
-        _grid(header, body),
+        markdown_grid(header, body),
         "",
         f"Chance: {chance:.4f} (1 / number of values) at every distance d >= 1.",
     ]
@@ -287,12 +283,6 @@ def draw(table: Dict[str, Dict[int, Dict[int, float]]], chance: float, path: Pat
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
-
-
-def _grid(header: List[str], body: List[List[str]]) -> str:
-    from .compare import _grid as grid_lines
-
-    return grid_lines(header, body)
 
 
 MODELS = [*causal_models("recall-small"), *memoria_ladder(MEMORIA)]
