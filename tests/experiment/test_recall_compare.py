@@ -155,3 +155,13 @@ def test_the_verdict_calls_differences_within_two_standard_errors_level():
     assert "level (within 2 standard errors)" in memory_verdict({1: 0.30, 2: 0.32}, {1: 0.29, 2: 0.33}, 8)
     assert "memory helps" in memory_verdict({1: 0.50, 2: 0.52, 3: 0.51}, {1: 0.06, 2: 0.07, 3: 0.06}, 8)
     assert "no standard error" in memory_verdict({1: 0.5}, {1: 0.06}, 8)
+
+
+@pytest.mark.parametrize("verb", ["train", "eval", "compare"])
+def test_help_shows_the_defaults(verb, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([verb, "recall", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "(default: 4)" in text if verb != "eval" else "memoria_reset_period=1" in text
+    assert ("--eval-only" in text) == (verb == "train")
