@@ -108,6 +108,7 @@ class ClassificationCompare(CompareSettings, ClassificationTrain):
         "resume_from",
         "overwrite",
         "seed",
+        "eval_only",
         "dataset",
         "data",
         "tokenizer",

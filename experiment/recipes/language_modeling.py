@@ -98,7 +98,16 @@ class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
         "devices": "1",
         "threads": 1,
     }
-    HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "dataset")
+    HIDDEN = (
+        "model_config",
+        "config_override",
+        "gpt2_checkpoint",
+        "resume_from",
+        "overwrite",
+        "seed",
+        "dataset",
+        "eval_only",
+    )
 
 
 @dataclass
