@@ -41,7 +41,7 @@ class RecallTask(SegmentTask):
         self,
         model_config: Dict[str, Any],
         segment_length: int,
-        data: Dict[str, int],
+        data: Dict[str, Any],
         learning_rate: float = 2e-4,
         warmup_ratio: float = 0.06,
         weight_decay: float = 0.0,

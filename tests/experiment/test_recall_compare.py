@@ -10,11 +10,11 @@ import torch
 from experiment.__main__ import main
 from experiment.recipes import model_table
 from experiment.recipes.compare import compare
-from experiment.recipes.recall import TASK, RecallCompare, memory_verdict
+from experiment.recipes.recall import TASK, RecallCompare, memory_lines, memory_verdict
 
 TINY = dict(n_layer=1, n_embd=32, n_head=2, n_inner=64, n_positions=16, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
 TINY_MEMORIA = dict(memoria_num_memories=4, memoria_stm_capacity=8, memoria_num_reminded_stm=4)
-DATA = dict(num_pairs=2, num_keys=4, num_values=4, num_filler=2, num_segments=3, fact_queries=1, queries_per_segment=2)
+DATA = dict(num_pairs=1, num_keys=4, num_values=4, num_filler=2, num_segments=3, fact_queries=1, queries_per_segment=2)
 MODELS = ["memoria", "memoria:erased_at_eval", "memoria:working_memory_only", "transformer"]
 
 
@@ -72,12 +72,17 @@ def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_check
         assert results["settings"]["config_override"] == {"memoria_reset_period": 1}
         assert results["steps"] == 2 and not (erased / "checkpoints").exists()  # tested, never trained
         assert f"{erased}: testing the weights of {trained / 'checkpoints' / 'final.ckpt'}" in printed
-    assert printed.count(": training") == 4  # memoria x 2, working_memory_only, transformer
+    assert printed.count(": training") == 3  # memoria x 2, transformer: working_memory_only tests memoria's weights
+    working = json.loads((output_dir / "memoria-working_memory_only-seed1" / "results.json").read_text())
+    assert working["evaluated_checkpoint"] == str(output_dir / "memoria-seed1" / "checkpoints" / "final.ckpt")
+    assert working["settings"]["config_override"] == {"memoria_num_reminded_stm": 0, "memoria_num_reminded_ltm": 0}
 
     report = (output_dir / "comparison.md").read_text()
     assert "| model " in report and "| d=0 " in report and "| d=2 " in report
-    assert "Chance: 0.2500" in report and "The d = 0 control" in report
+    assert "Chance: 0.2500" in report and "The d = 0 control (the pair and its query in the same segment):" in report
     assert "At d = 2, memoria minus memoria:erased_at_eval (same weights):" in report
+    assert "At d = 2, memoria minus memoria:working_memory_only (same weights):" in report
+    assert "the gain over erased_at_eval is carried by the working memory" in report
     assert "Run with the first seed only: memoria:working_memory_only, transformer." in report
     assert (output_dir / "recall_accuracy_by_distance.png").stat().st_size > 1000
 
@@ -152,9 +157,39 @@ def test_the_erased_weights_ignore_the_fact_segment(tmp_path, tiny_task):
 
 
 def test_the_verdict_calls_differences_within_two_standard_errors_level():
-    assert "level (within 2 standard errors)" in memory_verdict({1: 0.30, 2: 0.32}, {1: 0.29, 2: 0.33}, 8)
-    assert "memory helps" in memory_verdict({1: 0.50, 2: 0.52, 3: 0.51}, {1: 0.06, 2: 0.07, 3: 0.06}, 8)
-    assert "no standard error" in memory_verdict({1: 0.5}, {1: 0.06}, 8)
+    assert memory_verdict({1: 0.30, 2: 0.32}, {1: 0.29, 2: 0.33}, 8)[1] == "level"
+    assert memory_verdict({1: 0.50, 2: 0.52, 3: 0.51}, {1: 0.06, 2: 0.07, 3: 0.06}, 8)[1] == "higher"
+    assert "no standard error" in memory_verdict({1: 0.5}, {1: 0.06}, 8)[0]
+
+
+def test_the_report_calls_a_gain_that_working_memory_alone_matches_relay():
+    def table(working: float) -> dict:
+        return {
+            "memoria": {8: {1: 1.0, 2: 0.98, 3: 0.99}},
+            "memoria:erased_at_eval": {8: {1: 0.12, 2: 0.13, 3: 0.11}},
+            "memoria:working_memory_only": {8: {1: working, 2: working - 0.01, 3: working + 0.005}},
+        }
+
+    relay = memory_lines(table(0.99), 8)
+    assert "memoria is higher. Memory helps." in relay[0] and relay[1].endswith("level (within 2 standard errors).")
+    assert relay[-1].endswith("the gain is relay through the working memory, not long-term engrams.")
+    engrams = memory_lines(table(0.30), 8)
+    assert engrams[-1].endswith("the reminded engrams carry part of the answer.")
+
+
+def test_a_vocabulary_other_than_the_generators_is_refused(tmp_path, tiny_task):
+    from experiment.recipes.recall import RecallTrain, train
+
+    settings = RecallTrain.create(
+        model_config=tiny_task.models["transformer"].config_path,
+        output_dir=str(tmp_path / "run"),
+        segment_length=8,
+        config_override={"vocab_size": 99},
+        **DATA,
+    )
+    with pytest.raises(ValueError, match="vocab_size=99 differs from the generator's 12"):
+        train(settings)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("verb", ["train", "eval", "compare"])
