@@ -124,6 +124,9 @@ class TrainSettings(HardwareSettings):
     save_top_k: int = option(1, "best-on-dev checkpoints kept (0: none; last.ckpt and final.ckpt are always kept)")
     checkpoint_every_minutes: float = option(5.0, "also write last.ckpt after this many minutes of training (0: never)")
     checkpoint_every_steps: int = option(0, "also write last.ckpt every this many steps (0: never)")
+    eval_only: Optional[str] = option(
+        None, "test this checkpoint's weights without training, built with --model-config and --config-override"
+    )
 
     def optimisation(self) -> Dict[str, float]:
         """The task's optimisation arguments (``SegmentTask``'s): learning_rate, warmup_ratio and weight_decay."""
@@ -155,6 +158,7 @@ class CompareSettings(Settings):
     seeds: List[int] = option([42, 43, 44], "training seeds")
     quick: bool = option(False, "the task's quick settings: a smoke test of the pipeline in minutes, not results")
     retrain: bool = option(False, "train again even where a finished run's results.json exists")
+    one_seed: List[str] = option([], "models (MODEL or MODEL:ABLATION) run with the first of --seeds only")
 
 
 def flag(name: str) -> str:

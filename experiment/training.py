@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import time
 import warnings
@@ -342,6 +343,8 @@ def train_and_test(
         prepare_output_dir(output_dir, resuming=bool(settings.resume_from), overwrite=settings.overwrite)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     task = make_task()
+    if settings.eval_only:
+        return _test_weights(settings, task, datamodule, extra_results)
     if settings.gpt2_checkpoint:
         copied = copy_gpt2_weights(task.model, settings.gpt2_checkpoint)
         print(f"copied {len(copied)} parameters from {settings.gpt2_checkpoint}")
@@ -368,6 +371,53 @@ def train_and_test(
         write_results(output_dir / "results.json", results)
     results["rank_zero"] = trainer.is_global_zero
     return results
+
+
+def _test_weights(
+    settings: TrainSettings, task: SegmentTask, datamodule: L.LightningDataModule, extra_results: Optional[Dict]
+) -> Dict[str, Any]:
+    """Tests the weights of the checkpoint ``settings.eval_only`` in ``task``, built from this run's configuration
+    (its ``--config-override`` applied, e.g. ``memoria_reset_period=1`` erases Memoria's memory every segment),
+    without training; writes results.json as :func:`train_and_test` does ("test" and "test_best" are the same,
+    "mean_step_seconds" is NaN). The memory saved with the weights is left out (each test batch starts empty)."""
+    checkpoint = load_weights(task, settings.eval_only, "--eval-only")
+    trainer = evaluation_trainer(settings)
+    metrics = trainer.test(task, datamodule=datamodule, verbose=False)[0]
+    test = {key.removeprefix("test/"): value for key, value in metrics.items()}
+    results = {
+        "model_type": task.model.config.model_type,
+        **parameter_counts(task.model),  # "parameters" and "token_parameters"
+        "steps": checkpoint.get("global_step", 0),
+        "mean_step_seconds": float("nan"),
+        "threads": torch.get_num_threads(),
+        "test": test,
+        "test_best": test,
+        "evaluated_checkpoint": settings.eval_only,
+        "output_dir": settings.output_dir,
+        **(extra_results or {}),
+        "settings": settings.to_dict(),
+    }
+    if trainer.is_global_zero:
+        write_results(Path(settings.output_dir) / "results.json", results)
+    results["rank_zero"] = trainer.is_global_zero
+    return results
+
+
+def load_weights(task: SegmentTask, path: str, option: str = "--checkpoint") -> Dict[str, Any]:
+    """Loads the weights of the Lightning checkpoint ``path`` into ``task`` (refused unless the file holds only
+    tensors and plain values), leaving out the memory saved with them: ``task``'s memory is emptied, and may have
+    other settings than the saved one's. Returns the checkpoint.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`check_checkpoint`; RuntimeError: when the weights do not fit.
+    """
+    from .models.with_memoria import MEMORY_STATE_PATTERN
+
+    check_checkpoint(path, option)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = {key: value for key, value in checkpoint["state_dict"].items() if not re.search(MEMORY_STATE_PATTERN, key)}
+    task.load_state_dict(state)
+    return checkpoint
 
 
 def _final_checkpoint(trainer: L.Trainer, last: LastCheckpoint, output_dir: Path) -> str:

@@ -27,6 +27,7 @@ TASKS: Dict[str, Tuple[str, str]] = {
     "sorting": ("experiment.recipes.sorting", "sort symbols by frequency after reading a long sequence"),
     "language-modeling": ("experiment.recipes.language_modeling", "next-token prediction on a long corpus"),
     "classification": ("experiment.recipes.classification", "classify documents longer than a segment"),
+    "recall": ("experiment.recipes.recall", "answer queries about key-value pairs given 0-8 segments back"),
 }
 
 
@@ -42,6 +43,8 @@ class Model:
         settings: training settings this entry sets (e.g. {"prediction": "mean"}).
         directory: the name of its runs' directories (default: the key, ":" as "-"); the ablations keep the names
             earlier versions gave them, so that their finished runs are read back.
+        evaluates: the key of the model whose trained weights this entry only tests, built with ``overrides``
+            (e.g. memory erased at evaluation); "" for an entry that trains.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Model:
     overrides: Dict[str, Any] = field(default_factory=dict)
     settings: Dict[str, Any] = field(default_factory=dict)
     directory: str = ""
+    evaluates: str = ""
 
     @property
     def run_name(self) -> str:
@@ -95,6 +99,8 @@ class Task:
         quick: the settings ``compare --quick`` replaces (a smoke test in minutes on 2 CPU cores).
         identity: the training settings a finished run must share to be read back instead of retrained.
         grid: prepares the data and returns the settings a comparison runs (:class:`Setting` list).
+        report: the task's own report from comparison.json's rows and the compare settings (a table, a verdict, a
+            figure it writes to the output directory), printed and saved after the generic table; None: none.
     """
 
     name: str
@@ -109,6 +115,7 @@ class Task:
     identity: Tuple[str, ...]
     grid: Optional[Callable[[Any], List[Setting]]] = None
     also_tabled: Tuple[str, ...] = ()
+    report: Optional[Callable[[List[Dict[str, Any]], Any], str]] = None
 
 
 def model_table(*models: Model) -> Dict[str, Model]:
@@ -116,16 +123,34 @@ def model_table(*models: Model) -> Dict[str, Model]:
     return {model.key: model for model in models}
 
 
+ERASED = {"memoria_reset_period": 1}
+
+
 def causal_models(size: str) -> List[Model]:
-    """The seven models of the sorting and language-modelling comparisons at ``size`` ("sort-small", "lm-small"):
-    Memoria, its memoryless ablation (the same model erased every segment), Transformer-XL, the Compressive
-    Transformer, the infinity-former, the Recurrent Memory Transformer and the plain Transformer."""
+    """The models of the sorting and language-modelling comparisons at ``size`` ("sort-small", "lm-small"):
+    Memoria, its memoryless ablations (trained erased every segment; the trained Memoria's weights tested erased
+    every segment), Transformer-XL, the Compressive Transformer, the infinity-former, the Recurrent Memory
+    Transformer and the plain Transformer."""
     memoria = f"memoria-gpt2-{size}.json"
     return [
         Model("memoria", memoria),
-        Model("memoria", memoria, "erased_every_segment", {"memoria_reset_period": 1}, directory="memoria-erased"),
+        Model("memoria", memoria, "erased_every_segment", ERASED, directory="memoria-erased"),
+        Model("memoria", memoria, "erased_at_eval", ERASED, evaluates="memoria"),
         *[Model(name, f"{name}-{size}.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
         Model("transformer", f"gpt2-{size}.json"),
+    ]
+
+
+WORKING_MEMORY_ONLY = {"memoria_num_reminded_stm": 0, "memoria_num_reminded_ltm": 0}
+
+
+def memoria_ladder(config: str) -> List[Model]:
+    """Memoria's ablations besides erasure, each trained so: nothing reminded (``working_memory_only``: the
+    Abstractor's working memory is the only memory read) and the paper's algorithm (``paper_mode``,
+    ``memoria_mode="paper"`` beside the default "reference")."""
+    return [
+        Model("memoria", config, "working_memory_only", WORKING_MEMORY_ONLY),
+        Model("memoria", config, "paper_mode", {"memoria_mode": "paper"}),
     ]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, model_table
+from . import ERASED, Model, Setting, Task, model_table
 from .timing import TimeSettings, model_config_of, time_models
 
 # fields a pretrained checkpoint's config.json does not dictate
@@ -121,6 +121,7 @@ class ClassificationCompare(CompareSettings, ClassificationTrain, GenreSettings)
         "resume_from",
         "overwrite",
         "seed",
+        "eval_only",
         "dataset",
         "data",
         "tokenizer",
@@ -403,6 +404,7 @@ TASK = Task(
             {"memoria_reset_period": 1},
             directory="memoria-bert-erased",
         ),
+        Model("memoria-bert", MEMORIA, "erased_at_eval", ERASED, evaluates="memoria-bert"),
         Model(
             "bert",
             "bert-genre-small.json",
@@ -421,6 +423,7 @@ TASK = Task(
     default_models=[
         "memoria-bert",
         "memoria-bert:erased_every_segment",
+        "memoria-bert:erased_at_eval",
         "bert:mean_of_segment_logits",
         "bert:first_segment_only",
     ],

@@ -13,6 +13,7 @@ saved as ``comparison.md``. Plain Python until a run trains.
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
@@ -61,10 +62,26 @@ def train_or_read_back(task: Task, settings: TrainSettings, retrain: bool) -> Di
     return task.verbs["train"][1](settings.replace(overwrite=True))
 
 
+def test_trained_weights(
+    task: Task, setting: Setting, model: Model, seed: int, output_dir: Path, retrain: bool
+) -> Dict[str, Any]:
+    """An entry that only tests (``model.evaluates``): the trained model's run (read back, or trained now), then its
+    final weights tested under ``model``'s configuration in the entry's own directory. Always tested again, so
+    that the results follow the weights they name."""
+    trained = train_or_read_back(
+        task, run_settings(task, setting, task.models[model.evaluates], seed, output_dir), retrain
+    )
+    settings = run_settings(task, setting, model, seed, output_dir)
+    print(f"== {settings.output_dir}: testing the weights of {trained['last_checkpoint']}", flush=True)
+    return task.verbs["train"][1](settings.replace(eval_only=trained["last_checkpoint"], overwrite=True))
+
+
 def tidy_rows(task: Task, model: Model, seed: int, setting: str, results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """One row per test metric, plus the step time and the parameter counts (all, and those that process tokens)."""
+    """One row per test metric, plus the step time (not for an entry that only tests) and the parameter counts (all,
+    and those that process tokens)."""
     values = {metric: results["test"][metric] for metric in task.metrics if metric in results["test"]}
-    values[STEP_SECONDS] = results["mean_step_seconds"]
+    if not math.isnan(results["mean_step_seconds"]):
+        values[STEP_SECONDS] = results["mean_step_seconds"]
     values[PARAMETERS] = results["parameters"]
     if TOKEN_PARAMETERS in results:  # runs finished before it was recorded lack it
         values[TOKEN_PARAMETERS] = results[TOKEN_PARAMETERS]
@@ -82,7 +99,7 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
     if settings.quick:
         settings = settings.replace(**task.quick)
     keys = settings.models or task.default_models
-    unknown = [key for key in keys if key not in task.models]
+    unknown = [key for key in [*keys, *settings.one_seed] if key not in task.models]
     if unknown:
         raise ValueError(f"--models {unknown} are not models of {task.name}; choose from {list(task.models)}")
     output_dir = Path(settings.output_dir)
@@ -91,12 +108,16 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
     rank_zero = True
     for setting in task.grid(settings) if task.grid else []:
         notes[setting.label] = setting.notes
-        for seed in settings.seeds:
+        for index, seed in enumerate(settings.seeds):
             for key in keys:
                 model = task.models[key]
-                results = train_or_read_back(
-                    task, run_settings(task, setting, model, seed, output_dir), settings.retrain
-                )
+                if index > 0 and key in settings.one_seed:
+                    continue
+                if model.evaluates:
+                    results = test_trained_weights(task, setting, model, seed, output_dir, settings.retrain)
+                else:
+                    run = run_settings(task, setting, model, seed, output_dir)
+                    results = train_or_read_back(task, run, settings.retrain)
                 rank_zero = results.get("rank_zero", True)
                 rows.extend(tidy_rows(task, model, seed, setting.label, results))
     baseline = task.baseline if task.baseline in keys else keys[-1]
@@ -104,6 +125,8 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
     table = format_table(
         rows, metric, higher_is_better, baseline, str(output_dir), settings.quick, notes, also=task.also_tabled
     )
+    if rank_zero and task.report is not None:
+        table += "\n\n" + task.report(rows, settings)
     if rank_zero:
         from ..training import write_results
 
@@ -113,11 +136,13 @@ def compare(task: Task, settings: CompareSettings) -> List[Dict[str, Any]]:
     return rows
 
 
-def _key(row: Dict[str, Any]) -> str:
+def row_key(row: Dict[str, Any]) -> str:
+    """The model key (MODEL or MODEL:ABLATION) of a comparison.json row."""
     return f"{row['model']}:{row['ablation']}" if row["ablation"] else row["model"]
 
 
-def _grid(header: List[str], body: List[List[str]]) -> str:
+def markdown_grid(header: List[str], body: List[List[str]]) -> str:
+    """A Markdown table with aligned columns."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in [header, *body]]
     return "\n".join([lines[0], "|" + "|".join("-" * (width + 2) for width in widths) + "|", *lines[1:]])
@@ -143,12 +168,12 @@ def format_table(
     """
     sections = []
     if quick:
-        sections.append("Quick mode: a smoke test of the pipeline (few steps, one seed); these are not results.")
+        sections.append("Quick mode: a smoke test of the pipeline (few steps, few seeds); these are not results.")
     for setting in dict.fromkeys(row["setting"] for row in rows):
         mine = [row for row in rows if row["setting"] == setting]
         seeds = list(dict.fromkeys(row["seed"] for row in mine))
-        models = list(dict.fromkeys(_key(row) for row in mine))
-        value = {(_key(row), row["seed"], row["metric"]): row["value"] for row in mine}
+        models = list(dict.fromkeys(row_key(row) for row in mine))
+        value = {(row_key(row), row["seed"], row["metric"]): row["value"] for row in mine}
         per_model = {
             key: [value[(key, seed, metric)] for seed in seeds if (key, seed, metric) in value] for key in models
         }
@@ -160,21 +185,31 @@ def format_table(
         body = []
         for key in models:
             values = per_model[key]
-            cells = [key, *[f"{item:.4f}" for item in values], f"{mean(values):.4f}"]
-            cells += [f"{stdev(values):.4f}"] if len(seeds) > 1 else []
+            per_seed = [f"{value[(key, seed, metric)]:.4f}" if (key, seed, metric) in value else "-" for seed in seeds]
+            cells = [key, *per_seed, f"{mean(values):.4f}"]
+            cells += [f"{stdev(values):.4f}" if len(values) > 1 else "-"] if len(seeds) > 1 else []
             cells.append("-" if key == baseline else f"{mean(values) - reference:+.4f}")
             for name in also:
                 others = [value[(key, seed, name)] for seed in seeds if (key, seed, name) in value]
                 cells.append(f"{mean(others):.4f}" if others else "-")
             steps = [value[(key, seed, STEP_SECONDS)] for seed in seeds if (key, seed, STEP_SECONDS) in value]
+            counts = [
+                {
+                    name: value[(key, seed, name)]
+                    for name in (PARAMETERS, TOKEN_PARAMETERS)
+                    if (key, seed, name) in value
+                }
+                for seed in seeds
+            ]
+            counts = next((found for found in counts if found), {})
             parameters = [
-                f"{int(value[(key, seeds[0], name)]):,}" if (key, seeds[0], name) in value else "-"
-                for name in (PARAMETERS, TOKEN_PARAMETERS)
+                f"{int(counts[name]):,}" if name in counts else "-" for name in (PARAMETERS, TOKEN_PARAMETERS)
             ]
             body.append([*cells, *parameters, f"{mean(steps):.3f}" if steps else "-"])
         best = (max if higher_is_better else min)(models, key=lambda key: mean(per_model[key]))
         direction = "higher" if higher_is_better else "lower"
-        count = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        shared = min(len(per_model[best]), len(per_model[baseline]))
+        count = f"{shared} seed{'s' if shared > 1 else ''}"
         if best == baseline or mean(per_model[best]) == reference:
             verdict = f"Better: none over {baseline} (mean test {metric}, {direction} is better; {count})."
         else:
@@ -182,12 +217,14 @@ def format_table(
                 f"Better: {best}, by {abs(mean(per_model[best]) - reference):.4f} mean test {metric} over {baseline} "
                 f"({direction} is better; {count})."
             )
-            if len(seeds) > 1:
+            if shared > 1:
                 spread = max(stdev(per_model[best]), stdev(per_model[baseline]))
                 larger = "larger" if abs(mean(per_model[best]) - reference) > spread else "not larger"
                 verdict += f" The difference is {larger} than the seed spread (the larger std, {spread:.4f})."
         extra = (notes or {}).get(setting, [])
-        sections.append("\n".join([f"### {setting}: test {metric}", "", _grid(header, body), "", verdict, *extra]))
+        sections.append(
+            "\n".join([f"### {setting}: test {metric}", "", markdown_grid(header, body), "", verdict, *extra])
+        )
     where = f"Outputs: {output_dir} (comparison.json, comparison.md; per run: results.json, checkpoints/, model/)"
     return "\n\n".join([*sections, where])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, causal_models, model_table
+from . import Model, Setting, Task, causal_models, memoria_ladder, model_table
 from .engrams import EngramSettings, analyze
 from .timing import TimeSettings, model_config_of, time_models
 
@@ -64,7 +64,16 @@ class SortingCompare(CompareSettings, SortingTrain):
         "max_steps": 200,
         "val_check_interval": 100,
     }
-    HIDDEN = ("model_config", "data", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed")
+    HIDDEN = (
+        "model_config",
+        "data",
+        "config_override",
+        "gpt2_checkpoint",
+        "resume_from",
+        "overwrite",
+        "seed",
+        "eval_only",
+    )
 
     sequence_lengths: List[int] = option([128, 512], "symbols before the separator, one data file each")
     vocab_size: int = option(10, "number of symbols (the paper's is 20)")
@@ -235,6 +244,7 @@ TASK = Task(
     models=model_table(
         *causal_models("sort-small"),
         Model("memoria", "memoria-gpt2-sort-small-fullwidth.json", "full_width"),  # the baseline's FFN width
+        *memoria_ladder(MEMORIA),
         Model(
             "memoria",
             MEMORIA,

@@ -185,12 +185,14 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
     assert {(row["model"], row["ablation"]) for row in rows} == {
         ("memoria-bert", ""),
         ("memoria-bert", "erased_every_segment"),
+        ("memoria-bert", "erased_at_eval"),
         ("bert", "mean_of_segment_logits"),
         ("bert", "first_segment_only"),
     }
     compare_classification(args)
     again = capsys.readouterr().out
-    assert again.count("finished, read back") == 4 and ": training" not in again
+    assert again.count("finished, read back") == 5 and ": training" not in again  # memoria-bert twice: erased_at_eval
+    assert again.count("testing the weights of") == 1  # erased_at_eval tests memoria-bert's weights again
     assert again[again.index("### genre") :] == first[first.index("### genre") :]
     assert (tmp_path / "cmp" / "comparison.md").read_text().strip() == first[first.index("### genre") :].strip()
 

@@ -1,0 +1,430 @@
+"""Recall: key-value pairs in a segment, queries about them 0 to 8 segments later.
+
+Only memory can answer a query past the segment that gives its pair: without it the answer is exactly chance
+(1 / num-values). The data are generated when read (experiment/data/recall.py), each run's --seed picking its own
+stream, so there is no prepare step; the model's vocabulary is the generator's (``vocab_size`` is set from the data
+settings, whatever the configuration file says). The comparison reports accuracy by distance (``accuracy_d0`` ..
+``accuracy_d8``) for Memoria, its ablation ladder (trained erased every segment; the same weights erased at
+evaluation; the same weights with nothing reminded at evaluation, ``working_memory_only``; trained with nothing
+reminded; the reference mode beside the paper's; the Abstractor) and the baselines, and draws it against chance.
+The d = 0 queries sit in the segment that gives the pair: they test whether a model learnt the binding at all, and
+must be near 100% before the distance table means anything.
+
+The defaults are the full mode: one pair per segment in a fact stream (``--facts stream``), one query distance per
+sample, 2,000 steps. ``compare --quick`` drops the fact stream (one pair in segment 0, filler between it and the one
+segment that asks) and trains 200 steps. Without the fact stream a model can relay the fact through its working
+memory from segment to segment, so there Memoria beating its erased self at d = 8 is read against
+``working_memory_only``: where that matches full Memoria, the gain is carried by the working memory (relay), not by
+long-term engrams. Verbs: train, eval, compare.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, stdev
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
+from . import ERASED, WORKING_MEMORY_ONLY, Model, Setting, Task, model_table
+from .compare import markdown_grid, narrowed, row_key
+
+if TYPE_CHECKING:
+    from ..data.recall import RecallSpec
+
+MEMORIA = "memoria-gpt2-recall-small.json"  # no Abstractor: the previous segment's hidden states are the working memory
+ABSTRACTOR = "memoria-gpt2-recall-small-abstractor.json"  # the same with the paper's Abstractor (16 working memories)
+D0_LEARNT = 0.9  # the d = 0 accuracy below which a model has not learnt the binding
+FIGURE = "recall_accuracy_by_distance.png"
+RECORDED_DISTANCES = 64  # comparison.json holds accuracy_d0 .. accuracy_d63 (samples of up to 64 segments)
+
+
+QUERY = ("one", "all")
+FACTS = ("first", "stream")
+SPEC_FIELDS = (
+    "num_pairs",
+    "num_keys",
+    "num_values",
+    "num_filler",
+    "num_segments",
+    "fact_queries",
+    "queries_per_segment",
+    "query_distances",
+    "facts",
+)
+
+
+@dataclass
+class RecallData(Settings):
+    """The recall data (generated when read; the run's --seed picks the stream)."""
+
+    num_pairs: int = option(1, "key-value pairs each fact segment gives")
+    num_keys: int = option(16, "keys a sample's distinct keys are drawn from")
+    num_values: int = option(8, "values a key may have (chance is 1 / num-values)")
+    num_filler: int = option(4, "filler tokens")
+    num_segments: int = option(9, "segments per sample with the fact segment (the farthest query: this minus 1 back)")
+    fact_queries: int = option(4, "queries at distance 0 in each segment that gives pairs, after them")
+    queries_per_segment: int = option(4, "queries about segment 0 in each segment that asks about it")
+    query_distances: str = option(
+        "one", "one: each sample asks about segment 0 in one segment d*, none between; all: every segment asks", QUERY
+    )
+    facts: str = option(
+        "stream", "first: segment 0 alone gives pairs; stream: every segment its own (needs one)", FACTS
+    )
+    num_train: int = option(100000, "training samples per epoch")
+    num_dev: int = option(128, "dev samples")
+    num_test: int = option(512, "test samples")
+
+    def spec_fields(self, segment_length: int) -> Dict[str, Any]:
+        """The ``RecallSpec`` fields of these settings with ``segment_length``."""
+        return {name: getattr(self, name) for name in SPEC_FIELDS} | {"segment_length": segment_length}
+
+
+@dataclass
+class RecallTrain(TrainSettings, RecallData):
+    """Training settings with the recall data."""
+
+    DEFAULTS = {
+        "segment_length": 16,
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.025,  # 50 of 2,000 steps
+        "gradient_clip": 1.0,
+        "max_steps": 2000,
+        "val_check_interval": 500,
+    }
+
+
+@dataclass
+class RecallEval(HardwareSettings):
+    """The checkpoint, the samples to test it on, and what to change in its model at evaluation."""
+
+    DEFAULTS = {"devices": "1"}
+
+    checkpoint: str = option(None, "Lightning checkpoint written by train recall", required=True)
+    split: str = option("test", "the split's stream", ("train", "dev", "test"))
+    num_samples: int = option(512, "samples")
+    seed: int = option(42, "the data stream (a run's --seed gives its own test set) and Memoria's ties")
+    batch_size: int = option(64, "evaluation batch size")
+    config_override: Dict[str, Any] = option(
+        {}, "FIELD=VALUE: set a model configuration field for the evaluation (memoria_reset_period=1: erased)"
+    )
+
+
+@dataclass
+class RecallCompare(CompareSettings, RecallTrain):
+    """The recall comparison: every model the same number of steps, on each seed's own data stream."""
+
+    DEFAULTS = {
+        **RecallTrain.DEFAULTS,
+        "output_dir": "outputs/recall",
+        "accelerator": "cpu",
+        "devices": "1",
+        "threads": 1,
+    }
+    HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "eval_only")
+
+
+def train(settings: RecallTrain) -> Dict[str, Any]:
+    """Trains, tests the final weights and the best checkpoint and writes results.json; returns its contents."""
+    from ..data.recall import RecallSpec
+    from ..tasks.recall import RecallDataModule, RecallTask
+    from ..training import load_model_config, train_and_test
+
+    fields = settings.spec_fields(settings.segment_length)
+    spec = RecallSpec(**fields)
+    datamodule = RecallDataModule(
+        spec,
+        settings.seed,
+        settings.num_train,
+        settings.num_dev,
+        settings.num_test,
+        settings.batch_size,
+        settings.eval_batch_size,
+        settings.num_workers,
+    )
+    check_vocabulary(settings.config_override, spec)
+    config = load_model_config(settings, vocab_size=spec.vocab_size)
+
+    def make_task() -> RecallTask:
+        return RecallTask(
+            config.to_dict(),
+            settings.segment_length,
+            fields,
+            learning_rate=settings.learning_rate,
+            warmup_ratio=settings.warmup_ratio,
+            weight_decay=settings.weight_decay,
+        )
+
+    results = train_and_test(settings, make_task, datamodule, extra_results={"chance": spec.chance})
+    if results["rank_zero"]:
+        print(f"test {by_distance_line(results['test'], spec.max_distance)}; outputs in {results['output_dir']}")
+    return results
+
+
+def check_vocabulary(config_override: Dict[str, Any], spec: "RecallSpec") -> None:
+    """Refuses a ``vocab_size`` override other than the generator's (the task sets the model's vocabulary).
+
+    Raises:
+        ValueError: naming both sizes and the data settings that fix the generator's.
+    """
+    wanted = config_override.get("vocab_size", spec.vocab_size)
+    if wanted != spec.vocab_size:
+        raise ValueError(
+            f"--config-override vocab_size={wanted} differs from the generator's {spec.vocab_size} (num-filler "
+            f"{spec.num_filler} + num-keys {spec.num_keys} + num-values {spec.num_values} + 2 for ? and _): the task "
+            "sets the model's vocabulary from the data settings"
+        )
+
+
+def by_distance_line(metrics: Dict[str, float], max_distance: int) -> str:
+    """The line "accuracy A; by distance 0-N: a0 a1 ... aN" of the test metrics."""
+    distances = " ".join(f"{metrics.get(f'accuracy_d{d}', math.nan):.3f}" for d in range(max_distance + 1))
+    return f"accuracy {metrics['accuracy']:.4f}; by distance 0-{max_distance}: {distances}"
+
+
+def evaluate(settings: RecallEval) -> Dict[str, float]:
+    """Tests the checkpoint's weights (with ``config_override`` applied to its model) on fresh samples of the data
+    it was trained on; prints and returns the metrics."""
+    import lightning as L
+    import torch
+
+    from ..data.recall import RecallDataset
+    from ..tasks.base import split_loader
+    from ..tasks.recall import RecallTask
+    from ..training import check_checkpoint, evaluation_trainer, load_weights, quiet_lightning, set_threads
+
+    quiet_lightning()
+    set_threads(settings.threads)
+    check_checkpoint(settings.checkpoint, "--checkpoint")
+    hparams = torch.load(settings.checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    L.seed_everything(settings.seed, verbose=False)
+    task = RecallTask(
+        {**hparams["model_config"], **settings.config_override}, hparams["segment_length"], hparams["data"]
+    )
+    load_weights(task, settings.checkpoint)
+    trainer = evaluation_trainer(settings)
+    dataset = RecallDataset(task.spec, settings.split, settings.num_samples, settings.seed)
+    loader = split_loader(trainer, dataset, settings.batch_size, False)
+    metrics = trainer.test(task, dataloaders=loader, verbose=False)[0]
+    results = {key.removeprefix("test/"): value for key, value in metrics.items()}
+    print(f"{settings.split}: {by_distance_line(results, task.spec.max_distance)} (chance {task.spec.chance:.4f})")
+    return results
+
+
+def grid(settings: RecallCompare) -> List[Setting]:
+    """One setting: the data as the settings give them."""
+    from ..data.recall import RecallSpec, describe
+
+    spec = RecallSpec(**settings.spec_fields(settings.segment_length))
+    notes = ["", *describe(spec), f"Every model trains {settings.max_steps} steps of batch {settings.batch_size}."]
+    if settings.one_seed:
+        notes.append(f"Run with the first seed only: {', '.join(settings.one_seed)}.")
+    return [Setting("recall", narrowed(settings, RecallTrain), notes, directory="")]
+
+
+# ---- the report: accuracy by distance, the d = 0 control, Memoria against its erased self, the figure ----------
+
+
+def _mean_se(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """The mean and its standard error (None with one value)."""
+    return mean(values), (stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
+
+
+def _cell(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    average, error = _mean_se(values)
+    return f"{average:.3f}" if error is None else f"{average:.3f} ± {error:.3f}"
+
+
+def accuracy_by_distance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[int, Dict[int, float]]]:
+    """{model key: {distance: {seed: accuracy}}} from comparison.json's rows."""
+    table: Dict[str, Dict[int, Dict[int, float]]] = {}
+    for row in rows:
+        if row["metric"].startswith("accuracy_d"):
+            distance = int(row["metric"].removeprefix("accuracy_d"))
+            table.setdefault(row_key(row), {}).setdefault(distance, {})[row["seed"]] = row["value"]
+    return table
+
+
+def memory_verdict(
+    full: Dict[int, float],
+    other: Dict[int, float],
+    distance: int,
+    name: str = "memoria",
+    ablation: str = "erased_at_eval",
+) -> Tuple[str, str]:
+    """Whether ``name`` beats ``name:ablation`` (the same weights tested otherwise) at ``distance``: the mean
+    difference over the seeds both have (paired: same weights, same test samples), with 2 standard errors.
+
+    Returns:
+        the sentence, and its reading: "level" (within 2 standard errors), "higher", "lower" or "" (no verdict).
+    """
+    other_key = f"{name}:{ablation}"
+    seeds = sorted(set(full) & set(other))
+    if not seeds:
+        return f"{name} and {other_key} share no seed: no verdict at d = {distance}.", ""
+    differences = [full[seed] - other[seed] for seed in seeds]
+    average, error = _mean_se(differences)
+    head = f"At d = {distance}, {name} minus {other_key} (same weights): {average:+.4f}"
+    if error is None:
+        return f"{head} over 1 seed: no standard error, no verdict.", ""
+    if abs(average) <= 2 * error:
+        reading, words = "level", "level (within 2 standard errors)"
+    elif average > 0:
+        reading, words = "higher", f"{name} is higher"
+    else:
+        reading, words = "lower", f"{other_key} is higher"
+    return f"{head} ± {2 * error:.4f} (2 SE, {len(seeds)} seeds): {words}.", reading
+
+
+RELAY = (
+    "When working_memory_only (nothing reminded at evaluation, same weights) matches full Memoria, the gain over "
+    "erased_at_eval is carried by the working memory (each segment reading the previous one and passing the fact "
+    "on: relay), not by long-term engrams."
+)
+
+
+def memory_lines(table: Dict[str, Dict[int, Dict[int, float]]], distance: int) -> List[str]:
+    """Memoria at ``distance`` against its erased self and against its working memory alone, and what they say."""
+    full = table.get("memoria", {}).get(distance, {})
+    lines = []
+    erased_reading = ""
+    if "memoria:erased_at_eval" in table:
+        sentence, erased_reading = memory_verdict(full, table["memoria:erased_at_eval"].get(distance, {}), distance)
+        lines.append(sentence + (" Memory helps." if erased_reading == "higher" else ""))
+    if "memoria:working_memory_only" in table:
+        working = table["memoria:working_memory_only"].get(distance, {})
+        sentence, reading = memory_verdict(full, working, distance, ablation="working_memory_only")
+        lines += [sentence, RELAY]
+        if erased_reading == "higher" and reading in ("level", "lower"):
+            lines.append(
+                f"Here working_memory_only is {'level with' if reading == 'level' else 'above'} full Memoria at "
+                f"d = {distance}: the gain is relay through the working memory, not long-term engrams."
+            )
+        elif erased_reading == "higher" and reading == "higher":
+            lines.append(
+                f"Here full Memoria is above working_memory_only at d = {distance}: the reminded engrams carry part "
+                "of the answer."
+            )
+    return lines
+
+
+def report(rows: List[Dict[str, Any]], settings: RecallCompare) -> str:
+    """The recall report from comparison.json's rows: accuracy by distance per model (mean ± standard error over
+    seeds), the d = 0 control, Memoria at the farthest distance against its erased self and its working memory
+    alone, and the figure (written to the comparison's output directory)."""
+    table = accuracy_by_distance(rows)
+    if not table:
+        return "No accuracy by distance in the rows."
+    distances = sorted({distance for by_distance in table.values() for distance in by_distance})
+    farthest = distances[-1]
+    chance = 1.0 / settings.num_values
+    header = ["model", "seeds", *[f"d={d}" for d in distances]]
+    body = []
+    for key, by_distance in table.items():
+        seeds = len({seed for values in by_distance.values() for seed in values})
+        body.append([key, str(seeds), *[_cell(list(by_distance.get(d, {}).values())) for d in distances]])
+    lines = [
+        "### recall: test accuracy by distance (segments back; mean ± standard error over seeds)",
+        "",
+        markdown_grid(header, body),
+        "",
+        f"Chance: {chance:.4f} (1 / number of values) at every distance d >= 1.",
+    ]
+    control = {key: mean(values[0].values()) for key, values in table.items() if 0 in values}
+    if control:
+        listed = ", ".join(f"{key} {value:.3f}" for key, value in control.items())
+        lines.append(f"The d = 0 control (the pair and its query in the same segment): {listed}.")
+    unlearnt = {key: value for key, value in control.items() if value < D0_LEARNT}
+    if unlearnt:
+        lines.append(
+            f"Below {D0_LEARNT:.0%} for {', '.join(unlearnt)}: those models have not learnt the binding, so their "
+            "accuracy at d >= 1 says nothing about memory."
+        )
+    elif control:
+        lines.append(f"The d = 0 control is at least {D0_LEARNT:.0%} for every model: the binding is learnt.")
+    if "memoria" in table:
+        lines += memory_lines(table, farthest)
+    figure = draw(table, chance, Path(settings.output_dir) / FIGURE)
+    lines.append(f"Figure: {figure}")
+    return "\n".join(lines)
+
+
+def draw(table: Dict[str, Dict[int, Dict[int, float]]], chance: float, path: Path) -> Path:
+    """Accuracy against distance, one line per model (mean, error bars of one standard error), chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for key, by_distance in table.items():
+        distances = sorted(by_distance)
+        stats = [_mean_se(list(by_distance[d].values())) for d in distances]
+        errors = [error or 0.0 for _, error in stats]
+        axes.errorbar(distances, [average for average, _ in stats], yerr=errors, marker="o", capsize=3, label=key)
+    axes.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.3f})")
+    axes.set_xlabel("distance (segments between the pair and its query)")
+    axes.set_ylabel("test accuracy")
+    axes.set_ylim(0, 1.02)
+    axes.set_title("Recall accuracy by distance")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+MODELS = [
+    Model("memoria", MEMORIA),
+    Model("memoria", MEMORIA, "erased_every_segment", ERASED),
+    Model("memoria", MEMORIA, "erased_at_eval", ERASED, evaluates="memoria"),
+    Model("memoria", MEMORIA, "working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria"),
+    Model("memoria", MEMORIA, "working_memory_only_trained", WORKING_MEMORY_ONLY),
+    Model("memoria", MEMORIA, "reference_mode", {"memoria_mode": "reference"}),
+    Model("memoria", ABSTRACTOR, "abstractor"),
+    *[Model(name, f"{name}-recall-small.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
+    Model("transformer", "gpt2-recall-small.json"),
+]
+QUICK_MEMORIA = ["memoria", "memoria:erased_at_eval", "memoria:working_memory_only"]
+QUICK_ONE_SEED = ["transformer", "transfo-xl", "memoria:abstractor"]
+TASK = Task(
+    name="recall",
+    summary="answer queries about key-value pairs given 0-8 segments back",
+    verbs={"train": (RecallTrain, train), "eval": (RecallEval, evaluate), "compare": (RecallCompare, None)},
+    models=model_table(*MODELS),
+    default_models=[model.key for model in MODELS],
+    baseline="memoria:erased_at_eval",
+    metrics=("accuracy", *(f"accuracy_d{d}" for d in range(RECORDED_DISTANCES)), "loss"),
+    headline=("accuracy", True),
+    quick=dict(
+        seeds=[42, 43],
+        models=[*QUICK_MEMORIA, *QUICK_ONE_SEED],
+        one_seed=QUICK_ONE_SEED,
+        facts="first",
+        max_steps=200,
+        warmup_ratio=0.25,  # 50 of 200 steps
+        num_dev=64,
+        num_test=512,
+        val_check_interval=200,
+    ),
+    identity=(
+        "config_override",
+        "segment_length",
+        "batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "gradient_clip",
+        "max_steps",
+        "seed",
+        *SPEC_FIELDS,
+        "num_train",
+        "num_dev",
+        "num_test",
+    ),
+    grid=grid,
+    report=report,
+)
