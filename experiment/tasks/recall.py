@@ -2,13 +2,11 @@
 
 from typing import Any, Dict, Optional
 
-import lightning as L
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from torchmetrics import MeanMetric, Metric
 
 from ..data.recall import IGNORE_INDEX, RecallDataset, RecallSpec
-from .base import Segment, SegmentLoss, SegmentTask, split_loader
+from .base import Segment, SegmentLoss, SegmentTask, SplitsDataModule
 
 
 def distance_metric(distance: int) -> str:
@@ -29,37 +27,21 @@ class RecallTask(SegmentTask):
         segment_length: tokens per segment.
         data: the :class:`RecallSpec` fields of the data it is trained on (kept in the checkpoint, so that
             ``eval recall`` makes the same kind of samples); its ``segment_length`` must be ``segment_length``.
-        learning_rate: AdamW's peak learning rate.
-        warmup_ratio: fraction of the steps of linear warm-up from 0.
-        weight_decay: AdamW's weight decay.
+        **options: the optimisation settings of :class:`SegmentTask` (``learning_rate``, ``warmup_ratio``,
+            ``weight_decay``); memory is never carried.
     """
 
     monitor = "val/accuracy"
     monitor_mode = "max"
 
-    def __init__(
-        self,
-        model_config: Dict[str, Any],
-        segment_length: int,
-        data: Dict[str, Any],
-        learning_rate: float = 2e-4,
-        warmup_ratio: float = 0.06,
-        weight_decay: float = 0.0,
-    ) -> None:
+    def __init__(self, model_config: Dict[str, Any], segment_length: int, data: Dict[str, Any], **options: Any) -> None:
         spec = RecallSpec(**data)
         if spec.segment_length != segment_length:
             raise ValueError(
                 f"data's segment_length {spec.segment_length} differs from segment_length {segment_length}"
             )
         self.spec = spec
-        super().__init__(
-            model_config,
-            segment_length,
-            learning_rate=learning_rate,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            carry_memory=False,
-        )
+        super().__init__(model_config, segment_length, carry_memory=False, **options)
 
     def build_metrics(self) -> Dict[str, Metric]:
         names = ["accuracy", *(distance_metric(d) for d in range(self.spec.max_distance + 1))]
@@ -79,7 +61,7 @@ class RecallTask(SegmentTask):
         return SegmentLoss(total, is_answer.sum())
 
 
-class RecallDataModule(L.LightningDataModule):
+class RecallDataModule(SplitsDataModule):
     """Loaders over generated recall samples; ``seed`` picks the data stream of every split.
 
     Args:
@@ -104,25 +86,9 @@ class RecallDataModule(L.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, num_workers)
         self.spec = spec
         self.datasets = {
             split: RecallDataset(spec, split, size, seed)
             for split, size in (("train", num_train), ("dev", num_dev), ("test", num_test))
         }
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-
-    def _loader(self, split: str, batch_size: int, train: bool) -> DataLoader:
-        trainer = getattr(self, "trainer", None)
-        return split_loader(trainer, self.datasets[split], batch_size, train, self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("dev", self.eval_batch_size, False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, False)

@@ -61,7 +61,15 @@ def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_check
         ("transformer", "", 1),
     }
     metrics = {row["metric"] for row in rows if row["ablation"] == "erased_at_eval"}
-    assert metrics == {"accuracy", "accuracy_d0", "accuracy_d1", "accuracy_d2", "loss", "parameters"}  # no step time
+    assert metrics == {
+        "accuracy",
+        "accuracy_d0",
+        "accuracy_d1",
+        "accuracy_d2",
+        "loss",
+        "parameters",
+        "token_parameters",
+    }  # no step time
     assert json.loads((output_dir / "comparison.json").read_text()) == rows
 
     for seed in (1, 2):
