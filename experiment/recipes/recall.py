@@ -308,6 +308,10 @@ def memory_lines(table: Dict[str, Dict[int, Dict[int, float]]], distance: int) -
                 f"Here full Memoria is above working_memory_only at d = {distance}: the reminded engrams carry part "
                 "of the answer."
             )
+        elif erased_reading == "level":
+            lines.append(
+                f"Here Memoria is level with its erased self at d = {distance}: no memory effect to attribute."
+            )
     return lines
 
 

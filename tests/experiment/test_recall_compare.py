@@ -175,6 +175,8 @@ def test_the_report_calls_a_gain_that_working_memory_alone_matches_relay():
     assert relay[-1].endswith("the gain is relay through the working memory, not long-term engrams.")
     engrams = memory_lines(table(0.30), 8)
     assert engrams[-1].endswith("the reminded engrams carry part of the answer.")
+    unused = memory_lines({**table(0.12), "memoria": {8: {1: 0.12, 2: 0.13, 3: 0.11}}}, 8)
+    assert unused[-1] == "Here Memoria is level with its erased self at d = 8: no memory effect to attribute."
 
 
 def test_a_vocabulary_other_than_the_generators_is_refused(tmp_path, tiny_task):
