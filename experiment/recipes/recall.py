@@ -390,11 +390,14 @@ MODELS = [
     Model("memoria", MEMORIA, "working_memory_only_trained", WORKING_MEMORY_ONLY),
     Model("memoria", MEMORIA, "reference_mode", {"memoria_mode": "reference"}),
     Model("memoria", ABSTRACTOR, "abstractor"),
+    Model("memoria", ABSTRACTOR, "abstractor_erased_at_eval", ERASED, evaluates="memoria:abstractor"),
+    Model("memoria", ABSTRACTOR, "abstractor_working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria:abstractor"),
     *[Model(name, f"{name}-recall-small.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
     Model("transformer", "gpt2-recall-small.json"),
 ]
 QUICK_MEMORIA = ["memoria", "memoria:erased_at_eval", "memoria:working_memory_only"]
-QUICK_ONE_SEED = ["transformer", "transfo-xl", "memoria:abstractor"]
+QUICK_ABSTRACTOR = ["memoria:abstractor", "memoria:abstractor_erased_at_eval", "memoria:abstractor_working_memory_only"]
+QUICK_ONE_SEED = ["transformer", "transfo-xl", *QUICK_ABSTRACTOR]
 TASK = Task(
     name="recall",
     summary="answer queries about key-value pairs given 0-8 segments back",
