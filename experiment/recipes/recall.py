@@ -248,6 +248,12 @@ def accuracy_by_distance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[int, 
     return table
 
 
+def ablation_key(name: str, ablation: str) -> str:
+    """The key of ``name``'s evaluation-only ``ablation``: "memoria:erased_at_eval", and for a named variant
+    "memoria:abstractor_erased_at_eval"."""
+    return f"{name}_{ablation}" if ":" in name else f"{name}:{ablation}"
+
+
 def memory_verdict(
     full: Dict[int, float],
     other: Dict[int, float],
@@ -261,7 +267,7 @@ def memory_verdict(
     Returns:
         the sentence, and its reading: "level" (within 2 standard errors), "higher", "lower" or "" (no verdict).
     """
-    other_key = f"{name}:{ablation}"
+    other_key = ablation_key(name, ablation)
     seeds = sorted(set(full) & set(other))
     if not seeds:
         return f"{name} and {other_key} share no seed: no verdict at d = {distance}.", ""
@@ -286,28 +292,31 @@ RELAY = (
 )
 
 
-def memory_lines(table: Dict[str, Dict[int, Dict[int, float]]], distance: int) -> List[str]:
-    """Memoria at ``distance`` against its erased self and against its working memory alone, and what they say."""
-    full = table.get("memoria", {}).get(distance, {})
+def memory_lines(table: Dict[str, Dict[int, Dict[int, float]]], distance: int, name: str = "memoria") -> List[str]:
+    """``name`` at ``distance`` against its erased self and against its working memory alone, and what they say."""
+    full = table.get(name, {}).get(distance, {})
     lines = []
     erased_reading = ""
-    if "memoria:erased_at_eval" in table:
-        sentence, erased_reading = memory_verdict(full, table["memoria:erased_at_eval"].get(distance, {}), distance)
+    erased_key, working_key = ablation_key(name, "erased_at_eval"), ablation_key(name, "working_memory_only")
+    if erased_key in table:
+        sentence, erased_reading = memory_verdict(full, table[erased_key].get(distance, {}), distance, name)
         lines.append(sentence + (" Memory helps." if erased_reading == "higher" else ""))
-    if "memoria:working_memory_only" in table:
-        working = table["memoria:working_memory_only"].get(distance, {})
-        sentence, reading = memory_verdict(full, working, distance, ablation="working_memory_only")
-        lines += [sentence, RELAY]
+    if working_key in table:
+        working = table[working_key].get(distance, {})
+        sentence, reading = memory_verdict(full, working, distance, name, "working_memory_only")
+        lines.append(sentence)
         if erased_reading == "higher" and reading in ("level", "lower"):
             lines.append(
-                f"Here working_memory_only is {'level with' if reading == 'level' else 'above'} full Memoria at "
+                f"Here {working_key} is {'level with' if reading == 'level' else 'above'} {name} at "
                 f"d = {distance}: the gain is relay through the working memory, not long-term engrams."
             )
         elif erased_reading == "higher" and reading == "higher":
             lines.append(
-                f"Here full Memoria is above working_memory_only at d = {distance}: the reminded engrams carry part "
+                f"Here {name} is above {working_key} at d = {distance}: the reminded engrams carry part "
                 "of the answer."
             )
+        elif erased_reading == "level":
+            lines.append(f"Here {name} is level with {erased_key} at d = {distance}: no memory effect to attribute.")
     return lines
 
 
@@ -345,8 +354,11 @@ def report(rows: List[Dict[str, Any]], settings: RecallCompare) -> str:
         )
     elif control:
         lines.append(f"The d = 0 control is at least {D0_LEARNT:.0%} for every model: the binding is learnt.")
-    if "memoria" in table:
-        lines += memory_lines(table, farthest)
+    for name in ("memoria", "memoria:abstractor"):
+        if name in table:
+            lines += memory_lines(table, farthest, name)
+    if any(ablation_key(name, "working_memory_only") in table for name in ("memoria", "memoria:abstractor")):
+        lines.append(RELAY)
     figure = draw(table, chance, Path(settings.output_dir) / FIGURE)
     lines.append(f"Figure: {figure}")
     return "\n".join(lines)
@@ -386,11 +398,14 @@ MODELS = [
     Model("memoria", MEMORIA, "working_memory_only_trained", WORKING_MEMORY_ONLY),
     Model("memoria", MEMORIA, "reference_mode", {"memoria_mode": "reference"}),
     Model("memoria", ABSTRACTOR, "abstractor"),
+    Model("memoria", ABSTRACTOR, "abstractor_erased_at_eval", ERASED, evaluates="memoria:abstractor"),
+    Model("memoria", ABSTRACTOR, "abstractor_working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria:abstractor"),
     *[Model(name, f"{name}-recall-small.json") for name in ("transfo-xl", "compressive", "infinity-former", "rmt")],
     Model("transformer", "gpt2-recall-small.json"),
 ]
 QUICK_MEMORIA = ["memoria", "memoria:erased_at_eval", "memoria:working_memory_only"]
-QUICK_ONE_SEED = ["transformer", "transfo-xl", "memoria:abstractor"]
+QUICK_ABSTRACTOR = ["memoria:abstractor", "memoria:abstractor_erased_at_eval", "memoria:abstractor_working_memory_only"]
+QUICK_ONE_SEED = ["transformer", "transfo-xl"]
 TASK = Task(
     name="recall",
     summary="answer queries about key-value pairs given 0-8 segments back",
@@ -402,7 +417,7 @@ TASK = Task(
     headline=("accuracy", True),
     quick=dict(
         seeds=[42, 43],
-        models=[*QUICK_MEMORIA, *QUICK_ONE_SEED],
+        models=[*QUICK_MEMORIA, *QUICK_ONE_SEED, *QUICK_ABSTRACTOR],
         one_seed=QUICK_ONE_SEED,
         facts="first",
         max_steps=200,

@@ -179,10 +179,22 @@ def test_the_report_calls_a_gain_that_working_memory_alone_matches_relay():
         }
 
     relay = memory_lines(table(0.99), 8)
+    assert len(relay) == 3
     assert "memoria is higher. Memory helps." in relay[0] and relay[1].endswith("level (within 2 standard errors).")
     assert relay[-1].endswith("the gain is relay through the working memory, not long-term engrams.")
     engrams = memory_lines(table(0.30), 8)
     assert engrams[-1].endswith("the reminded engrams carry part of the answer.")
+    full, erased, working = table(0.30).values()
+    variant = {
+        "memoria:abstractor": full,
+        "memoria:abstractor_erased_at_eval": erased,
+        "memoria:abstractor_working_memory_only": working,
+    }
+    assert memory_lines(variant, 8, "memoria:abstractor")[1].startswith(
+        "At d = 8, memoria:abstractor minus memoria:abstractor_working_memory_only (same weights):"
+    )
+    unused = memory_lines({**table(0.12), "memoria": {8: {1: 0.12, 2: 0.13, 3: 0.11}}}, 8)
+    assert unused[-1] == "Here memoria is level with memoria:erased_at_eval at d = 8: no memory effect to attribute."
 
 
 def test_a_vocabulary_other_than_the_generators_is_refused(tmp_path, tiny_task):
