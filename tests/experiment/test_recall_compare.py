@@ -31,6 +31,12 @@ def tiny_task(tmp_path):
     return dataclasses.replace(TASK, models=model_table(*models))
 
 
+def tiny_run(**changes):
+    """The settings of a tiny recall run (one step, 4 samples a split), with ``changes``."""
+    settings = dict(segment_length=8, batch_size=4, max_steps=1, val_check_interval=1, num_train=4, num_dev=4)
+    return {**settings, "num_test": 4, "no_progress_bar": True, **DATA, **changes}
+
+
 def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_checkpoint(tiny_task, tmp_path, capsys):
     output_dir = tmp_path / "out"
     settings = RecallCompare.create(
@@ -38,16 +44,7 @@ def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_check
         models=MODELS,
         seeds=[1, 2],
         one_seed=["memoria:working_memory_only", "transformer"],
-        segment_length=8,
-        batch_size=4,
-        eval_batch_size=8,
-        max_steps=2,
-        val_check_interval=2,
-        num_train=8,
-        num_dev=4,
-        num_test=8,
-        no_progress_bar=True,
-        **DATA,
+        **tiny_run(eval_batch_size=8, max_steps=2, val_check_interval=2, num_train=8, num_test=8),
     )
     rows = compare(tiny_task, settings)
     printed = capsys.readouterr().out
@@ -126,15 +123,7 @@ def test_the_erased_weights_ignore_the_fact_segment(tmp_path, tiny_task):
     settings = RecallTrain.create(
         model_config=tiny_task.models["memoria"].config_path,
         output_dir=str(tmp_path / "run"),
-        segment_length=8,
-        batch_size=4,
-        max_steps=1,
-        val_check_interval=1,
-        num_train=4,
-        num_dev=4,
-        num_test=4,
-        no_progress_bar=True,
-        **DATA,
+        **tiny_run(),
     )
     results = train(settings)
     checkpoint = torch.load(results["last_checkpoint"], map_location="cpu", weights_only=True)
