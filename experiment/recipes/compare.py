@@ -193,18 +193,10 @@ def format_table(
                 others = [value[(key, seed, name)] for seed in seeds if (key, seed, name) in value]
                 cells.append(f"{mean(others):.4f}" if others else "-")
             steps = [value[(key, seed, STEP_SECONDS)] for seed in seeds if (key, seed, STEP_SECONDS) in value]
-            counts = [
-                {
-                    name: value[(key, seed, name)]
-                    for name in (PARAMETERS, TOKEN_PARAMETERS)
-                    if (key, seed, name) in value
-                }
-                for seed in seeds
-            ]
-            counts = next((found for found in counts if found), {})
-            parameters = [
-                f"{int(counts[name]):,}" if name in counts else "-" for name in (PARAMETERS, TOKEN_PARAMETERS)
-            ]
+            parameters = []  # all, and those that process tokens; the same in every seed's run
+            for name in (PARAMETERS, TOKEN_PARAMETERS):
+                found = [value[(key, seed, name)] for seed in seeds if (key, seed, name) in value]
+                parameters.append(f"{int(found[0]):,}" if found else "-")
             body.append([*cells, *parameters, f"{mean(steps):.3f}" if steps else "-"])
         best = (max if higher_is_better else min)(models, key=lambda key: mean(per_model[key]))
         direction = "higher" if higher_is_better else "lower"
