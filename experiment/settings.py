@@ -152,6 +152,8 @@ class CompareSettings(Settings):
     and thread unless they say otherwise."""
 
     DEFAULTS = {"accelerator": "cpu", "devices": "1", "threads": 1}
+    # the training fields the comparison sets for each run (a task's comparison adds its data fields)
+    HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "eval_only")
 
     output_dir: str = option("outputs/compare", "where every run, comparison.json and the table go")
     models: List[str] = option([], "models to compare, MODEL or MODEL:ABLATION; none: the task's default list")

@@ -114,14 +114,7 @@ class ClassificationCompare(CompareSettings, ClassificationTrain, GenreSettings)
         "learning_rate": 1e-3,
         "val_check_interval": 100,
     }
-    HIDDEN = (
-        "model_config",
-        "config_override",
-        "gpt2_checkpoint",
-        "resume_from",
-        "overwrite",
-        "seed",
-        "eval_only",
+    HIDDEN = CompareSettings.HIDDEN + (
         "dataset",
         "data",
         "tokenizer",

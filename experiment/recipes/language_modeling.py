@@ -96,16 +96,7 @@ class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
         "val_check_interval": 150,
         "limit_val_batches": 10,
     }
-    HIDDEN = (
-        "model_config",
-        "config_override",
-        "gpt2_checkpoint",
-        "resume_from",
-        "overwrite",
-        "seed",
-        "dataset",
-        "eval_only",
-    )
+    HIDDEN = CompareSettings.HIDDEN + ("dataset",)
 
 
 @dataclass

@@ -122,7 +122,6 @@ class RecallCompare(CompareSettings, RecallTrain):
         "devices": "1",
         "threads": 1,
     }
-    HIDDEN = ("model_config", "config_override", "gpt2_checkpoint", "resume_from", "overwrite", "seed", "eval_only")
 
 
 def train(settings: RecallTrain) -> Dict[str, Any]:

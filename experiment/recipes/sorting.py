@@ -64,16 +64,7 @@ class SortingCompare(CompareSettings, SortingTrain):
         "max_steps": 200,
         "val_check_interval": 100,
     }
-    HIDDEN = (
-        "model_config",
-        "data",
-        "config_override",
-        "gpt2_checkpoint",
-        "resume_from",
-        "overwrite",
-        "seed",
-        "eval_only",
-    )
+    HIDDEN = CompareSettings.HIDDEN + ("data",)
 
     sequence_lengths: List[int] = option([128, 512], "symbols before the separator, one data file each")
     vocab_size: int = option(10, "number of symbols (the paper's is 20)")
