@@ -10,12 +10,14 @@ reminded; the reference mode beside the paper's; the Abstractor) and the baselin
 The d = 0 queries sit in the segment that gives the pair: they test whether a model learnt the binding at all, and
 must be near 100% before the distance table means anything.
 
-The defaults are the full mode: one pair per segment in a fact stream (``--facts stream``), one query distance per
-sample, 2,000 steps. ``compare --quick`` drops the fact stream (one pair in segment 0, filler between it and the one
-segment that asks) and trains 200 steps. Without the fact stream a model can relay the fact through its working
-memory from segment to segment, so there Memoria beating its erased self at d = 8 is read against
+The defaults are the full mode: one pair in segment 0, filler between it and the one segment that asks about it
+(``--facts first``), 200 steps of batch 32, every model of the ladder and the baselines on 3 seeds. ``compare
+--quick`` runs the same data and steps for fewer models and seeds. Here a model can relay the fact through its
+working memory from segment to segment, so Memoria beating its erased self at d = 8 is read against
 ``working_memory_only``: where that matches full Memoria, the gain is carried by the working memory (relay), not by
-long-term engrams. Verbs: train, eval, compare.
+long-term engrams. ``--facts stream`` (every segment gives its own pair and asks about it, so only the latest pair
+can be relayed) is the variant that isolates the engrams; at these budgets no model learns its far queries.
+Verbs: train, eval, compare.
 """
 
 import math
@@ -68,7 +70,7 @@ class RecallData(Settings):
         "one", "one: each sample asks about segment 0 in one segment d*, none between; all: every segment asks", QUERY
     )
     facts: str = option(
-        "stream", "first: segment 0 alone gives pairs; stream: every segment its own (needs one)", FACTS
+        "first", "first: segment 0 alone gives pairs; stream: every segment its own (needs one)", FACTS
     )
     num_train: int = option(100000, "training samples per epoch")
     num_dev: int = option(128, "dev samples")
@@ -88,10 +90,11 @@ class RecallTrain(TrainSettings, RecallData):
         "batch_size": 32,
         "eval_batch_size": 64,
         "learning_rate": 1e-3,
-        "warmup_ratio": 0.025,  # 50 of 2,000 steps
+        "warmup_ratio": 0.25,  # 50 of 200 steps
         "gradient_clip": 1.0,
-        "max_steps": 2000,
-        "val_check_interval": 500,
+        "max_steps": 200,
+        "val_check_interval": 200,
+        "num_dev": 64,
     }
 
 
@@ -418,12 +421,6 @@ TASK = Task(
         seeds=[42, 43],
         models=[*QUICK_MEMORIA, *QUICK_ONE_SEED, *QUICK_ABSTRACTOR],
         one_seed=QUICK_ONE_SEED,
-        facts="first",
-        max_steps=200,
-        warmup_ratio=0.25,  # 50 of 200 steps
-        num_dev=64,
-        num_test=512,
-        val_check_interval=200,
     ),
     identity=(
         "config_override",
