@@ -32,9 +32,16 @@ def document_segments(
     return [[start_id, *chunk, end_id] for chunk in chunks[:max_segments]]
 
 
+def document_group(document_id: str) -> str:
+    """The unit a document's test result is not independent of: the part of its id before the first ":" (the play
+    of a Shakespeare excerpt ``<play>:<excerpt number>``), or the whole id (the document alone)."""
+    return document_id.split(":", 1)[0]
+
+
 class ClassificationDataset(Dataset):
     """Tokenised documents as items ``{"input_ids", "attention_mask"}`` shaped [NumSegments * SegmentLength]
-    (the last segment padded), ``"labels"`` (the class, a 0-d long) and ``"num_segments"`` (0-d long).
+    (the last segment padded), ``"labels"`` (the class, a 0-d long), ``"num_segments"`` (0-d long) and ``"group"``
+    (0-d long: the document's index into :attr:`groups`, the sorted :func:`document_group` names of the documents).
 
     Args:
         documents: the documents.
@@ -58,6 +65,9 @@ class ClassificationDataset(Dataset):
             document_segments(doc_ids, segment_length, tokenizer.start_id, tokenizer.end_id, max_segments)
             for doc_ids in ids
         ]
+        self.groups = sorted({document_group(doc.id) for doc in documents})
+        index = {name: number for number, name in enumerate(self.groups)}
+        self.group_of = [index[document_group(doc.id)] for doc in documents]
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -75,6 +85,7 @@ class ClassificationDataset(Dataset):
             "attention_mask": attention_mask,
             "labels": torch.tensor(self.documents[index].label),
             "num_segments": torch.tensor(len(segments)),
+            "group": torch.tensor(self.group_of[index]),
         }
 
     def collate(self, items: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
@@ -90,4 +101,5 @@ class ClassificationDataset(Dataset):
             "attention_mask": pad("attention_mask", 0),
             "labels": torch.stack([item["labels"] for item in items]),
             "num_segments": torch.stack([item["num_segments"] for item in items]),
+            "group": torch.stack([item["group"] for item in items]),
         }

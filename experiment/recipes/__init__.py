@@ -93,7 +93,8 @@ class Task:
         models: every model the task can compare, by :attr:`Model.key`.
         default_models: the keys a comparison runs by default.
         baseline: the key the table's differences are taken against.
-        metrics: the test metrics of results.json's "test" recorded in comparison.json.
+        metrics: the test metrics of results.json's "test" recorded in comparison.json; a name ending in "*"
+            stands for every metric that starts with the rest (e.g. "correct_group*").
         headline: the metric the table and the verdict are about, and whether higher is better.
         also_tabled: more test metrics the table shows, as a column of each one's mean over the seeds.
         quick: the settings ``compare --quick`` replaces (a smoke test in minutes on 2 CPU cores).

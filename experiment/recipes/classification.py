@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
-from . import ERASED, Model, Setting, Task, model_table
+from . import ERASED, WORKING_MEMORY_ONLY, Model, Setting, Task, model_table
 from .timing import TimeSettings, model_config_of, time_models
 
 # fields a pretrained checkpoint's config.json does not dictate
@@ -235,7 +235,8 @@ def train(settings: ClassificationTrain) -> Dict[str, Any]:
             print(f"loaded {settings.pretrained}; newly initialised: {len(missing)} tensors", flush=True)
         return task
 
-    extra = {"labels": data.labels, "split_overlap": data.overlap}
+    groups = datamodule.datasets["test"].groups
+    extra = {"labels": data.labels, "split_overlap": data.overlap, "test_groups": groups}
     results = train_and_test(settings, make_task, datamodule, extra_results=extra)
     test, best = results["test"], results["test_best"]
     if results["rank_zero"]:
@@ -377,6 +378,99 @@ def first_segment_variant(data_path: Path, tokenizer_dir: Path, settings: Classi
     return path
 
 
+# ---- the report: accuracy with intervals that resample the test plays ---------------------------------------
+
+BOOTSTRAP_SAMPLES = 10000
+GROUP_METRICS = ("documents_group", "correct_group")
+
+
+def group_counts(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[int, Dict[int, Dict[str, float]]]]]:
+    """{setting: {model key: {seed: {group: {"documents_group": n, "correct_group": k}}}}} from comparison.json's
+    rows (the per-play counts ``ClassificationTask`` logs)."""
+    from .compare import row_key
+
+    counts: Dict[str, Dict[str, Dict[int, Dict[int, Dict[str, float]]]]] = {}
+    for row in rows:
+        for prefix in GROUP_METRICS:
+            suffix = row["metric"].removeprefix(prefix)
+            if suffix != row["metric"] and suffix.isdigit():
+                by_seed = counts.setdefault(row["setting"], {}).setdefault(row_key(row), {})
+                by_seed.setdefault(row["seed"], {}).setdefault(int(suffix), {})[prefix] = row["value"]
+    return counts
+
+
+def pooled_counts(
+    by_seed: Dict[int, Dict[int, Dict[str, float]]], seeds: List[int], groups: List[int]
+) -> Tuple["np.ndarray", "np.ndarray"]:
+    """Documents and correct documents per group, summed over ``seeds``, each shaped [NumGroups]."""
+    import numpy as np
+
+    def summed(name: str) -> "np.ndarray":
+        return np.array([[by_seed[seed].get(g, {}).get(name, 0.0) for g in groups] for seed in seeds]).sum(axis=0)
+
+    return summed("documents_group"), summed("correct_group")
+
+
+def resampled_accuracy(counts: Tuple["np.ndarray", "np.ndarray"], draws: "np.ndarray") -> "np.ndarray":
+    """The accuracy on each resample of the groups, shaped [NumDraws]; row r of ``draws`` ([NumDraws, NumGroups])
+    holds group positions drawn with replacement."""
+    documents, correct = counts
+    return correct[draws].sum(axis=1) / documents[draws].sum(axis=1)
+
+
+def interval(values: "np.ndarray", signed: bool = False) -> Tuple[float, float, str]:
+    """The 2.5th and 97.5th percentiles of ``values``, and them formatted "[low, high]" (with signs if ``signed``)."""
+    import numpy as np
+
+    low, high = np.percentile(values, [2.5, 97.5])
+    form = "+.3f" if signed else ".3f"
+    return low, high, f"[{low:{form}}, {high:{form}}]"
+
+
+def report(rows: List[Dict[str, Any]], settings: ClassificationCompare, reference: str = "memoria-bert") -> str:
+    """Accuracy pooled over the seeds with a 95% interval that resamples the test plays (a play's excerpts are not
+    independent, so the play is the unit), and ``reference`` minus every other model on the same resamples (paired
+    by play and seed; "level" where the interval holds 0)."""
+    import numpy as np
+
+    from .compare import markdown_grid
+
+    sections = []
+    for setting, models in group_counts(rows).items():
+        groups = sorted({g for by_seed in models.values() for counts in by_seed.values() for g in counts})
+        draws = np.random.default_rng(0).integers(0, len(groups), size=(BOOTSTRAP_SAMPLES, len(groups)))
+        body, differences = [], []
+        for key, by_seed in models.items():
+            counts = pooled_counts(by_seed, sorted(by_seed), groups)
+            accuracy = counts[1].sum() / counts[0].sum()
+            body.append([key, str(len(by_seed)), f"{accuracy:.3f}", interval(resampled_accuracy(counts, draws))[2]])
+            shared = sorted(set(by_seed) & set(models.get(reference, {})))
+            if key == reference or not shared:
+                continue
+            ours, theirs = pooled_counts(models[reference], shared, groups), pooled_counts(by_seed, shared, groups)
+            point = ours[1].sum() / ours[0].sum() - theirs[1].sum() / theirs[0].sum()
+            low, high, text = interval(resampled_accuracy(ours, draws) - resampled_accuracy(theirs, draws), True)
+            verdict = "level" if low <= 0 <= high else (f"{reference} higher" if low > 0 else f"{key} higher")
+            differences.append(
+                f"{reference} minus {key}: {point:+.3f}, 95% interval {text} ({len(shared)} seeds): {verdict}."
+            )
+        sections.append(
+            "\n".join(
+                [
+                    f"### {setting}: test accuracy with 95% intervals over the {len(groups)} test plays",
+                    "",
+                    markdown_grid(["model", "seeds", "accuracy (pooled over seeds)", "95% interval"], body),
+                    "",
+                    f"Intervals: {BOOTSTRAP_SAMPLES:,} resamples of the test plays with replacement, each model's "
+                    "seeds pooled on the same plays (a play's excerpts are not independent); with few plays they "
+                    "are rough.",
+                    *differences,
+                ]
+            )
+        )
+    return "\n\n".join(sections) if sections else "No per-play counts in the rows (runs that predate them)."
+
+
 MEMORIA = "memoria-bert-genre-small.json"
 TASK = Task(
     name="classification",
@@ -398,6 +492,8 @@ TASK = Task(
             directory="memoria-bert-erased",
         ),
         Model("memoria-bert", MEMORIA, "erased_at_eval", ERASED, evaluates="memoria-bert"),
+        Model("memoria-bert", MEMORIA, "working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria-bert"),
+        Model("memoria-bert", MEMORIA, "paper_mode", {"memoria_mode": "paper"}),
         Model(
             "bert",
             "bert-genre-small.json",
@@ -417,14 +513,29 @@ TASK = Task(
         "memoria-bert",
         "memoria-bert:erased_every_segment",
         "memoria-bert:erased_at_eval",
+        "memoria-bert:working_memory_only",
+        "memoria-bert:paper_mode",
         "bert:mean_of_segment_logits",
         "bert:first_segment_only",
     ],
     baseline="bert:first_segment_only",
-    metrics=("accuracy", "macro_f1", "loss"),
+    metrics=("accuracy", "macro_f1", "loss", *(f"{prefix}*" for prefix in GROUP_METRICS)),
     headline=("accuracy", True),
     also_tabled=("macro_f1",),
-    quick=dict(seeds=[42], max_steps=40, val_check_interval=20),
+    quick=dict(
+        seeds=[42],
+        max_steps=40,
+        val_check_interval=20,
+        models=[
+            "memoria-bert",
+            "memoria-bert:erased_every_segment",
+            "memoria-bert:erased_at_eval",
+            "memoria-bert:working_memory_only",
+            "bert:mean_of_segment_logits",
+            "bert:first_segment_only",
+        ],
+    ),
     identity=(*RUN_IDENTITY, "data", "prediction", "max_segments"),
     grid=grid,
+    report=report,
 )

@@ -76,10 +76,15 @@ def test_trained_weights(
     return task.verbs["train"][1](settings.replace(eval_only=trained["last_checkpoint"], overwrite=True))
 
 
+def recorded(task: Task, metric: str) -> bool:
+    """Whether comparison.json records the test metric ``metric`` (named in ``task.metrics``, or by a prefix there)."""
+    return any(metric == name or (name.endswith("*") and metric.startswith(name[:-1])) for name in task.metrics)
+
+
 def tidy_rows(task: Task, model: Model, seed: int, setting: str, results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """One row per test metric, plus the step time (not for an entry that only tests) and the parameter counts (all,
     and those that process tokens)."""
-    values = {metric: results["test"][metric] for metric in task.metrics if metric in results["test"]}
+    values = {metric: value for metric, value in results["test"].items() if recorded(task, metric)}
     if not math.isnan(results["mean_step_seconds"]):
         values[STEP_SECONDS] = results["mean_step_seconds"]
     values[PARAMETERS] = results["parameters"]

@@ -69,9 +69,7 @@ class RecallData(Settings):
     query_distances: str = option(
         "one", "one: each sample asks about segment 0 in one segment d*, none between; all: every segment asks", QUERY
     )
-    facts: str = option(
-        "first", "first: segment 0 alone gives pairs; stream: every segment its own (needs one)", FACTS
-    )
+    facts: str = option("first", "first: segment 0 alone gives pairs; stream: every segment its own (needs one)", FACTS)
     num_train: int = option(100000, "training samples per epoch")
     num_dev: int = option(128, "dev samples")
     num_test: int = option(512, "test samples")
@@ -413,7 +411,7 @@ TASK = Task(
     summary="answer queries about key-value pairs given 0-8 segments back",
     verbs={"train": (RecallTrain, train), "eval": (RecallEval, evaluate), "compare": (RecallCompare, None)},
     models=model_table(*MODELS),
-    default_models=[model.key for model in MODELS],
+    default_models=[model.key for model in MODELS if model.ablation != "working_memory_only_trained"],
     baseline="memoria:erased_at_eval",
     metrics=("accuracy", *(f"accuracy_d{d}" for d in range(RECORDED_DISTANCES)), "loss"),
     headline=("accuracy", True),

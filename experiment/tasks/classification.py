@@ -1,12 +1,13 @@
 """Long-document classification: read each document segment by segment with fresh memory, then classify it."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.utilities import dim_zero_cat
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from ..data.classification import ClassificationData
@@ -18,12 +19,39 @@ PREDICTIONS = ("last", "mean")
 LOSSES = ("segments", "last")
 
 
+class GroupCounts(Metric):
+    """Documents and correctly classified documents per group (the play of an excerpt: the unit a test's
+    interval resamples, since a play's excerpts are not independent)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("groups", default=[], dist_reduce_fx="cat")
+        self.add_state("correct", default=[], dist_reduce_fx="cat")
+
+    def update(self, groups: torch.Tensor, correct: torch.Tensor) -> None:
+        """Adds documents: their groups and whether each was classified correctly, both shaped [B]."""
+        self.groups.append(groups.long())
+        self.correct.append(correct.long())
+
+    def compute(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Documents and correct documents per group index, each shaped [NumGroups] (groups up to the largest seen)."""
+        if not self.groups:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        groups, correct = dim_zero_cat(self.groups), dim_zero_cat(self.correct)
+        size = int(groups.max()) + 1
+        return torch.bincount(groups, minlength=size), torch.bincount(groups, weights=correct, minlength=size).long()
+
+
 class ClassificationTask(SegmentTask):
     """Each batch holds whole documents: memory is reset before it, and every segment is classified.
 
     Batches come from :class:`ClassificationDataModule`: ``input_ids`` and ``attention_mask`` shaped
     [BatchSize, NumSegments * SegmentLength], ``labels`` and ``num_segments`` shaped [BatchSize]. A document
-    shorter than the batch's longest is followed by segments of padding only, which count for nothing.
+    shorter than the batch's longest is followed by segments of padding only, which count for nothing. With a
+    ``group`` tensor shaped [BatchSize] (the document's play), the test also logs ``documents_group<g>`` and
+    ``correct_group<g>`` for every group g: what an interval that resamples groups needs.
 
     Args:
         model_config: the model's configuration as a dict, with its model_type and ``num_labels``.
@@ -54,6 +82,7 @@ class ClassificationTask(SegmentTask):
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         super().__init__(model_config, segment_length, **options)
         self._logit_sum: Optional[torch.Tensor] = None  # [B, NumLabels]: the running sum of a batch's logits
+        self.group_counts = GroupCounts()  # the test's documents and correct documents per group
 
     def build_model(self, config: PretrainedConfig) -> nn.Module:
         return AutoModelForSequenceClassification.from_config(config)
@@ -87,6 +116,9 @@ class ClassificationTask(SegmentTask):
                 scores = self._logit_sum / num_segments[:, None]
             for metric in self.metrics(split).values():
                 metric.update(scores[ending], labels[ending])
+            if split == "test" and "group" in segment.tensors:
+                correct = scores[ending].argmax(dim=-1) == labels[ending]
+                self.group_counts.update(segment.tensors["group"][ending], correct)
         if self.hparams.loss == "last":
             if not bool(ending.any()):
                 return None
@@ -97,6 +129,14 @@ class ClassificationTask(SegmentTask):
         per_row = F.cross_entropy(logits, labels, reduction="none") * real / num_segments  # [B]
         # every document's terms add up to its mean over its segments; the batch divides by its documents once
         return SegmentLoss(per_row.sum(), labels.numel() if segment.index == 0 else 0)
+
+    def on_test_epoch_end(self) -> None:
+        documents, correct = self.group_counts.compute()
+        for group in range(documents.numel()):
+            if documents[group] > 0:
+                self.log(f"test/documents_group{group}", documents[group].float())
+                self.log(f"test/correct_group{group}", correct[group].float())
+        self.group_counts.reset()
 
 
 class ClassificationDataModule(SplitsDataModule):

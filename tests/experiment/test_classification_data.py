@@ -281,6 +281,15 @@ def test_the_dataset_pads_documents_to_whole_segments():
     assert batch["labels"].tolist() == [1, 0] and batch["num_segments"].tolist() == [2, 1]
 
 
+def test_each_document_names_its_play_as_its_group():
+    tokenizer = SegmentTokenizer(lambda texts: [[10 + len(w) for w in t.split()] for t in texts], 1, 2, 0, 20)
+    ids = ["lear:1", "hamlet:0", "solo", "lear:0", "hamlet:1:b"]  # excerpts "<play>:<number>"; "solo" stands alone
+    dataset = ClassificationDataset([Document(name, "x", 0) for name in ids], tokenizer, segment_length=4)
+    assert dataset.groups == ["hamlet", "lear", "solo"]
+    batch = dataset.collate([dataset[i] for i in range(len(ids))])
+    assert batch["group"].tolist() == [1, 0, 2, 1, 0]
+
+
 def test_the_shipped_published_split_is_the_papers_with_its_overlap(tmp_path):
     # 645 distinct by-article rows; the published split (516 / 64 / 65 by position) shares test articles with
     # train (51) and dev (7), as the issue and the Longformer split state

@@ -8,7 +8,12 @@ import torch
 from test_classification_data import write_plays, write_semeval
 from transformers import BertConfig, BertModel
 
-from experiment.data.classification import ClassificationData, Document, save_classification_data
+from experiment.data.classification import (
+    ClassificationData,
+    Document,
+    load_classification_data,
+    save_classification_data,
+)
 from experiment.data.shakespeare import GENRES
 from experiment.data.tokenization import train_bpe_tokenizer
 from tests.experiment.tiny import TINY_BERT, TINY_MEMORIA, command, tiny_run
@@ -174,7 +179,8 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
         "mean macro_f1" in first.splitlines()[[line.startswith("| model") for line in first.splitlines()].index(True)]
     )
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
-    assert {row["metric"] for row in rows} == {
+    counted = {row["metric"] for row in rows if row["metric"].startswith(("documents_group", "correct_group"))}
+    assert {row["metric"] for row in rows} - counted == {
         "accuracy",
         "macro_f1",
         "loss",
@@ -182,17 +188,34 @@ def test_the_comparison_prints_the_table_and_reads_finished_runs_back(tmp_path, 
         "parameters",
         "token_parameters",
     }
+    # per play: documents and correct documents, adding up to the test set and to each run's accuracy
+    results = json.loads((tmp_path / "cmp" / "memoria-bert-seed1" / "results.json").read_text())
+    plays = results["test_groups"]
+    test_size = len(load_classification_data(next((tmp_path / "cmp" / "data").glob("genre-*.json"))).split("test"))
+    assert test_size > len(plays) > 1
+    assert counted == {f"{name}{g}" for name in ("documents_group", "correct_group") for g in range(len(plays))}
+    for model, ablation in {(row["model"], row["ablation"]) for row in rows}:
+        mine = {row["metric"]: row["value"] for row in rows if (row["model"], row["ablation"]) == (model, ablation)}
+        documents = sum(mine[f"documents_group{g}"] for g in range(len(plays)))
+        correct = sum(mine[f"correct_group{g}"] for g in range(len(plays)))
+        assert documents == test_size
+        assert correct / documents == pytest.approx(mine["accuracy"])
+    assert f"test accuracy with 95% intervals over the {len(plays)} test plays" in first
+    assert "memoria-bert minus memoria-bert:erased_at_eval" in first
     assert {(row["model"], row["ablation"]) for row in rows} == {
         ("memoria-bert", ""),
         ("memoria-bert", "erased_every_segment"),
         ("memoria-bert", "erased_at_eval"),
+        ("memoria-bert", "working_memory_only"),
+        ("memoria-bert", "paper_mode"),
         ("bert", "mean_of_segment_logits"),
         ("bert", "first_segment_only"),
     }
     compare_classification(args)
     again = capsys.readouterr().out
-    assert again.count("finished, read back") == 5 and ": training" not in again  # memoria-bert twice: erased_at_eval
-    assert again.count("testing the weights of") == 1  # erased_at_eval tests memoria-bert's weights again
+    # memoria-bert is read back three times: for itself and for the two entries that test its weights again
+    assert again.count("finished, read back") == 7 and ": training" not in again
+    assert again.count("testing the weights of") == 2
     assert again[again.index("### genre") :] == first[first.index("### genre") :]
     assert (tmp_path / "cmp" / "comparison.md").read_text().strip() == first[first.index("### genre") :].strip()
 

@@ -124,3 +124,44 @@ def test_the_real_model_runs_through_the_task():
     assert torch.isfinite(result["loss"])
     assert task.model.bert.abstractor is not None
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.model.bert.memory_reads.parameters())
+
+
+# ---- per-play counts and the play-level intervals --------------------------------------------------------------
+
+
+def group_rows(model, ablation, seed, documents, correct):
+    """comparison.json rows of one run's per-play counts (lists indexed by play)."""
+    base = {"task": "classification", "model": model, "ablation": ablation, "seed": seed, "setting": "genre"}
+    return [
+        {**base, "metric": f"{name}{group}", "value": float(value)}
+        for name, values in (("documents_group", documents), ("correct_group", correct))
+        for group, value in enumerate(values)
+    ]
+
+
+def test_the_play_interval_is_exact_where_every_resample_agrees_and_spans_zero_where_plays_disagree():
+    from experiment.recipes.classification import ClassificationCompare, report
+
+    rows = []
+    for seed in (1, 2):
+        rows += group_rows("memoria-bert", "", seed, [10, 10], [8, 8])
+        rows += group_rows("memoria-bert", "erased_at_eval", seed, [10, 10], [4, 4])  # 0.4 lower on every play
+        rows += group_rows("bert", "first_segment_only", seed, [10, 10], [3, 10])  # +0.5 on play 0, -0.2 on play 1
+    text = report(rows, ClassificationCompare())
+    assert "over the 2 test plays" in text
+    assert "| memoria-bert " in text and "0.800" in text and "[0.800, 0.800]" in text  # every resample: 0.8
+    # every resample of the plays gives 0.8 - 0.4: the interval is that one point
+    assert "memoria-bert minus memoria-bert:erased_at_eval: +0.400, 95% interval [+0.400, +0.400] (2 seeds): " in text
+    assert "memoria-bert higher." in text
+    # resamples {0, 0}: +0.5, {1, 1}: -0.2, {0, 1}: +0.15, so the 95% interval is [-0.2, +0.5] and holds 0
+    assert "memoria-bert minus bert:first_segment_only: +0.150, 95% interval [-0.200, +0.500] (2 seeds): level." in text
+
+
+def test_group_counts_add_up_per_group_across_updates():
+    from experiment.tasks.classification import GroupCounts
+
+    counts = GroupCounts()
+    counts.update(torch.tensor([0, 2, 2]), torch.tensor([True, False, True]))
+    counts.update(torch.tensor([2, 0]), torch.tensor([True, True]))
+    documents, correct = counts.compute()
+    assert documents.tolist() == [2, 0, 3] and correct.tolist() == [2, 0, 2]
