@@ -1,7 +1,8 @@
 """Checks of what a caller hands a segment-recurrent model: a segment's token ids, its padding mask, the rows to
-reset. Each raises ValueError naming the argument and what was expected, before any state changes."""
+reset, and the bounds of its configuration's fields. Each raises ValueError naming the argument (or field) and what
+was expected, before any state changes."""
 
-from typing import Optional, Sequence, Union
+from typing import Any, Collection, Dict, Optional, Sequence, Union
 
 import torch
 
@@ -102,6 +103,23 @@ def rows_to_mask(rows: Rows, batch_size: Optional[int], device: torch.device) ->
     mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
     mask[rows.to(device)] = True
     return mask
+
+
+def check_minimums(config: Any, minimums: Dict[str, float], may_be_none: Collection[str] = ()) -> None:
+    """Raises ValueError naming the first field of ``config`` (in the order of ``minimums``) below its minimum.
+
+    Args:
+        config: the configuration whose fields are read.
+        minimums: {field name: the least value the field may take}.
+        may_be_none: the fields of ``minimums`` that may also be None (no bound, or a default chosen later).
+    """
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        if value is None and name in may_be_none:
+            continue
+        if value < minimum:
+            allowed = f"None or at least {minimum}" if name in may_be_none else f"at least {minimum}"
+            raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 def _is_integer(dtype: torch.dtype) -> bool:

@@ -14,7 +14,7 @@ from memoria.abstractor import Abstractor
 from memoria.memoria import MODES
 from memoria.nn import MemoriaMemory, exclude_memory
 
-from .inputs import Rows, check_batch_size, rows_to_mask
+from .inputs import Rows, check_batch_size, check_minimums, rows_to_mask
 from .segment_recurrent import SegmentRecurrentModel
 
 MEMORIA_FIELDS_DOC = """
@@ -49,6 +49,18 @@ ABSTRACTOR_VARIANTS = {
     "scaled": dict(scale_scores=True, activation="gelu", query_std=None),
 }
 
+MEMORIA_MINIMUMS = {
+    "memoria_num_memories": 1,
+    "memoria_stm_capacity": 1,
+    "memoria_num_reminded_stm": 0,
+    "memoria_num_reminded_ltm": 0,
+    "memoria_ltm_search_depth": 0,
+    "memoria_reset_period": 1,
+    "memoria_max_ltm_per_row": 1,
+}
+"""The least value of each integer Memoria field; those of ``MEMORIA_MAY_BE_NONE`` may also be None."""
+MEMORIA_MAY_BE_NONE = ("memoria_num_memories", "memoria_reset_period", "memoria_max_ltm_per_row")
+
 
 @dataclass
 class MemoriaFields:
@@ -75,17 +87,7 @@ class MemoriaFields:
         """Raises ValueError naming the field when a Memoria field is out of range."""
         if self.memoria_mode not in MODES:
             raise ValueError(f"memoria_mode must be one of {MODES}, got {self.memoria_mode!r}")
-        if self.memoria_num_memories is not None and self.memoria_num_memories < 1:
-            raise ValueError(f"memoria_num_memories must be None or at least 1, got {self.memoria_num_memories}")
-        if self.memoria_stm_capacity < 1:
-            raise ValueError(f"memoria_stm_capacity must be at least 1, got {self.memoria_stm_capacity}")
-        for field in ("memoria_num_reminded_stm", "memoria_num_reminded_ltm", "memoria_ltm_search_depth"):
-            if getattr(self, field) < 0:
-                raise ValueError(f"{field} must be at least 0, got {getattr(self, field)}")
-        if self.memoria_reset_period is not None and self.memoria_reset_period < 1:
-            raise ValueError(f"memoria_reset_period must be None or at least 1, got {self.memoria_reset_period}")
-        if self.memoria_max_ltm_per_row is not None and self.memoria_max_ltm_per_row < 1:
-            raise ValueError(f"memoria_max_ltm_per_row must be None or at least 1, got {self.memoria_max_ltm_per_row}")
+        check_minimums(self, MEMORIA_MINIMUMS, may_be_none=MEMORIA_MAY_BE_NONE)
         if self.memoria_abstractor not in ABSTRACTOR_VARIANTS:
             raise ValueError(
                 f"memoria_abstractor must be one of {tuple(ABSTRACTOR_VARIANTS)}, got {self.memoria_abstractor!r}"

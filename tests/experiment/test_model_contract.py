@@ -321,6 +321,8 @@ def test_memoria_reset_period_resets_the_memory_on_its_own(model_type):
         ("infinity_former", "ltm_basis_widths", [0.0, 0.1], "ltm_basis_widths"),
         ("infinity_former", "ltm_ridge_penalty", 0.0, "ltm_ridge_penalty"),
         ("memoria_rmt", "xl_mem_len", 129, "xl_mem_len"),
+        ("memoria_rmt", "head_dim", 0, "head_dim must be None or at least 1, got 0"),
+        ("memoria_rmt", "bptt_segments", -1, "bptt_segments must be at least 0, got -1"),
     ],
 )
 def test_a_bad_configuration_is_refused_naming_the_field(model_type, field, value, message):

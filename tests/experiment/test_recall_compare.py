@@ -11,10 +11,10 @@ from experiment.__main__ import main
 from experiment.recipes import model_table
 from experiment.recipes.compare import compare
 from experiment.recipes.recall import TASK, RecallCompare, memory_lines, memory_verdict
+from tests.experiment.tiny import TINY_RECALL
 
 TINY = dict(n_layer=1, n_embd=32, n_head=2, n_inner=64, n_positions=16, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
 TINY_MEMORIA = dict(memoria_num_memories=4, memoria_stm_capacity=8, memoria_num_reminded_stm=4)
-DATA = dict(num_pairs=1, num_keys=4, num_values=4, num_filler=2, num_segments=3, fact_queries=1, queries_per_segment=2)
 MODELS = ["memoria", "memoria:erased_at_eval", "memoria:working_memory_only", "transformer"]
 
 
@@ -34,7 +34,7 @@ def tiny_task(tmp_path):
 def tiny_run(**changes):
     """The settings of a tiny recall run (one step, 4 samples a split), with ``changes``."""
     settings = dict(segment_length=8, batch_size=4, max_steps=1, val_check_interval=1, num_train=4, num_dev=4)
-    return {**settings, "num_test": 4, "no_progress_bar": True, **DATA, **changes}
+    return {**settings, "num_test": 4, "no_progress_bar": True, **TINY_RECALL, **changes}
 
 
 def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_checkpoint(tiny_task, tmp_path, capsys):
@@ -133,7 +133,7 @@ def test_the_erased_weights_ignore_the_fact_segment(tmp_path, tiny_task):
     for name, value in erased.state_dict().items():
         if name in checkpoint["state_dict"] and isinstance(value, torch.Tensor):
             assert torch.equal(value, checkpoint["state_dict"][name]), name
-    spec = RecallSpec(segment_length=8, **DATA)
+    spec = RecallSpec(segment_length=8, **TINY_RECALL)
     batch = torch.stack([RecallDataset(spec, "test", 2, 0)[i]["input_ids"] for i in range(2)])
     changed = batch.clone()
     changed[:, :8] = torch.randint(0, spec.vocab_size, (2, 8))  # another fact segment
@@ -194,7 +194,7 @@ def test_a_vocabulary_other_than_the_generators_is_refused(tmp_path, tiny_task):
         output_dir=str(tmp_path / "run"),
         segment_length=8,
         config_override={"vocab_size": 99},
-        **DATA,
+        **TINY_RECALL,
     )
     with pytest.raises(ValueError, match="vocab_size=99 differs from the generator's 12"):
         train(settings)

@@ -8,17 +8,9 @@ import torch
 from experiment.data.recall import IGNORE_INDEX, RecallDataset, RecallSpec
 from experiment.tasks.base import Segment
 from experiment.tasks.recall import RecallTask
+from tests.experiment.tiny import TINY_RECALL
 
-SPEC = RecallSpec(
-    num_pairs=2,
-    num_keys=4,
-    num_values=4,
-    num_filler=2,
-    segment_length=8,
-    num_segments=3,
-    fact_queries=1,
-    queries_per_segment=2,
-)
+SPEC = RecallSpec(segment_length=8, **TINY_RECALL)
 DATA = {field: getattr(SPEC, field) for field in SPEC.__dataclass_fields__}
 
 

@@ -37,6 +37,11 @@ TINY_MEMORIA = {
     "memoria_lifespan_extend_scale": 8.0,
 }
 
+TINY_RECALL = dict(
+    num_pairs=1, num_keys=4, num_values=4, num_filler=2, num_segments=3, fact_queries=1, queries_per_segment=2
+)
+"""Recall data of 3 segments (with ``segment_length=8``): one pair, one fact query, two queries a later segment."""
+
 
 def command(verb: str, task: str) -> Callable[[List[str]], Any]:
     """``python -m experiment <verb> <task>`` as a function of the rest of the command line."""

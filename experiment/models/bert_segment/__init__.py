@@ -1,16 +1,10 @@
 """The plain-encoder baselines, registered with transformers' Auto classes as ``bert_segment`` and
 ``roberta_segment``."""
 
-from ..registration import register
 from .configuration_bert_segment import BertSegmentConfig, RobertaSegmentConfig
 from .modeling_bert_segment import (
     BertSegmentForSequenceClassification,
     BertSegmentModel,
     RobertaSegmentForSequenceClassification,
     RobertaSegmentModel,
-)
-
-register(BertSegmentConfig, BertSegmentModel, sequence_classification_class=BertSegmentForSequenceClassification)
-register(
-    RobertaSegmentConfig, RobertaSegmentModel, sequence_classification_class=RobertaSegmentForSequenceClassification
 )

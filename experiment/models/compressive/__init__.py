@@ -1,7 +1,4 @@
 """The Compressive Transformer, registered with transformers' Auto classes as ``memoria_compressive_transformer``."""
 
-from ..registration import register
 from .configuration_compressive import CompressiveTransformerConfig
 from .modeling_compressive import CompressiveTransformerLMHeadModel, CompressiveTransformerModel
-
-register(CompressiveTransformerConfig, CompressiveTransformerModel, causal_lm_class=CompressiveTransformerLMHeadModel)

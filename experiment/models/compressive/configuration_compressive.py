@@ -2,6 +2,7 @@
 
 from huggingface_hub.dataclasses import strict
 
+from ..inputs import check_minimums
 from ..transfo_xl.configuration_transfo_xl import TransfoXLConfig
 
 
@@ -28,11 +29,6 @@ class CompressiveTransformerConfig(TransfoXLConfig):
 
     def validate_compression(self) -> None:
         """Rejects a compressed memory the model cannot be built with."""
-        if self.cmem_len < 0:
-            raise ValueError(f"cmem_len must be at least 0, got {self.cmem_len}")
-        if self.compression_rate < 1:
-            raise ValueError(f"compression_rate must be at least 1, got {self.compression_rate}")
+        check_minimums(self, {"cmem_len": 0, "compression_rate": 1, "reconstruction_loss_weight": 0})
         if self.mem_len < self.compression_rate:
             raise ValueError(f"mem_len ({self.mem_len}) must be at least compression_rate ({self.compression_rate})")
-        if self.reconstruction_loss_weight < 0:
-            raise ValueError(f"reconstruction_loss_weight must be at least 0, got {self.reconstruction_loss_weight}")

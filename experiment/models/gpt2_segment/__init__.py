@@ -1,7 +1,4 @@
 """The paper's "Transformer" baseline, registered with transformers' Auto classes as ``gpt2_segment``."""
 
-from ..registration import register
 from .configuration_gpt2_segment import GPT2SegmentConfig
 from .modeling_gpt2_segment import GPT2SegmentLMHeadModel, GPT2SegmentModel
-
-register(GPT2SegmentConfig, GPT2SegmentModel, causal_lm_class=GPT2SegmentLMHeadModel)

@@ -1,7 +1,4 @@
 """The Memoria Transformer, registered with transformers' Auto classes as ``gpt2_with_memoria``."""
 
-from ..registration import register
 from .configuration_gpt2_with_memoria import GPT2WithMemoriaConfig
 from .modeling_gpt2_with_memoria import GPT2WithMemoriaLMHeadModel, GPT2WithMemoriaModel
-
-register(GPT2WithMemoriaConfig, GPT2WithMemoriaModel, causal_lm_class=GPT2WithMemoriaLMHeadModel)

@@ -6,6 +6,8 @@ from typing import List, Optional
 from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config
 
+from ..inputs import check_minimums
+
 
 @strict
 class InfinityFormerConfig(GPT2Config):
@@ -63,10 +65,7 @@ class InfinityFormerConfig(GPT2Config):
             raise ValueError(f"ltm_tau must lie in (0, 1), got {self.ltm_tau}")
         if self.ltm_ridge_penalty <= 0:
             raise ValueError(f"ltm_ridge_penalty must be positive, got {self.ltm_ridge_penalty}")
-        if self.ltm_num_samples is not None and self.ltm_num_samples <= 0:
-            raise ValueError(f"ltm_num_samples must be positive or None, got {self.ltm_num_samples}")
-        if self.ltm_sticky_bins <= 0:
-            raise ValueError(f"ltm_sticky_bins must be positive, got {self.ltm_sticky_bins}")
+        check_minimums(self, {"ltm_num_samples": 1, "ltm_sticky_bins": 1}, may_be_none=("ltm_num_samples",))
         if self.ltm_kl_weight < 0 or self.ltm_kl_reference_std <= 0:
             raise ValueError(
                 f"ltm_kl_weight must be >= 0 and ltm_kl_reference_std > 0, got {self.ltm_kl_weight} and "

@@ -5,6 +5,8 @@ from typing import Optional
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
 
+from ..inputs import check_minimums
+
 
 @strict
 class RMTConfig(PretrainedConfig):
@@ -87,14 +89,9 @@ class RMTConfig(PretrainedConfig):
 
     def validate_rmt_fields(self) -> None:
         """Rejects sizes the library cannot build, naming the field."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_segment_length", "num_memory_tokens", "num_residual_streams"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.head_dim is not None and self.head_dim < 1:
-            raise ValueError(f"head_dim must be positive or None, got {self.head_dim}")
+        sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "head_dim")
+        sizes += ("max_segment_length", "num_memory_tokens", "num_residual_streams")
+        check_minimums(self, {**dict.fromkeys(sizes, 1), "bptt_segments": 0}, may_be_none=("head_dim",))
         if self.ff_mult <= 0:
             raise ValueError(f"ff_mult must be positive, got {self.ff_mult}")
         if self.use_xl_memories and not 1 <= self.xl_mem_len <= self.max_segment_length:
@@ -105,8 +102,6 @@ class RMTConfig(PretrainedConfig):
             raise ValueError(f"emb_gradient_frac must be in [0, 1], got {self.emb_gradient_frac}")
         if self.embedding_init_std is not None and self.embedding_init_std <= 0:
             raise ValueError(f"embedding_init_std must be positive or None, got {self.embedding_init_std}")
-        if self.bptt_segments < 0:
-            raise ValueError(f"bptt_segments must be >= 0, got {self.bptt_segments}")
         if not self.abs_pos_emb and not self.rotary_pos_emb:
             raise ValueError("at least one of abs_pos_emb and rotary_pos_emb must be True: tokens need positions")
 

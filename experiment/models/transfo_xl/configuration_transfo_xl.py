@@ -3,6 +3,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..inputs import check_minimums
+
 
 @strict
 class TransfoXLConfig(PreTrainedConfig):
@@ -54,11 +56,8 @@ class TransfoXLConfig(PreTrainedConfig):
 
     def validate_sizes(self) -> None:
         """Rejects sizes the model cannot be built with."""
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "rel_pos_num_buckets"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.mem_len < 0:
-            raise ValueError(f"mem_len must be at least 0, got {self.mem_len}")
+        sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "rel_pos_num_buckets")
+        check_minimums(self, {**dict.fromkeys(sizes, 1), "mem_len": 0})
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         inner = self.inner_dim
