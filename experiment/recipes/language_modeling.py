@@ -294,22 +294,29 @@ def evaluate(settings: LanguageModelingEval) -> Dict[str, Dict[str, float]]:
 
 
 def time_training(settings: LanguageModelingTime) -> Dict[str, List[float]]:
-    """Times the models' training steps interleaved, memory carried from step to step (see ``timing``)."""
+    """Times the models' training steps interleaved, memory carried from step to step (see ``timing``); a model whose
+    comparison entry sets --segment-length, --batch-size or --segments-per-batch (the RMT, the double-segment
+    Transformer) steps on windows of that shape, as it trains in the comparison."""
     import torch
 
     from ..tasks.language_modeling import LanguageModelingTask
 
-    length = settings.segments_per_batch * settings.segment_length
-    generator = torch.Generator().manual_seed(settings.seed)
-    tokens = torch.randint(0, settings.vocab_size, (settings.batch_size, length + 1), generator=generator)
-    reset = torch.zeros(settings.batch_size, dtype=torch.bool)
-    batch = {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:], "reset": reset}
+    def batch_of(segment_length: int, segments_per_batch: int, batch_size: int) -> Dict[str, torch.Tensor]:
+        length = segments_per_batch * segment_length
+        generator = torch.Generator().manual_seed(settings.seed)
+        tokens = torch.randint(0, settings.vocab_size, (batch_size, length + 1), generator=generator)
+        reset = torch.zeros(batch_size, dtype=torch.bool)
+        return {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:], "reset": reset}
 
     def bench(model: Model):
+        shape = {name: getattr(settings, name) for name in ("segment_length", "segments_per_batch", "batch_size")}
+        shape.update({name: value for name, value in model.settings.items() if name in shape})
         config = model_config_of(model, vocab_size=settings.vocab_size)
-        return LanguageModelingTask(config.to_dict(), settings.segment_length), batch
+        return LanguageModelingTask(config.to_dict(), shape["segment_length"]), batch_of(**shape)
 
-    return time_models(TASK, settings, bench, f"{settings.batch_size} streams, windows of {length} tokens")
+    length = settings.segments_per_batch * settings.segment_length
+    heading = f"{settings.batch_size} streams, windows of {length} tokens (unless the model's entry sets its own)"
+    return time_models(TASK, settings, bench, heading)
 
 
 def grid(settings: LanguageModelingCompare) -> List[Setting]:

@@ -182,3 +182,19 @@ def test_the_double_segment_entry_is_tested_on_the_comparisons_streams(tmp_path)
     assert double.segment_length * double.batch_size == plain.segment_length * plain.batch_size  # tokens per step
     assert double.eval_batch_size == plain.eval_batch_size  # the same test streams
     assert double.recurrence_segment_length == plain.recurrence_segment_length == plain.segment_length
+
+
+def test_time_steps_each_model_on_the_windows_it_trains_on_in_the_comparison(monkeypatch):
+    from experiment.__main__ import main
+
+    shapes = {}
+    original = LanguageModelingTask.run_batch
+
+    def recording(self, batch, split):
+        shapes.setdefault(self.hparams.segment_length, set()).add(tuple(batch["input_ids"].shape))
+        return original(self, batch, split)
+
+    monkeypatch.setattr(LanguageModelingTask, "run_batch", recording)
+    options = ["--steps=2", "--segment-length=8", "--batch-size=16", "--vocab-size=50"]
+    main(["time", "language-modeling", *options, "--models", "transformer", "transformer:double_segment"])
+    assert shapes == {8: {(16, 8)}, 128: {(8, 128)}}  # [streams, window tokens]
