@@ -383,10 +383,10 @@ PAIRS = (
     ("transformer:double_segment", "transformer", "the ceiling: what context twice as long gives"),
 )
 UNITS_NOTE = (
-    "The unit of these comparisons is the (test work, seed) pair: the Gutenberg split holds 3 test works, too few "
-    "for a standard error of their own. Pairs of one work share its text, so the interval is narrower than one over "
-    "independent works would be; the per-work columns (the mean over seeds) show whether the sign holds in every work. "
-    "Buckets count segments of the comparison's --segment-length on the same test streams for every model (the "
+    "The unit of these comparisons is the (test work, seed) pair: {works} test works are too few for a standard "
+    "error of their own. Pairs of one work share its text, so the interval is narrower than one over independent "
+    "works would be; the per-work columns (the mean over seeds) show whether the sign holds in every work. Buckets "
+    "count segments of the comparison's --segment-length on the same test streams for every model (the "
     "double-segment Transformer included), so each bucket holds the same tokens in every row."
 )
 
@@ -456,7 +456,7 @@ def report(rows: List[Dict[str, Any]], settings: LanguageModelingCompare) -> str
             sections += ["", f"{first} minus {second}: {meaning}.", "", markdown_grid(header, body)]
     if len(sections) == 1:
         return sections[0] + "\n\nNo pair of models with per-work losses in both: no paired comparison."
-    return "\n".join([*sections, "", UNITS_NOTE])
+    return "\n".join([*sections, "", UNITS_NOTE.format(works=len(works))])
 
 
 MEMORIA = "memoria-gpt2-lm-small.json"
