@@ -70,13 +70,17 @@ def test_an_epoch_is_one_pass_over_every_training_token(gutenberg, tmp_path):
     assert seen == results["train_tokens"] + len(documents) - 1
 
 
-def test_the_double_segment_transformer_trains_on_segments_of_128_with_half_the_streams(gutenberg, tmp_path):
+def test_the_comparison_trains_the_ceiling_on_segments_of_128_and_tests_the_ladder_on_memorias_weights(
+    gutenberg, tmp_path, capsys
+):
     output = tmp_path / "runs"
+    models = ["memoria", "memoria:working_memory_only", "transformer", "transformer:double_segment"]
     compare_language_modeling(
         [
             f"--data-dir={gutenberg}",
             f"--output-dir={output}",
-            "--models=transformer:double_segment",
+            "--models",
+            *models,
             "--seeds=1",
             "--max-steps=1",
             "--limit-val-batches=1",
@@ -92,6 +96,17 @@ def test_the_double_segment_transformer_trains_on_segments_of_128_with_half_the_
     assert settings["recurrence_segment_length"] == compare.segment_length  # buckets in the comparison's segments
     checkpoint = torch.load(results["last_checkpoint"], weights_only=True)
     assert checkpoint["language_modeling_stream"]["window_shape"] == [8, 128]  # [streams, tokens] per step
+
+    working = json.loads((output / "memoria-working_memory_only-seed1" / "results.json").read_text())
+    memoria = json.loads((output / "memoria-seed1" / "results.json").read_text())
+    assert working["evaluated_checkpoint"] == memoria["last_checkpoint"]  # the same weights, tested otherwise
+    assert working["settings"]["config_override"] == {"memoria_num_reminded_stm": 0, "memoria_num_reminded_ltm": 0}
+    rows = json.loads((output / "comparison.json").read_text())
+    tokens = {(row["model"], row["ablation"]): row["value"] for row in rows if row["metric"] == "tokens_recur_1_work0"}
+    assert len(tokens) == 4 and len(set(tokens.values())) == 1  # every model scored on the same tokens
+    printed = capsys.readouterr().out
+    assert "transformer:double_segment minus transformer" in printed
+    assert "memoria minus memoria:working_memory_only" in printed
 
 
 def test_a_longer_segment_counts_distances_in_the_comparisons_segments():
