@@ -379,12 +379,14 @@ PAIRS = (
     ("memoria", "memoria:erased_at_eval", "the memory's effect: the same weights, memory erased at every segment"),
     ("memoria", "memoria:working_memory_only", "what reminded engrams add: the same weights, nothing reminded"),
     ("memoria", "memoria:erased_every_segment", "Memoria against itself trained without memory"),
+    ("memoria:paper_mode", "memoria", "the paper's algorithm against the reference's (memoria_mode)"),
     ("memoria", "transformer", "Memoria against the plain Transformer"),
+    ("memoria:full_width", "transformer", "Memoria at the Transformer's feed-forward width against it"),
     ("transformer:double_segment", "transformer", "the ceiling: what context twice as long gives"),
 )
 UNITS_NOTE = (
-    "The unit of these comparisons is the (test work, seed) pair: {works} test works are too few for a standard "
-    "error of their own. Pairs of one work share its text, so the interval is narrower than one over independent "
+    "The unit of these comparisons is the (test work, seed) pair ({works} test works here; the Gutenberg split's 3 "
+    "are too few for a standard error of their own). Pairs of one work share its text, so the interval is narrower than one over independent "
     "works would be; the per-work columns (the mean over seeds) show whether the sign holds in every work. Buckets "
     "count segments of the comparison's --segment-length on the same test streams for every model (the "
     "double-segment Transformer included), so each bucket holds the same tokens in every row."

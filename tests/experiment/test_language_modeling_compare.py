@@ -175,7 +175,7 @@ def test_the_report_pairs_memoria_with_its_erased_self_by_work_and_seed():
     # differences -0.1, -0.3 (seed 42), -0.2, -0.2 (seed 43): per work -0.15 and -0.25, mean -0.2 ± 2 SE 0.0816 (SE sqrt(0.02 / 3) / 2)
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells == ["5-16", "-0.1500", "-0.2500", "-0.2000 ± 0.0816", "4", "memoria lower"]
-    assert "memoria minus memoria:erased_at_eval" in text and "(test work, seed) pair: 2 test works" in text
+    assert "memoria minus memoria:erased_at_eval" in text and "(test work, seed) pair (2 test works here" in text
     assert "memoria minus transformer" not in text  # no Transformer rows: no such pair
 
 
