@@ -88,7 +88,9 @@ class LanguageModelingEval(EvalSettings):
 
 @dataclass
 class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
-    """The comparison's corpus: Project Gutenberg's Shakespeare, prepared unless it exists."""
+    """The comparison's corpus: Project Gutenberg's Shakespeare, prepared unless it exists. Each run trains one epoch:
+    one pass over the training windows, which score every training token once (only each stream's last window is
+    padded); the recurrence buckets of every model count segments of --segment-length."""
 
     DEFAULTS = {
         "output_dir": "outputs/language_modeling",
