@@ -30,10 +30,9 @@ from tests.experiment.test_language_modeling_task import (  # noqa: F401 (fixtur
     compare_language_modeling,
     gutenberg,
     texts_dir,
-    train_args,
     train_language_modeling,
 )
-from tests.experiment.tiny import quiet_trainer
+from tests.experiment.tiny import quiet_trainer, tiny_run
 
 
 def test_the_comparison_defaults_are_one_epoch_of_three_seeds_with_the_ladder_and_the_ceiling():
@@ -54,17 +53,17 @@ def test_an_epoch_is_one_pass_over_every_training_token(gutenberg, tmp_path):
     config.write_text(json.dumps(TINY_GPT2))
     output = tmp_path / "run"
     defaults = LanguageModelingCompare.create()
-    schedule = [f"--max-steps={defaults.max_steps}", f"--epochs={defaults.epochs}"]  # the comparison's
-    train_language_modeling(
-        [*train_args(gutenberg / "pg19", config, output, "--dataset=pg19", "--bpe-vocab-size=300"), *schedule]
-    )
+    schedule = dict(max_steps=defaults.max_steps, epochs=defaults.epochs)  # the comparison's
+    shape = dict(segment_length=16, segments_per_batch=2, batch_size=16, eval_batch_size=8)
+    data = dict(data_dir=gutenberg / "pg19", dataset="pg19", bpe_vocab_size=300, heldout_tokens=200)
+    train_language_modeling(tiny_run(config, output, limit_val_batches=1, **schedule, **shape, **data))
     results = json.loads((output / "results.json").read_text())
     from experiment.data.language_modeling import load_tokenizer
 
     tokenizer = load_tokenizer(str(output / "tokenizer"))
     documents = tokenizer.encode_documents(load_pg19(gutenberg / "pg19")["train"])
-    windows = make_windows(documents, 2, 16, tokenizer.eos_id)  # --batch-size 2, 2 segments of 8 per window
-    assert results["steps"] == windows.input_ids.shape[0]  # every window once
+    windows = make_windows(documents, 16, 32, tokenizer.eos_id)
+    assert results["steps"] == windows.input_ids.shape[0] > 1  # every window once
     # the scored labels of those windows: every token and every work's closing end-of-text, less the first token
     seen = int((windows.labels != IGNORE_INDEX).sum())
     assert seen == results["train_tokens"] + len(documents) - 1
