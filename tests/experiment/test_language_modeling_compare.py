@@ -93,6 +93,7 @@ def test_the_comparison_trains_the_ceiling_on_segments_of_128_and_tests_the_ladd
     compare = LanguageModelingCompare.create()
     assert (settings["segment_length"], settings["batch_size"]) == (2 * compare.segment_length, compare.batch_size // 2)
     assert settings["recurrence_segment_length"] == compare.segment_length  # buckets in the comparison's segments
+    assert settings["epochs"] == 1  # the grid sets no epochs of its own
     checkpoint = torch.load(results["last_checkpoint"], weights_only=True)
     assert checkpoint["language_modeling_stream"]["window_shape"] == [8, 128]  # [streams, tokens] per step
 
