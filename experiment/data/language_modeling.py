@@ -348,11 +348,14 @@ class Windows:
         input_ids: [NumWindows, NumStreams, Window] int64: window w of stream s is ``input_ids[w, s]``.
         labels: [NumWindows, NumStreams, Window] int64: the next token of each input, ``IGNORE_INDEX`` on padding.
         reset: [NumWindows, NumStreams] bool: reset the row's memory before this window (a new stream or document).
+        documents: [NumWindows, NumStreams, Window] int64: the index (in the split's order) of the document each label
+            belongs to (a document's closing end-of-text token is its own), -1 on padding; None: not recorded.
     """
 
     input_ids: np.ndarray
     labels: np.ndarray
     reset: np.ndarray
+    documents: Optional[np.ndarray] = None
 
     @property
     def num_tokens(self) -> int:
@@ -367,7 +370,8 @@ class Windows:
         if self.input_ids.shape[1] % world_size:
             raise ValueError(f"{self.input_ids.shape[1]} streams cannot be split evenly over {world_size} processes")
         share = slice(rank, None, world_size)
-        return Windows(self.input_ids[:, share], self.labels[:, share], self.reset[:, share])
+        documents = None if self.documents is None else self.documents[:, share]
+        return Windows(self.input_ids[:, share], self.labels[:, share], self.reset[:, share], documents)
 
 
 def _pairs(tokens: np.ndarray, eos_id: Optional[int], prefix_eos: bool) -> tuple:
@@ -408,7 +412,7 @@ def make_windows(
         pad_id: the input id of padding (never scored, never attended to by real tokens).
 
     Returns:
-        the windows; ``reset`` is set on every stream's first window.
+        the windows, with each label's document; ``reset`` is set on every stream's first window.
     """
     if num_streams < 1 or window < 1:
         raise ValueError(f"num_streams and window must be at least 1, got {num_streams} and {window}")
@@ -417,44 +421,52 @@ def make_windows(
     if not documents or sum(len(document) for document in documents) < 2:
         raise ValueError("the split holds fewer than 2 tokens: nothing to predict")
     if document_boundaries == "carry":
-        pieces = []
-        for document in documents:
+        pieces, owners = [], []
+        for index, document in enumerate(documents):
             pieces.append(np.asarray(document, dtype=np.int64))
             if eos_id is not None:
                 pieces.append(np.asarray([eos_id], dtype=np.int64))
+            owners.append(np.full(len(document) + (eos_id is not None), index, dtype=np.int64))
         inputs, labels = _pairs(np.concatenate(pieces), eos_id, prefix_eos=False)
+        owner = np.concatenate(owners)[1:]  # the document of each label
         stream_length = math.ceil(len(inputs) / num_streams)
         num_windows = math.ceil(stream_length / window)
-        total = num_streams * stream_length
-        shape = (num_streams, stream_length)
-        inputs = _padded(inputs, total, pad_id).reshape(shape)
-        labels = _padded(labels, total, IGNORE_INDEX).reshape(shape)
         width = num_windows * window
-        inputs = np.stack([_padded(row, width, pad_id) for row in inputs])  # [S, NumWindows * W]
-        labels = np.stack([_padded(row, width, IGNORE_INDEX) for row in labels])
-        inputs = inputs.reshape(num_streams, num_windows, window).transpose(1, 0, 2)
-        labels = labels.reshape(num_streams, num_windows, window).transpose(1, 0, 2)
+
+        def cut(values: np.ndarray, fill: int) -> np.ndarray:  # [NumWindows, S, W]: equal streams, padded windows
+            rows = _padded(values, num_streams * stream_length, fill).reshape(num_streams, stream_length)
+            rows = np.stack([_padded(row, width, fill) for row in rows])  # [S, NumWindows * W]
+            return np.ascontiguousarray(rows.reshape(num_streams, num_windows, window).transpose(1, 0, 2))
+
         reset = np.zeros((num_windows, num_streams), dtype=bool)
         reset[0] = True
-        return Windows(np.ascontiguousarray(inputs), np.ascontiguousarray(labels), reset)
+        return Windows(cut(inputs, pad_id), cut(labels, IGNORE_INDEX), reset, cut(owner, -1))
 
-    streams: List[List[tuple]] = [[] for _ in range(num_streams)]  # per stream: (inputs, labels, reset) windows
+    streams: List[List[tuple]] = [[] for _ in range(num_streams)]  # per stream: (inputs, labels, reset, document)
     order = sorted(range(len(documents)), key=lambda index: -len(documents[index]))
     for index in order:
         inputs, labels = _pairs(np.asarray(documents[index], dtype=np.int64), eos_id, prefix_eos=True)
         if len(inputs) == 0:
             continue
         width = math.ceil(len(inputs) / window) * window
+        owner = _padded(np.full(len(labels), index, dtype=np.int64), width, -1)
         inputs, labels = _padded(inputs, width, pad_id), _padded(labels, width, IGNORE_INDEX)
         target = min(range(num_streams), key=lambda stream: len(streams[stream]))
         for start in range(0, width, window):
-            streams[target].append((inputs[start : start + window], labels[start : start + window], start == 0))
+            cut = slice(start, start + window)
+            streams[target].append((inputs[cut], labels[cut], start == 0, owner[cut]))
     num_windows = max(len(stream) for stream in streams)
-    empty = (np.full(window, pad_id, dtype=np.int64), np.full(window, IGNORE_INDEX, dtype=np.int64), True)
+    empty = (
+        np.full(window, pad_id, dtype=np.int64),
+        np.full(window, IGNORE_INDEX, dtype=np.int64),
+        True,
+        np.full(window, -1, dtype=np.int64),
+    )
     for stream in streams:
         stream.extend([empty] * (num_windows - len(stream)))
     input_ids = np.stack([np.stack([stream[w][0] for stream in streams]) for w in range(num_windows)])
     labels = np.stack([np.stack([stream[w][1] for stream in streams]) for w in range(num_windows)])
     reset = np.array([[stream[w][2] for stream in streams] for w in range(num_windows)], dtype=bool)
+    owners = np.stack([np.stack([stream[w][3] for stream in streams]) for w in range(num_windows)])
     reset[0] = True
-    return Windows(input_ids, labels, reset)
+    return Windows(input_ids, labels, reset, owners)

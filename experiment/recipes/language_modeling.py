@@ -7,12 +7,15 @@ batching). The comparison runs on the Shakespeare corpus. Verbs: prepare, train,
 """
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from statistics import mean, stdev
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
-from . import Model, Setting, Task, causal_models, model_table
+from . import WORKING_MEMORY_ONLY, Model, Setting, Task, causal_models, model_table
 from .engrams import EngramSettings, analyze
 from .timing import TimeSettings, model_config_of, time_models
 
@@ -63,6 +66,12 @@ class LanguageModelingTrain(TrainSettings, CorpusSettings):
 
     DEFAULTS = {"segment_length": 150, "batch_size": 8, "eval_batch_size": 8}
 
+    recurrence_segment_length: Optional[int] = option(
+        None,
+        "tokens per segment of the test's recurrence distances (None: --segment-length); models that read the same "
+        "test streams in segments of other lengths are scored on the same tokens per bucket when it is the same",
+    )
+
 
 @dataclass
 class LanguageModelingEval(EvalSettings):
@@ -79,7 +88,9 @@ class LanguageModelingEval(EvalSettings):
 
 @dataclass
 class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
-    """The comparison's corpus: Project Gutenberg's Shakespeare, prepared unless it exists."""
+    """The comparison's corpus: Project Gutenberg's Shakespeare, prepared unless it exists. Each run trains one epoch:
+    one pass over the training windows, which score every training token once (only each stream's last window is
+    padded); the recurrence buckets of every model count segments of --segment-length."""
 
     DEFAULTS = {
         "output_dir": "outputs/language_modeling",
@@ -88,12 +99,12 @@ class LanguageModelingCompare(CompareSettings, LanguageModelingTrain):
         "tokenizer": "bpe",
         "bpe_vocab_size": 4096,
         "segment_length": 64,
-        "seeds": [42, 43],
-        "max_steps": 300,
+        "max_steps": -1,
+        "epochs": 1,
         "batch_size": 16,
         "eval_batch_size": 32,
         "learning_rate": 1e-3,
-        "val_check_interval": 150,
+        "val_check_interval": 0.25,
         "limit_val_batches": 10,
     }
     HIDDEN = CompareSettings.HIDDEN + ("dataset",)
@@ -216,7 +227,11 @@ def train(settings: LanguageModelingTrain) -> Dict[str, Any]:
 
     def make_task() -> LanguageModelingTask:
         return LanguageModelingTask(
-            config.to_dict(), settings.segment_length, data_settings=data_settings, **settings.optimisation()
+            config.to_dict(),
+            settings.segment_length,
+            data_settings=data_settings,
+            recurrence_segment_length=settings.recurrence_segment_length,
+            **settings.optimisation(),
         )
 
     counts = {f"{split}_tokens": int(sum(len(document) for document in docs)) for split, docs in splits.items()}
@@ -281,22 +296,29 @@ def evaluate(settings: LanguageModelingEval) -> Dict[str, Dict[str, float]]:
 
 
 def time_training(settings: LanguageModelingTime) -> Dict[str, List[float]]:
-    """Times the models' training steps interleaved, memory carried from step to step (see ``timing``)."""
+    """Times the models' training steps interleaved, memory carried from step to step (see ``timing``); a model whose
+    comparison entry sets --segment-length, --batch-size or --segments-per-batch (the RMT, the double-segment
+    Transformer) steps on windows of that shape, as it trains in the comparison."""
     import torch
 
     from ..tasks.language_modeling import LanguageModelingTask
 
-    length = settings.segments_per_batch * settings.segment_length
-    generator = torch.Generator().manual_seed(settings.seed)
-    tokens = torch.randint(0, settings.vocab_size, (settings.batch_size, length + 1), generator=generator)
-    reset = torch.zeros(settings.batch_size, dtype=torch.bool)
-    batch = {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:], "reset": reset}
+    def batch_of(segment_length: int, segments_per_batch: int, batch_size: int) -> Dict[str, torch.Tensor]:
+        length = segments_per_batch * segment_length
+        generator = torch.Generator().manual_seed(settings.seed)
+        tokens = torch.randint(0, settings.vocab_size, (batch_size, length + 1), generator=generator)
+        reset = torch.zeros(batch_size, dtype=torch.bool)
+        return {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:], "reset": reset}
 
     def bench(model: Model):
+        shape = {name: getattr(settings, name) for name in ("segment_length", "segments_per_batch", "batch_size")}
+        shape.update({name: value for name, value in model.settings.items() if name in shape})
         config = model_config_of(model, vocab_size=settings.vocab_size)
-        return LanguageModelingTask(config.to_dict(), settings.segment_length), batch
+        return LanguageModelingTask(config.to_dict(), shape["segment_length"]), batch_of(**shape)
 
-    return time_models(TASK, settings, bench, f"{settings.batch_size} streams, windows of {length} tokens")
+    length = settings.segments_per_batch * settings.segment_length
+    heading = f"{settings.batch_size} streams, windows of {length} tokens (unless the model's entry sets its own)"
+    return time_models(TASK, settings, bench, heading)
 
 
 def grid(settings: LanguageModelingCompare) -> List[Setting]:
@@ -307,7 +329,11 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
     root = Path(settings.data_dir)
     if not (root / "enwik8" / "split.json").exists():
         prepare(GutenbergData.create(output_dir=str(root)))
-    changes: Dict[str, Any] = {"dataset": "pg19", "data_dir": str(root / "pg19"), "epochs": 1000}
+    changes: Dict[str, Any] = {
+        "dataset": "pg19",
+        "data_dir": str(root / "pg19"),
+        "recurrence_segment_length": settings.recurrence_segment_length or settings.segment_length,
+    }
     label = f"bpe{settings.bpe_vocab_size}"
     if settings.tokenizer == "bytes":
         heldout = json.loads((root / "enwik8" / "split.json").read_text())["enwik8_heldout_bytes"]
@@ -333,13 +359,134 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
     return [Setting(label, narrowed(settings, LanguageModelingTrain, **changes), notes, directory="")]
 
 
+# ---- the report: the loss by recurrence distance, paired by test work and seed ----------------------------------
+
 # the test loss by how many segments back a token last occurred (experiment.tasks.language_modeling)
 RECURRENCE_METRICS = ("loss_recur_same_segment", "loss_recur_1", "loss_recur_2_4", "loss_recur_5_16")
 RECURRENCE_METRICS += ("loss_recur_over_16", "loss_first_occurrence")
+# per test work (its index in the split) and bucket: the summed loss and the token count (the task's
+# work_metric_names); comparison.json keeps those of the first MAX_WORKS works
+MAX_WORKS = 100
+WORK_METRICS = tuple(
+    f"{kind}_{bucket.removeprefix('loss_')}_work{work}"
+    for work in range(MAX_WORKS)
+    for bucket in RECURRENCE_METRICS
+    for kind in ("loss_sum", "tokens")
+)
+WORK_METRIC = re.compile(r"^(loss_sum|tokens)_(recur_.+|first_occurrence)_work(\d+)$")
+FAR_BUCKETS = ("recur_1", "recur_2_4", "recur_5_16", "recur_over_16")
+BUCKET_TITLES = {"recur_1": "1", "recur_2_4": "2-4", "recur_5_16": "5-16", "recur_over_16": "> 16"}
+# (first, second, what the difference measures): the report's paired differences, first minus second
+PAIRS = (
+    ("memoria", "memoria:erased_at_eval", "the memory's effect: the same weights, memory erased at every segment"),
+    ("memoria", "memoria:working_memory_only", "what reminded engrams add: the same weights, nothing reminded"),
+    ("memoria", "memoria:erased_every_segment", "Memoria against itself trained without memory"),
+    ("memoria:paper_mode", "memoria", "the paper's algorithm against the reference's (memoria_mode)"),
+    ("memoria", "transformer", "Memoria against the plain Transformer"),
+    ("memoria:full_width", "transformer", "Memoria at the Transformer's feed-forward width against it"),
+    ("transformer:double_segment", "transformer", "the ceiling: what context twice as long gives"),
+)
+UNITS_NOTE = (
+    "The unit of these comparisons is the (test work, seed) pair ({works} test works here; the Gutenberg split's 3 "
+    "are too few for a standard error of their own). Pairs of one work share its text, so the interval is narrower than one over independent "
+    "works would be; the per-work columns (the mean over seeds) show whether the sign holds in every work. Buckets "
+    "count segments of the comparison's --segment-length on the same test streams for every model (the "
+    "double-segment Transformer included), so each bucket holds the same tokens in every row."
+)
+
+
+def work_losses(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[Tuple[int, int], float]]]:
+    """{model key: {bucket: {(work, seed): mean loss}}} from comparison.json's per-work rows (buckets as in
+    :data:`FAR_BUCKETS`; a (work, seed) pair without tokens in a bucket is left out)."""
+    from .compare import row_key
+
+    sums: Dict[Tuple[str, str, int, int], Dict[str, float]] = {}
+    for row in rows:
+        match = WORK_METRIC.match(row["metric"])
+        if match:
+            kind, bucket, work = match.groups()
+            sums.setdefault((row_key(row), bucket, int(work), row["seed"]), {})[kind] = row["value"]
+    table: Dict[str, Dict[str, Dict[Tuple[int, int], float]]] = {}
+    for (key, bucket, work, seed), values in sums.items():
+        if values.get("tokens", 0) > 0 and "loss_sum" in values:
+            table.setdefault(key, {}).setdefault(bucket, {})[(work, seed)] = values["loss_sum"] / values["tokens"]
+    return table
+
+
+def paired_verdict(differences: Sequence[float]) -> Tuple[float, Optional[float], str]:
+    """The mean of paired differences (first minus second), its standard error (None under 2 pairs) and the
+    reading: "level" when the mean is within 2 standard errors of 0, "lower" or "higher" (the first's loss) beyond
+    them, "" without a standard error."""
+    average = mean(differences)
+    if len(differences) < 2:
+        return average, None, ""
+    error = stdev(differences) / math.sqrt(len(differences))
+    if abs(average) <= 2 * error:
+        return average, error, "level"
+    return average, error, "lower" if average < 0 else "higher"
+
+
+def report(rows: List[Dict[str, Any]], settings: LanguageModelingCompare) -> str:
+    """The test loss (nats) on tokens whose previous occurrence lies 1, 2-4, 5-16 and more than 16 segments back: for
+    each pair of :data:`PAIRS` the comparison holds, the first's loss minus the second's, paired by test work and
+    seed, per work (the mean over seeds) and over every pair (mean ± 2 standard errors, and the reading)."""
+    from .compare import markdown_grid
+
+    losses = work_losses(rows)
+    works = sorted({work for buckets in losses.values() for pairs in buckets.values() for work, _ in pairs})
+    sections = ["### The loss by recurrence distance, paired by test work and seed (first minus second; nats)"]
+    for first, second, meaning in PAIRS:
+        if first not in losses or second not in losses:
+            continue
+        body = []
+        for bucket in FAR_BUCKETS:
+            mine, other = losses[first].get(bucket, {}), losses[second].get(bucket, {})
+            shared = sorted(set(mine) & set(other))
+            if not shared:
+                continue
+            differences = {pair: mine[pair] - other[pair] for pair in shared}
+            per_work = []
+            for work in works:
+                values = [value for (each, _), value in differences.items() if each == work]
+                per_work.append(f"{mean(values):+.4f}" if values else "-")
+            average, error, reading = paired_verdict(list(differences.values()))
+            interval = f"{average:+.4f}" if error is None else f"{average:+.4f} ± {2 * error:.4f}"
+            words = {"lower": f"{first} lower", "higher": f"{second} lower", "level": "level"}.get(
+                reading, "no verdict"
+            )
+            body.append([BUCKET_TITLES[bucket], *per_work, interval, str(len(shared)), words])
+        if body:
+            header = ["segments back", *[f"work {work}" for work in works], "mean ± 2 SE", "pairs", "reading"]
+            sections += ["", f"{first} minus {second}: {meaning}.", "", markdown_grid(header, body)]
+    if len(sections) == 1:
+        return sections[0] + "\n\nNo pair of models with per-work losses in both: no paired comparison."
+    return "\n".join([*sections, "", UNITS_NOTE.format(works=len(works))])
+
+
+MEMORIA = "memoria-gpt2-lm-small.json"
 LM_MODELS = (
+    # the ladder: nothing reminded at evaluation (same weights), the paper's algorithm (trained so)
+    Model("memoria", MEMORIA, "working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria"),
+    Model("memoria", MEMORIA, "paper_mode", {"memoria_mode": "paper"}),
     Model("memoria", "memoria-gpt2-lm-small-fullwidth.json", "full_width"),  # the baseline's FFN width
     Model("rmt", "rmt-lm-small.json", settings={"segments_per_batch": 2, "batch_size": 8}),  # BPTT over 2 segments
+    # the ceiling of what context gives: segments of 128, half the streams (the same tokens per step)
+    Model("transformer", "gpt2-lm-small.json", "double_segment", settings={"segment_length": 128, "batch_size": 8}),
 )
+DEFAULT_MODELS = [
+    "memoria",
+    "memoria:erased_every_segment",
+    "memoria:erased_at_eval",
+    "memoria:working_memory_only",
+    "memoria:paper_mode",
+    "memoria:full_width",
+    "transfo-xl",
+    "compressive",
+    "infinity-former",
+    "rmt",
+    "transformer",
+    "transformer:double_segment",
+]
 TASK = Task(
     name="language-modeling",
     summary="next-token prediction on a long corpus",
@@ -352,17 +499,18 @@ TASK = Task(
         "time": (LanguageModelingTime, time_training),
     },
     models=model_table(*causal_models("lm-small"), *LM_MODELS),  # the later entry of a key replaces the earlier
-    default_models=[model.key for model in causal_models("lm-small")] + ["memoria:full_width"],
+    default_models=DEFAULT_MODELS,
     baseline="transformer",
-    metrics=("ppl", "bits_per_token", "loss", *RECURRENCE_METRICS),
+    metrics=("ppl", "bits_per_token", "loss", *RECURRENCE_METRICS, *WORK_METRICS),
     headline=("ppl", False),
     quick=dict(
-        models=["memoria", "memoria:erased_every_segment", "transformer"],
+        models=["memoria", "memoria:erased_every_segment", "memoria:erased_at_eval", "transformer"],
         seeds=[42],
         max_steps=50,
         val_check_interval=50,
         heldout_tokens=20480,
     ),
-    identity=(*RUN_IDENTITY, *DATA_SETTINGS, "eval_batch_size"),
+    identity=(*RUN_IDENTITY, *DATA_SETTINGS, "eval_batch_size", "epochs", "recurrence_segment_length"),
     grid=grid,
+    report=report,
 )

@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import lightning as L
 import numpy as np
@@ -75,22 +75,32 @@ RECURRENCE_BUCKETS = (
 class RecurrenceTracker:
     """For each predicted token of a stream, how many segments back the same token id last occurred in its stream.
 
-    Fed the segments of B streams in order (:meth:`distances`), it keeps, per stream and token id, the index of the
-    last segment whose input held it. A stream's history starts at :meth:`reset` (of its row, or of every row).
+    Distances count segments of ``unit`` tokens laid on the stream from its first token: a label at stream position
+    i whose id last occurred as an input at position j <= i is ``i // unit - j // unit`` segments back. With
+    ``unit`` equal to the model's segment length this is the segment index; a model reading longer segments is
+    measured in the same units, so that two models reading the same streams put the same tokens in each bucket.
+
+    Fed the segments of B streams in order (:meth:`distances`), it keeps, per stream and token id, the position of its
+    last occurrence. A stream's history starts at :meth:`reset` (of its row, or of every row).
 
     Args:
         vocab_size: the token ids are in [0, vocab_size).
+        unit: tokens per counted segment.
     """
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, unit: int) -> None:
+        if unit < 1:
+            raise ValueError(f"unit must be at least 1, got {unit}")
         self.vocab_size = vocab_size
-        self.last_seen: Optional[torch.Tensor] = None  # [B, V] long: the segment index, -1 for never
-        self.segment = 0
+        self.unit = unit
+        self.last_seen: Optional[torch.Tensor] = None  # [B, V] long: the stream position, -1 for never
+        self.position = 0  # the stream position of the next segment's first token
 
     def reset(self, rows: Optional[torch.Tensor] = None) -> None:
         """Forgets every stream's history (``rows`` None) or the chosen rows' (bool mask or indices)."""
         if rows is None or self.last_seen is None:
             self.last_seen = None
+            self.position = 0
             return
         self.last_seen[rows] = -1
 
@@ -102,20 +112,68 @@ class RecurrenceTracker:
             labels: the next tokens, shaped [B, L] (negative where not scored).
 
         Returns:
-            shaped [B, L]: 0 when the label occurred earlier in this segment's input (up to its own position), d > 0
-            when it last occurred d segments back, -1 when it never occurred in the stream.
+            shaped [B, L]: d >= 0 when the label last occurred (up to its own position) d segments of ``unit`` tokens
+            back (0: in the same one), -1 when it never occurred in the stream.
         """
         batch, length = input_ids.shape
         if self.last_seen is None or self.last_seen.size(0) != batch:
             self.last_seen = torch.full((batch, self.vocab_size), -1, dtype=torch.long, device=input_ids.device)
+        positions = self.position + torch.arange(length, device=input_ids.device)  # [L]
         causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()  # [L, L]: j <= i
-        in_segment = ((labels[:, :, None] == input_ids[:, None, :]) & causal).any(dim=-1)  # [B, L]
-        last = self.last_seen.gather(1, labels.clamp(min=0))  # [B, L]
-        earlier = torch.where(last >= 0, self.segment - last, torch.full_like(last, -1))
-        distance = torch.where(in_segment, torch.zeros_like(last), earlier)
-        self.last_seen.scatter_(1, input_ids, torch.full_like(input_ids, self.segment))
-        self.segment += 1
-        return distance
+        matches = (labels[:, :, None] == input_ids[:, None, :]) & causal  # [B, L, L]
+        in_segment = torch.where(matches, positions, -1).amax(dim=-1)  # [B, L]: the latest j <= i, or -1
+        earlier = self.last_seen.gather(1, labels.clamp(min=0))  # [B, L]
+        previous = torch.where(in_segment >= 0, in_segment, earlier)
+        distance = positions // self.unit - previous.clamp(min=0) // self.unit
+        self.last_seen.scatter_reduce_(1, input_ids, positions.expand(batch, length), reduce="amax")
+        self.position += length
+        return torch.where(previous >= 0, distance, torch.full_like(distance, -1))
+
+
+def recurrence_bucket(distances: torch.Tensor) -> torch.Tensor:
+    """The index in :data:`RECURRENCE_BUCKETS` of each distance (:meth:`RecurrenceTracker.distances`), same shape."""
+    index = torch.full_like(distances, -1)
+    for bucket, (_, fewest, most) in enumerate(RECURRENCE_BUCKETS):
+        chosen = distances >= fewest if most is None else (distances >= fewest) & (distances <= most)
+        index = torch.where(chosen, bucket, index)
+    return index
+
+
+def work_metric_names(bucket: str, work: int) -> Tuple[str, str]:
+    """The test metrics of one recurrence bucket (a name of :data:`RECURRENCE_BUCKETS`) in document ``work``: its
+    summed loss (nats) and its token count, e.g. ``loss_sum_recur_5_16_work0`` and ``tokens_recur_5_16_work0``."""
+    short = bucket.removeprefix("loss_")
+    return f"loss_sum_{short}_work{work}", f"tokens_{short}_work{work}"
+
+
+class WorkBucketSums(Metric):
+    """The summed loss and token count of every (document, recurrence bucket) pair it was updated with."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # one [K, 4] float64 tensor per update: document, bucket, summed loss, tokens
+        self.add_state("rows", default=[], dist_reduce_fx="cat")
+
+    def update(self, documents: torch.Tensor, buckets: torch.Tensor, losses: torch.Tensor) -> None:
+        """Adds per-token losses, each token's document and bucket index, all shaped [NumTokens]."""
+        count = len(RECURRENCE_BUCKETS)
+        keys, inverse = torch.unique(documents * count + buckets, return_inverse=True)
+        sums = torch.zeros(len(keys), dtype=torch.float64, device=losses.device)
+        sums.index_add_(0, inverse, losses.detach().double())
+        tokens = torch.zeros_like(sums).index_add_(0, inverse, torch.ones_like(losses, dtype=torch.float64))
+        self.rows.append(torch.stack([(keys // count).double(), (keys % count).double(), sums, tokens], dim=1))
+
+    def compute(self) -> Dict[Tuple[int, int], Tuple[float, int]]:
+        """{(document, bucket index): (summed loss, tokens)}."""
+        rows = self.rows if isinstance(self.rows, torch.Tensor) else torch.cat(self.rows or [torch.zeros(0, 4)])
+        totals: Dict[Tuple[int, int], Tuple[float, int]] = {}
+        for document, bucket, loss_sum, tokens in rows.tolist():
+            key = (int(document), int(bucket))
+            previous_sum, previous_tokens = totals.get(key, (0.0, 0))
+            totals[key] = (previous_sum + loss_sum, previous_tokens + int(tokens))
+        return totals
 
 
 class LanguageModelingTask(SegmentTask):
@@ -138,6 +196,10 @@ class LanguageModelingTask(SegmentTask):
     the same segment, 1, 2-4, 5-16 or more than 16 segments back, or nowhere (:data:`RECURRENCE_BUCKETS`,
     :class:`RecurrenceTracker`): where only memory can recall a token, a memory that helps lowers the far buckets.
     A stream's history starts when its memory is reset (so with ``document_boundaries="carry"`` it spans works).
+    Distances count segments of ``recurrence_segment_length`` tokens (default: ``segment_length``) laid on the stream,
+    so models with different segment lengths that read the same test streams are scored on the same tokens per
+    bucket. The test also logs, per document of the split (its index in the split's order) and bucket, the summed
+    loss and the token count (:func:`work_metric_names`), for comparisons paired by document.
 
     Checkpoints hold the position in the training streams, every process's carried memory (the model's
     ``memory_state()``) and random generators, so training resumed in the middle of an epoch continues exactly.
@@ -147,16 +209,25 @@ class LanguageModelingTask(SegmentTask):
             with its model_type), ``segment_length`` and the optimisation settings; memory is always carried.
         data_settings: how the data was read and tokenised (dataset, data_dir, tokenizer, segments_per_batch,
             document_boundaries, ...), kept in the checkpoint so that evaluation reads it the same way.
+        recurrence_segment_length: tokens per segment of the recurrence distances; None: ``segment_length``.
     """
 
     monitor = "val/ppl"
     monitor_mode = "min"
 
-    def __init__(self, *args: Any, data_settings: Optional[Dict[str, Any]] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        data_settings: Optional[Dict[str, Any]] = None,
+        recurrence_segment_length: Optional[int] = None,
+        **options: Any,
+    ) -> None:
         options["carry_memory"] = True  # set here, also when a checkpoint's hyperparameters pass it back
         super().__init__(*args, **options)
         self._train_windows_done = 0  # windows of the current training epoch already trained on
-        self._recurrence = RecurrenceTracker(self.model.config.vocab_size)  # evaluation streams' token histories
+        unit = recurrence_segment_length or self.hparams.segment_length
+        self._recurrence = RecurrenceTracker(self.model.config.vocab_size, unit)  # evaluation streams' histories
+        self.work_buckets = WorkBucketSums()  # the test's loss per document and recurrence bucket
         segments_per_window = (data_settings or {}).get("segments_per_batch")
         if segments_per_window is not None and segments_per_window <= self.bptt_segments:
             warnings.warn(
@@ -178,6 +249,18 @@ class LanguageModelingTask(SegmentTask):
     def _reset_carried_memory(self) -> None:
         super()._reset_carried_memory()
         self._recurrence.reset()
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self.work_buckets.reset()
+
+    def on_test_epoch_end(self) -> None:
+        """Logs the summed loss and the token count of each recurrence bucket in each test document."""
+        for (work, bucket), (loss_sum, tokens) in sorted(self.work_buckets.compute().items()):
+            loss_name, tokens_name = work_metric_names(RECURRENCE_BUCKETS[bucket][0], work)
+            self.log(f"test/{loss_name}", loss_sum)
+            self.log(f"test/{tokens_name}", float(tokens))
+        self.work_buckets.reset()
 
     def reset_before_batch(self, batch: Dict[str, torch.Tensor]) -> None:
         super().reset_before_batch(batch)
@@ -275,15 +358,18 @@ class LanguageModelingTask(SegmentTask):
         metrics["bits_per_token"].update(total, tokens)
         metrics["segment_ppl"].update((total.detach() / tokens).exp())
         if distances is not None:
-            distance = distances[scored]  # [NumScored]
-            for name, fewest, most in RECURRENCE_BUCKETS:
-                chosen = distance >= fewest if most is None else (distance >= fewest) & (distance <= most)
-                metrics[name].update(losses[chosen])
+            buckets = recurrence_bucket(distances[scored])  # [NumScored]
+            for index, (name, _, _) in enumerate(RECURRENCE_BUCKETS):
+                metrics[name].update(losses[buckets == index])
+            documents = segment.tensors.get("document")
+            if split == "test" and documents is not None:
+                self.work_buckets.update(documents[scored], buckets, losses)
         return SegmentLoss(total, tokens)
 
 
 class WindowStream(IterableDataset):
-    """Yields a split's windows in order, each a batch: input_ids and labels [NumStreams, Window], reset [NumStreams].
+    """Yields a split's windows in order, each a batch: input_ids and labels [NumStreams, Window], reset [NumStreams]
+    and, when the windows record it, document [NumStreams, Window] (each label's document).
 
     :meth:`skip_windows` makes the next pass start further in (for a run resumed in the middle of an epoch).
     """
@@ -304,11 +390,14 @@ class WindowStream(IterableDataset):
     def __iter__(self) -> Iterator[Dict[str, torch.Tensor]]:
         start, self._start = self._start, 0
         for index in range(start, len(self)):
-            yield {
+            batch = {
                 "input_ids": torch.from_numpy(self.windows.input_ids[index]),
                 "labels": torch.from_numpy(self.windows.labels[index]),
                 "reset": torch.from_numpy(self.windows.reset[index]),
             }
+            if self.windows.documents is not None:
+                batch["document"] = torch.from_numpy(self.windows.documents[index])
+            yield batch
 
 
 class LanguageModelingDataModule(L.LightningDataModule):

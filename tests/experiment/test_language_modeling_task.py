@@ -393,7 +393,7 @@ def brute_force_distances(stream: np.ndarray, segment_length: int) -> np.ndarray
 def test_recurrence_distances_match_a_scan_of_each_stream_across_batches_and_resets():
     rng = np.random.default_rng(5)
     streams = rng.integers(0, 12, size=(3, 4 * 6 + 1))  # 3 streams, 6 segments of 4 tokens
-    tracker = RecurrenceTracker(vocab_size=12)
+    tracker = RecurrenceTracker(vocab_size=12, unit=4)
     got = []
     for segment in range(6):
         positions = slice(segment * 4, segment * 4 + 4)
