@@ -146,11 +146,13 @@ WORKING_MEMORY_ONLY = {"memoria_num_reminded_stm": 0, "memoria_num_reminded_ltm"
 
 
 def memoria_ladder(config: str) -> List[Model]:
-    """Memoria's ablations besides erasure, each trained so: nothing reminded (``working_memory_only``: the
-    Abstractor's working memory is the only memory read) and the paper's algorithm (``paper_mode``,
-    ``memoria_mode="paper"`` beside the default "reference")."""
+    """Memoria's ablations besides erasure: nothing reminded, the trained Memoria's weights tested so
+    (``working_memory_only``: the working memory is the only memory read) and trained so
+    (``working_memory_only_trained``), and the paper's algorithm (``paper_mode``, ``memoria_mode="paper"`` beside
+    the default "reference"; trained so)."""
     return [
-        Model("memoria", config, "working_memory_only", WORKING_MEMORY_ONLY),
+        Model("memoria", config, "working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria"),
+        Model("memoria", config, "working_memory_only_trained", WORKING_MEMORY_ONLY),
         Model("memoria", config, "paper_mode", {"memoria_mode": "paper"}),
     ]
 

@@ -15,7 +15,7 @@ from statistics import mean, stdev
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
-from . import WORKING_MEMORY_ONLY, Model, Setting, Task, causal_models, model_table
+from . import Model, Setting, Task, causal_models, memoria_ladder, model_table
 from .engrams import EngramSettings, analyze
 from .timing import TimeSettings, model_config_of, time_models
 
@@ -365,13 +365,12 @@ def grid(settings: LanguageModelingCompare) -> List[Setting]:
 RECURRENCE_METRICS = ("loss_recur_same_segment", "loss_recur_1", "loss_recur_2_4", "loss_recur_5_16")
 RECURRENCE_METRICS += ("loss_recur_over_16", "loss_first_occurrence")
 # per test work (its index in the split) and bucket: the summed loss and the token count (the task's
-# work_metric_names); comparison.json keeps those of the first MAX_WORKS works
-MAX_WORKS = 100
-WORK_METRICS = tuple(
-    f"{kind}_{bucket.removeprefix('loss_')}_work{work}"
-    for work in range(MAX_WORKS)
-    for bucket in RECURRENCE_METRICS
-    for kind in ("loss_sum", "tokens")
+# work_metric_names), every work's kept in comparison.json
+WORK_METRICS = (
+    "loss_sum_recur_*",
+    "loss_sum_first_occurrence_work*",
+    "tokens_recur_*",
+    "tokens_first_occurrence_work*",
 )
 WORK_METRIC = re.compile(r"^(loss_sum|tokens)_(recur_.+|first_occurrence)_work(\d+)$")
 FAR_BUCKETS = ("recur_1", "recur_2_4", "recur_5_16", "recur_over_16")
@@ -465,9 +464,7 @@ def report(rows: List[Dict[str, Any]], settings: LanguageModelingCompare) -> str
 
 MEMORIA = "memoria-gpt2-lm-small.json"
 LM_MODELS = (
-    # the ladder: nothing reminded at evaluation (same weights), the paper's algorithm (trained so)
-    Model("memoria", MEMORIA, "working_memory_only", WORKING_MEMORY_ONLY, evaluates="memoria"),
-    Model("memoria", MEMORIA, "paper_mode", {"memoria_mode": "paper"}),
+    *memoria_ladder(MEMORIA),  # nothing reminded (tested on Memoria's weights, or trained so), the paper's algorithm
     Model("memoria", "memoria-gpt2-lm-small-fullwidth.json", "full_width"),  # the baseline's FFN width
     Model("rmt", "rmt-lm-small.json", settings={"segments_per_batch": 2, "batch_size": 8}),  # BPTT over 2 segments
     # the ceiling of what context gives: segments of 128, half the streams (the same tokens per step)
