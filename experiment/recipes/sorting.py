@@ -255,7 +255,7 @@ TASK = Task(
     baseline="transformer",
     metrics=("accuracy", "loss"),
     headline=("accuracy", True),
-    quick=dict(sequence_lengths=[128], seeds=[42], max_steps=100, num_train=1600, num_dev=100, num_test=200),
+    quick=dict(sequence_lengths=[128], seeds=[42]),
     identity=(*RUN_IDENTITY, "data"),
     grid=grid,
 )

@@ -196,8 +196,43 @@ def test_a_padded_row_has_ended_until_reset():
         model(input_ids=x)
 
 
+def first_layer_keys(model: RMTForCausalLM, inputs: list) -> torch.Tensor:
+    """The keys the first layer's attention compares its queries with in the last of ``inputs``, after positions
+    are applied, shaped [BatchSize, Heads, Keys, HeadDim], in the core's order: [XL, null, read memory, segment,
+    write memory]."""
+    captured = []
+    attend = model.rmt.core.layers[0][0].branch.attend
+    handle = attend.register_forward_pre_hook(lambda module, args: captured.append(args[1]))
+    with torch.no_grad():
+        run(model, inputs)
+    handle.remove()
+    return captured[-1]
+
+
+def test_a_segment_tells_the_xl_memory_from_its_own_tokens():
+    # The same token at the same positions in two segments: the XL memory of the first holds keys for positions
+    # SEGMENT - (xl_mem_len - M) .. SEGMENT - 1; the second segment's own tokens there must not give the same keys.
+    model = tiny_model().eval()
+    config = model.config
+    same = torch.full((2, SEGMENT), 5)
+    keys = first_layer_keys(model, [same, same])
+    cached_tokens = config.xl_mem_len - config.num_memory_tokens
+    first_position = SEGMENT - cached_tokens
+    segment_start = config.xl_mem_len + 1 + config.num_memory_tokens
+    cached = keys[:, :, :cached_tokens]
+    own = keys[:, :, segment_start + first_position : segment_start + SEGMENT]
+    assert (cached - own).abs().amax(dim=-1).min() > 1e-3
+
+
+def test_xl_memories_need_rotary_positions():
+    with pytest.raises(StrictDataclassClassValidationError, match="rotary_pos_emb"):
+        tiny_config(abs_pos_emb=True, rotary_pos_emb=False)
+    tiny_config(abs_pos_emb=True, rotary_pos_emb=False, use_xl_memories=False)
+    tiny_config(abs_pos_emb=True, rotary_pos_emb=True)
+
+
 def test_embedding_init_std_redraws_the_token_and_position_tables():
-    library, small = tiny_model(), tiny_model(embedding_init_std=0.02)
+    library, small = tiny_model(abs_pos_emb=True), tiny_model(abs_pos_emb=True, embedding_init_std=0.02)
     assert library.rmt.core.token_emb.weight.std() > 0.5  # the library's standard normal
     for table in (small.rmt.core.token_emb, small.rmt.core.pos_emb):
         assert 0.01 < table.weight.std() < 0.03

@@ -28,8 +28,13 @@ class RMTConfig(PretrainedConfig):
         max_segment_length: the longest segment one call may take (the size of the absolute position table).
         attn_dropout: dropout on the attention weights.
         ff_dropout: dropout inside the feed-forward block.
-        rotary_pos_emb: use rotary position embeddings in attention.
-        abs_pos_emb: add learned absolute position embeddings to the tokens.
+        rotary_pos_emb: use rotary position embeddings in attention; required with ``use_xl_memories``. The core
+            places the XL keys before the segment's own (memory tokens at position 0), so a segment's tokens tell
+            the previous segment's cached keys from their own by distance.
+        abs_pos_emb: add learned absolute position embeddings to the tokens. They restart at 0 in every segment, so
+            alone they give an XL key exactly the key of the same token at the same position of the segment: the
+            first layer cannot tell what the segment holds from what the previous one held (on sorting, the RMT
+            then never learnt not to repeat a symbol it had emitted).
         num_residual_streams: hyper-connection residual streams of the library; 1 is a plain pre-norm residual.
 
     Memory fields:
@@ -74,8 +79,8 @@ class RMTConfig(PretrainedConfig):
     max_segment_length: int = 1024
     attn_dropout: float | int = 0.0
     ff_dropout: float | int = 0.0
-    rotary_pos_emb: bool = False
-    abs_pos_emb: bool = True
+    rotary_pos_emb: bool = True
+    abs_pos_emb: bool = False
     num_residual_streams: int = 1
     num_memory_tokens: int = 128
     use_xl_memories: bool = True
@@ -104,6 +109,11 @@ class RMTConfig(PretrainedConfig):
             raise ValueError(f"embedding_init_std must be positive or None, got {self.embedding_init_std}")
         if not self.abs_pos_emb and not self.rotary_pos_emb:
             raise ValueError("at least one of abs_pos_emb and rotary_pos_emb must be True: tokens need positions")
+        if self.use_xl_memories and not self.rotary_pos_emb:
+            raise ValueError(
+                "use_xl_memories needs rotary_pos_emb=True: absolute positions restart in every segment, so without "
+                "rotary positions the XL keys are those of the segment's own tokens at the same positions"
+            )
 
     @property
     def total_memory(self) -> int:
