@@ -221,6 +221,12 @@ def grid(settings: SortingCompare) -> List[Setting]:
 
 
 MEMORIA = "memoria-gpt2-sort-small.json"
+# the quick comparison's models; the full one adds Memoria trained with the paper's algorithm
+QUICK_MODELS = [
+    *[model.key for model in causal_models("sort-small")],
+    "memoria:working_memory_only",
+    "memoria:full_width",
+]
 TASK = Task(
     name="sorting",
     summary="sort symbols by frequency after reading a long sequence",
@@ -251,11 +257,11 @@ TASK = Task(
             directory="memoria-renormalised",
         ),
     ),
-    default_models=[model.key for model in causal_models("sort-small")] + ["memoria:full_width"],
+    default_models=[*QUICK_MODELS, "memoria:paper_mode"],
     baseline="transformer",
     metrics=("accuracy", "loss"),
     headline=("accuracy", True),
-    quick=dict(sequence_lengths=[128], seeds=[42]),
+    quick=dict(sequence_lengths=[128], seeds=[42], models=QUICK_MODELS),
     identity=(*RUN_IDENTITY, "data"),
     grid=grid,
 )
