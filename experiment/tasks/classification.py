@@ -37,9 +37,12 @@ class GroupCounts(Metric):
 
     def compute(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Documents and correct documents per group index, each shaped [NumGroups] (groups up to the largest seen)."""
-        if not self.groups:
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        empty = torch.zeros(0, dtype=torch.long)
+        if isinstance(self.groups, list) and not self.groups:  # nothing seen (after a sync the states are tensors)
+            return empty, empty
         groups, correct = dim_zero_cat(self.groups), dim_zero_cat(self.correct)
+        if groups.numel() == 0:
+            return empty, empty
         size = int(groups.max()) + 1
         return torch.bincount(groups, minlength=size), torch.bincount(groups, weights=correct, minlength=size).long()
 

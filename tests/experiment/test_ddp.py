@@ -100,3 +100,7 @@ def test_classification_under_ddp_spawn(tiny_setup, tmp_path, capsys):  # noqa: 
         ]
     )
     assert alone["test/accuracy"] == pytest.approx(results["test"]["accuracy"], abs=1e-6)
+    # each test document counted once in its group (here every document is its own), as in one process
+    counts = {key: value for key, value in results["test"].items() if key.startswith(("documents_", "correct_"))}
+    assert sum(value for key, value in counts.items() if key.startswith("documents_")) == 4
+    assert counts == {key: alone[f"test/{key}"] for key in counts}
