@@ -254,6 +254,15 @@ def ablation_key(name: str, ablation: str) -> str:
     return f"{name}_{ablation}" if ":" in name else f"{name}:{ablation}"
 
 
+def paired_difference(full: Dict[int, float], other: Dict[int, float]) -> Tuple[float, Optional[float]]:
+    """The mean of ``full`` minus ``other`` over the seeds both have, and its standard error (None with one seed;
+    (nan, None) with none)."""
+    seeds = sorted(set(full) & set(other))
+    if not seeds:
+        return math.nan, None
+    return _mean_se([full[seed] - other[seed] for seed in seeds])
+
+
 def memory_verdict(
     full: Dict[int, float],
     other: Dict[int, float],
@@ -271,8 +280,7 @@ def memory_verdict(
     seeds = sorted(set(full) & set(other))
     if not seeds:
         return f"{name} and {other_key} share no seed: no verdict at d = {distance}.", ""
-    differences = [full[seed] - other[seed] for seed in seeds]
-    average, error = _mean_se(differences)
+    average, error = paired_difference(full, other)
     head = f"At d = {distance}, {name} minus {other_key} (same weights): {average:+.4f}"
     if error is None:
         return f"{head} over 1 seed: no standard error, no verdict.", ""
@@ -305,7 +313,15 @@ def memory_lines(table: Dict[str, Dict[int, Dict[int, float]]], distance: int, n
         working = table[working_key].get(distance, {})
         sentence, reading = memory_verdict(full, working, distance, name, "working_memory_only")
         lines.append(sentence)
-        if erased_reading == "higher" and reading in ("level", "lower"):
+        gain, _ = paired_difference(full, table.get(erased_key, {}).get(distance, {}))
+        engram_share, error = paired_difference(full, working)
+        if erased_reading == "higher" and reading == "level" and engram_share + 2 * (error or 0.0) >= gain / 2:
+            lines.append(
+                f"Here {working_key} is level with {name} at d = {distance} only within a wide interval (the "
+                f"engrams' share could be up to {engram_share + 2 * (error or 0.0):+.4f} of the {gain:+.4f} gain): "
+                "more seeds are needed to tell relay from engrams."
+            )
+        elif erased_reading == "higher" and reading in ("level", "lower"):
             lines.append(
                 f"Here {working_key} is {'level with' if reading == 'level' else 'above'} {name} at "
                 f"d = {distance}: the gain is relay through the working memory, not long-term engrams."
@@ -371,18 +387,29 @@ def draw(table: Dict[str, Dict[int, Dict[int, float]]], chance: float, path: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for key, by_distance in table.items():
+    figure, axes = plt.subplots(figsize=(9.5, 4.8))
+    colours, markers = plt.get_cmap("tab20").colors, "os^vDP*Xhp<>d"
+    for index, (key, by_distance) in enumerate(table.items()):
         distances = sorted(by_distance)
         stats = [_mean_se(list(by_distance[d].values())) for d in distances]
         errors = [error or 0.0 for _, error in stats]
-        axes.errorbar(distances, [average for average, _ in stats], yerr=errors, marker="o", capsize=3, label=key)
+        style = dict(color=colours[(2 * index) % 20 + (index // 10) % 2], marker=markers[index % len(markers)])
+        evaluated = key.endswith(("erased_at_eval", "working_memory_only"))  # the same weights tested otherwise
+        axes.errorbar(
+            distances,
+            [average for average, _ in stats],
+            yerr=errors,
+            capsize=3,
+            linestyle="--" if evaluated else "-",
+            label=key,
+            **style,
+        )
     axes.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.3f})")
     axes.set_xlabel("distance (segments between the pair and its query)")
     axes.set_ylabel("test accuracy")
     axes.set_ylim(0, 1.02)
     axes.set_title("Recall accuracy by distance")
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
