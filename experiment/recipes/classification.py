@@ -452,7 +452,7 @@ def report(rows: List[Dict[str, Any]], settings: ClassificationCompare, referenc
             low, high, text = interval(resampled_accuracy(ours, draws) - resampled_accuracy(theirs, draws), True)
             verdict = "level" if low <= 0 <= high else (f"{reference} higher" if low > 0 else f"{key} higher")
             differences.append(
-                f"{reference} minus {key}: {point:+.3f}, 95% interval {text} ({len(shared)} seeds): {verdict}."
+                f"{reference} minus {key}: {point:+.3f}, 95% interval {text} ({len(shared)} seed{'s' if len(shared) != 1 else ''}): {verdict}."
             )
         sections.append(
             "\n".join(
