@@ -21,11 +21,14 @@ the training plays, small encoders trained from scratch. Needs ``pip install --n
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
 from . import ERASED, WORKING_MEMORY_ONLY, Model, Setting, Task, model_table
 from .timing import TimeSettings, model_config_of, time_models
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # fields a pretrained checkpoint's config.json does not dictate
 NOT_ENCODER_FIELDS = {
