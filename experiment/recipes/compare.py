@@ -16,7 +16,7 @@ import json
 import math
 from pathlib import Path
 from statistics import mean, stdev
-from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from ..settings import CompareSettings, Settings, TrainSettings
 from . import Model, Setting, Task
@@ -67,13 +67,31 @@ def test_trained_weights(
 ) -> Dict[str, Any]:
     """An entry that only tests (``model.evaluates``): the trained model's run (read back, or trained now), then its
     final weights tested under ``model``'s configuration in the entry's own directory. Always tested again, so
-    that the results follow the weights they name."""
-    trained = train_or_read_back(
-        task, run_settings(task, setting, task.models[model.evaluates], seed, output_dir), retrain
-    )
+    that the results follow the weights they name. The weights are looked for in the trained run's directory as
+    it is now (the results.json of a run whose outputs were moved still names where it was written)."""
+    trained_settings = run_settings(task, setting, task.models[model.evaluates], seed, output_dir)
+    trained = train_or_read_back(task, trained_settings, retrain)
+    checkpoint = Path(trained_settings.output_dir) / "checkpoints" / Path(trained["last_checkpoint"]).name
     settings = run_settings(task, setting, model, seed, output_dir)
-    print(f"== {settings.output_dir}: testing the weights of {trained['last_checkpoint']}", flush=True)
-    return task.verbs["train"][1](settings.replace(eval_only=trained["last_checkpoint"], overwrite=True))
+    print(f"== {settings.output_dir}: testing the weights of {checkpoint}", flush=True)
+    return task.verbs["train"][1](settings.replace(eval_only=str(checkpoint), overwrite=True))
+
+
+def mean_se(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """The mean of ``values`` and its standard error (None with one value)."""
+    return mean(values), (stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
+
+
+def paired_verdict(differences: Sequence[float]) -> Tuple[float, Optional[float], str]:
+    """The mean of paired differences (first minus second), its standard error (None under 2 pairs) and the
+    reading: "level" when the mean is within 2 standard errors of 0, "higher" or "lower" (the first) beyond them,
+    "" without a standard error."""
+    average, error = mean_se(differences)
+    if error is None:
+        return average, None, ""
+    if abs(average) <= 2 * error:
+        return average, error, "level"
+    return average, error, "higher" if average > 0 else "lower"
 
 
 def recorded(task: Task, metric: str) -> bool:

@@ -7,11 +7,10 @@ batching). The comparison runs on the Shakespeare corpus. Verbs: prepare, train,
 """
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import RUN_IDENTITY, CompareSettings, EvalSettings, Settings, TrainSettings, option
@@ -412,24 +411,11 @@ def work_losses(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[Tupl
     return table
 
 
-def paired_verdict(differences: Sequence[float]) -> Tuple[float, Optional[float], str]:
-    """The mean of paired differences (first minus second), its standard error (None under 2 pairs) and the
-    reading: "level" when the mean is within 2 standard errors of 0, "lower" or "higher" (the first's loss) beyond
-    them, "" without a standard error."""
-    average = mean(differences)
-    if len(differences) < 2:
-        return average, None, ""
-    error = stdev(differences) / math.sqrt(len(differences))
-    if abs(average) <= 2 * error:
-        return average, error, "level"
-    return average, error, "lower" if average < 0 else "higher"
-
-
 def report(rows: List[Dict[str, Any]], settings: LanguageModelingCompare) -> str:
     """The test loss (nats) on tokens whose previous occurrence lies 1, 2-4, 5-16 and more than 16 segments back: for
     each pair of :data:`PAIRS` the comparison holds, the first's loss minus the second's, paired by test work and
     seed, per work (the mean over seeds) and over every pair (mean ± 2 standard errors, and the reading)."""
-    from .compare import markdown_grid
+    from .compare import markdown_grid, paired_verdict
 
     losses = work_losses(rows)
     works = sorted({work for buckets in losses.values() for pairs in buckets.values() for work, _ in pairs})

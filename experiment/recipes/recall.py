@@ -23,12 +23,12 @@ Verbs: train, eval, compare.
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
 from . import ERASED, WORKING_MEMORY_ONLY, Model, Setting, Task, model_table
-from .compare import markdown_grid, narrowed, row_key
+from .compare import markdown_grid, mean_se, narrowed, paired_verdict, row_key
 
 if TYPE_CHECKING:
     from ..data.recall import RecallSpec
@@ -226,15 +226,10 @@ def grid(settings: RecallCompare) -> List[Setting]:
 # ---- the report: accuracy by distance, the d = 0 control, Memoria against its erased self, the figure ----------
 
 
-def _mean_se(values: Sequence[float]) -> Tuple[float, Optional[float]]:
-    """The mean and its standard error (None with one value)."""
-    return mean(values), (stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None)
-
-
 def _cell(values: Sequence[float]) -> str:
     if not values:
         return "-"
-    average, error = _mean_se(values)
+    average, error = mean_se(values)
     return f"{average:.3f}" if error is None else f"{average:.3f} ± {error:.3f}"
 
 
@@ -260,7 +255,7 @@ def paired_difference(full: Dict[int, float], other: Dict[int, float]) -> Tuple[
     seeds = sorted(set(full) & set(other))
     if not seeds:
         return math.nan, None
-    return _mean_se([full[seed] - other[seed] for seed in seeds])
+    return mean_se([full[seed] - other[seed] for seed in seeds])
 
 
 def memory_verdict(
@@ -280,16 +275,13 @@ def memory_verdict(
     seeds = sorted(set(full) & set(other))
     if not seeds:
         return f"{name} and {other_key} share no seed: no verdict at d = {distance}.", ""
-    average, error = paired_difference(full, other)
+    average, error, reading = paired_verdict([full[seed] - other[seed] for seed in seeds])
     head = f"At d = {distance}, {name} minus {other_key} (same weights): {average:+.4f}"
     if error is None:
         return f"{head} over 1 seed: no standard error, no verdict.", ""
-    if abs(average) <= 2 * error:
-        reading, words = "level", "level (within 2 standard errors)"
-    elif average > 0:
-        reading, words = "higher", f"{name} is higher"
-    else:
-        reading, words = "lower", f"{other_key} is higher"
+    words = {"level": "level (within 2 standard errors)", "higher": f"{name} is higher"}.get(
+        reading, f"{other_key} is higher"
+    )
     return f"{head} ± {2 * error:.4f} (2 SE, {len(seeds)} seeds): {words}.", reading
 
 
@@ -391,8 +383,9 @@ def draw(table: Dict[str, Dict[int, Dict[int, float]]], chance: float, path: Pat
     colours, markers = plt.get_cmap("tab20").colors, "os^vDP*Xhp<>d"
     for index, (key, by_distance) in enumerate(table.items()):
         distances = sorted(by_distance)
-        stats = [_mean_se(list(by_distance[d].values())) for d in distances]
+        stats = [mean_se(list(by_distance[d].values())) for d in distances]
         errors = [error or 0.0 for _, error in stats]
+        # tab20 pairs a dark and a light shade: the first ten lines take the dark ones, the next ten the light
         style = dict(color=colours[(2 * index) % 20 + (index // 10) % 2], marker=markers[index % len(markers)])
         evaluated = key.endswith(("erased_at_eval", "working_memory_only"))  # the same weights tested otherwise
         axes.errorbar(

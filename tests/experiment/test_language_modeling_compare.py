@@ -9,14 +9,8 @@ import pytest
 import torch
 
 from experiment.data.language_modeling import IGNORE_INDEX, load_pg19, make_windows
-from experiment.recipes.compare import run_settings
-from experiment.recipes.language_modeling import (
-    TASK,
-    LanguageModelingCompare,
-    paired_verdict,
-    report,
-    work_losses,
-)
+from experiment.recipes.compare import paired_verdict, run_settings
+from experiment.recipes.language_modeling import TASK, LanguageModelingCompare, report, work_losses
 from experiment.tasks.language_modeling import (
     RECURRENCE_BUCKETS,
     LanguageModelingDataModule,

@@ -91,6 +91,17 @@ def test_compare_writes_rows_by_distance_and_erased_at_eval_tests_memorias_check
     assert "Run with the first seed only: memoria:working_memory_only, transformer." in report
     assert (output_dir / "recall_accuracy_by_distance.png").stat().st_size > 1000
 
+    # moved elsewhere, the finished runs are read back and the entries that only test find the weights where
+    # they now are (each results.json still names the directory it was written in)
+    moved = tmp_path / "moved"
+    output_dir.rename(moved)
+    capsys.readouterr()
+    assert compare(tiny_task, settings.replace(output_dir=str(moved))) == rows
+    printed = capsys.readouterr().out
+    assert ": training" not in printed
+    assert f"testing the weights of {moved / 'memoria-seed1' / 'checkpoints' / 'final.ckpt'}" in printed
+    moved.rename(output_dir)
+
     # the eval verb with the same samples and the same override gives what the comparison recorded
     capsys.readouterr()
     value = next(
