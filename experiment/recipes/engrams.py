@@ -10,7 +10,9 @@ the model was trained with; "paper": the algorithm as the paper describes it), a
 - language modelling (``--corpus``, a corpus directory as ``train language-modeling`` reads it, e.g. PG-19's layout):
   the test split is tokenised with the run's tokenizer, joined (documents separated by the end-of-text token, as
   ``--document-boundaries carry`` reads it) and cut into consecutive episodes of ``--episode-segments`` segments;
-  a last episode that the split does not fill is left out. The score is the perplexity over the episodes.
+  a last episode that the split does not fill is left out. The score is the perplexity over the episodes;
+- recall (``analyze recall``): the run's own test samples (its data settings and seed, from results.json), one
+  episode per sample; the score is the accuracy over every query.
 
 The effects:
 
@@ -35,6 +37,7 @@ Examples:
     python -m experiment analyze sorting --model ... --sorting-data ... --images-dir images --gif   # README figures
     python -m experiment analyze language-modeling --model outputs/language_modeling/memoria-seed42/model \
         --corpus outputs/data/gutenberg/pg19 --episode-segments 16   # tokenizer and segment length: the run's
+    python -m experiment analyze recall --model outputs/recall/memoria-abstractor-seed42/model --modes reference
 
 A figure file is written only where --images-dir points; the default is --output-dir, under outputs/.
 """
@@ -72,14 +75,32 @@ class EngramSettings(Settings):
     gif: bool = option(False, "also animate the first episode as Memoria-Engrams.gif")
     gif_mode: str = option("reference", "whose first episode is animated", MODES)
     save_histories: bool = option(False, "write every history (gzip JSON, slow)")
+    untrained: bool = option(False, "read with --model's architecture freshly initialised (--seed): the control")
+
+    @property
+    def metric(self) -> str:
+        """The episodes' score: "accuracy" (of the scored tokens' argmax) or "ppl" (language modelling)."""
+        return "accuracy" if self.corpus is None else "ppl"
+
+    def episodes(self, vocab_size: int):
+        """The test episodes: input_ids and labels, int64 [NumEpisodes, Length] (a task's settings may read others)."""
+        if self.corpus is None:
+            return sorting_episodes(self)
+        return language_modeling_episodes(self, vocab_size)
+
+
+def training_settings(model_dir: Path, what: str = "settings", flag: str = "--model") -> Dict[str, Any]:
+    """Every setting of the training run, from the results.json beside the model directory."""
+    results = model_dir.parent / "results.json"
+    if not results.exists():
+        raise ValueError(f"no {results} to read the run's {what} from: pass {flag}")
+    return json.loads(results.read_text())["settings"]
 
 
 def training_setting(model_dir: Path, key: str, flag: str) -> Any:
     """The training run's setting ``key``, from the results.json beside the model directory."""
+    settings = training_settings(model_dir, key, flag)
     results = model_dir.parent / "results.json"
-    if not results.exists():
-        raise ValueError(f"no {results} to read the run's {key} from: pass {flag}")
-    settings = json.loads(results.read_text())["settings"]
     if key not in settings:
         raise ValueError(f"{results} has no setting {key!r}: pass {flag}")
     return settings[key]
@@ -91,13 +112,19 @@ def training_segment_length(model_dir: Path) -> int:
 
 
 def load_model(args, mode: Optional[str]):
-    """The trained model in eval mode; with ``mode``, Memoria runs in that mode and keeps histories."""
-    from transformers import AutoModelForCausalLM
+    """The trained model in eval mode (with --untrained, its architecture freshly initialised from --seed); with
+    ``mode``, Memoria runs in that mode and keeps histories."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from .. import models  # noqa: F401  (registers the models with the Auto classes)
 
     overrides = {} if mode is None else {"memoria_keep_history": True, "memoria_mode": mode}
-    model = AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
+    if args.untrained:
+        torch.manual_seed(args.seed)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(args.model, **overrides)).eval()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.model, **overrides).eval()
     if mode is not None:
         model.transformer.memoria.history_window = None  # an episode is analysed whole, from its first step
     return model
@@ -185,10 +212,7 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
     from ..datasets.sorting import IGNORE_INDEX
     from ..tasks.base import segment_slices
 
-    if args.corpus is None:
-        input_ids, labels = sorting_episodes(args)
-    else:
-        input_ids, labels = language_modeling_episodes(args, model.config.vocab_size)
+    input_ids, labels = args.episodes(model.config.vocab_size)
     count = input_ids.size(0)
     histories, score, total = [], 0.0, 0
     cosines: List[Any] = []  # [B] per Abstractor call
@@ -209,7 +233,7 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
                 logits = model(input_ids=input_ids[batch, positions]).logits  # [B, L, V]
                 targets = labels[batch, positions]  # [B, L]
                 scored = targets != IGNORE_INDEX
-                if args.corpus is None:
+                if args.metric == "accuracy":
                     score += int((logits.argmax(-1)[scored] == targets[scored]).sum())
                 else:
                     score += float(F.cross_entropy(logits[scored].float(), targets[scored], reduction="sum"))
@@ -220,9 +244,8 @@ def read_episodes(args, model, erase_memory: bool = False) -> Dict[str, Any]:
     if hook is not None:
         hook.remove()
     cosine = float(torch.cat(cosines).mean()) if cosines else None
-    if args.corpus is None:
-        return {"histories": histories, "accuracy": score / max(total, 1), "working_memory_cosine": cosine}
-    return {"histories": histories, "ppl": math.exp(score / max(total, 1)), "working_memory_cosine": cosine}
+    value = score / max(total, 1) if args.metric == "accuracy" else math.exp(score / max(total, 1))
+    return {"histories": histories, args.metric: value, "working_memory_cosine": cosine}
 
 
 def measure_effects(histories: List, samples: int, seed: int) -> Dict[str, Any]:
@@ -307,7 +330,7 @@ def analyze(args: EngramSettings) -> Dict[str, Any]:
         args.dataset = args.dataset or training_setting(Path(args.model), "dataset", "--dataset")
         args.tokenizer = args.tokenizer or str(Path(args.model).parent / "tokenizer")
     args.name = args.name or ("sorting" if args.corpus is None else "lm")
-    metric = "accuracy" if args.corpus is None else "ppl"
+    metric = args.metric
     output_dir = Path(args.output_dir)
     images_dir = Path(args.images_dir or output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -332,10 +355,11 @@ def analyze(args: EngramSettings) -> Dict[str, Any]:
     (output_dir / "effects.json").write_text(json.dumps(results, indent=2) + "\n")
     figures = draw(args, recorded, images_dir)
 
-    print(f"\n{episodes} episodes of {args.model}, one model; intervals are 95% bootstrap over episodes")
+    which = f"{args.model}'s architecture freshly initialised (seed {args.seed})" if args.untrained else args.model
+    print(f"\n{episodes} episodes of {which}, one model; intervals are 95% bootstrap over episodes")
     print(format_effects(summary))
     scores = ", ".join(f"{mode} mode {result[metric]:.4f}" for mode, result in summary.items())
-    what = "test target accuracy" if metric == "accuracy" else "test perplexity"
+    what = "test accuracy of the scored tokens" if metric == "accuracy" else "test perplexity"
     print(f"\n{what} while recording: {scores}; memory erased every segment {erased:.4f}")
     cosine = next(iter(summary.values()))["working_memory_cosine"]
     if cosine is not None:

@@ -17,7 +17,7 @@ working memory from segment to segment, so Memoria beating its erased self at d 
 ``working_memory_only``: where that matches full Memoria, the gain is carried by the working memory (relay), not by
 long-term engrams. ``--facts stream`` (every segment gives its own pair and asks about it, so only the latest pair
 can be relayed) is the variant that isolates the engrams; at these budgets no model learns its far queries.
-Verbs: train, eval, compare.
+Verbs: train, eval, compare, analyze (engram analysis and what the working memory carries).
 """
 
 import math
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from ..settings import CompareSettings, HardwareSettings, Settings, TrainSettings, option
 from . import ERASED, WORKING_MEMORY_ONLY, Model, Setting, Task, model_table
 from .compare import markdown_grid, mean_se, narrowed, paired_verdict, row_key
+from .engrams import EngramSettings, analyze, training_settings
 
 if TYPE_CHECKING:
     from ..data.recall import RecallSpec
@@ -123,6 +124,38 @@ class RecallCompare(CompareSettings, RecallTrain):
         "devices": "1",
         "threads": 1,
     }
+
+
+@dataclass
+class RecallEngrams(EngramSettings):
+    """The recall run's own test samples (its data settings and seed, read from the results.json beside --model)."""
+
+    HIDDEN = ("sorting_data", "corpus", "dataset", "tokenizer", "episode_segments")
+    DEFAULTS = {"name": "recall", "num_episodes": 512, "batch_size": 64}
+
+    data_seed: Optional[int] = option(None, "the data stream (None: the run's --seed, its own test set)")
+
+    def episodes(self, vocab_size: int):
+        """The first --num-episodes test samples of the run's data: input_ids and labels, int64 [NumEpisodes, L].
+
+        Raises:
+            ValueError: when the run's data settings give another vocabulary than the model's.
+        """
+        import torch
+
+        from ..data.recall import RecallDataset, RecallSpec
+
+        run = training_settings(Path(self.model), "data settings")
+        spec = RecallSpec(**{name: run[name] for name in SPEC_FIELDS}, segment_length=run["segment_length"])
+        if spec.vocab_size != vocab_size:
+            raise ValueError(
+                f"the run's data settings give {spec.vocab_size} token ids but --model {self.model} has "
+                f"{vocab_size}: pass a model trained by train recall"
+            )
+        seed = run["seed"] if self.data_seed is None else self.data_seed
+        dataset = RecallDataset(spec, "test", self.num_episodes, seed)
+        rows = [dataset[index] for index in range(len(dataset))]
+        return torch.stack([row["input_ids"] for row in rows]), torch.stack([row["labels"] for row in rows])
 
 
 def train(settings: RecallTrain) -> Dict[str, Any]:
@@ -429,7 +462,12 @@ QUICK_ONE_SEED = ["transformer", "transfo-xl"]
 TASK = Task(
     name="recall",
     summary="answer queries about key-value pairs given 0-8 segments back",
-    verbs={"train": (RecallTrain, train), "eval": (RecallEval, evaluate), "compare": (RecallCompare, None)},
+    verbs={
+        "train": (RecallTrain, train),
+        "eval": (RecallEval, evaluate),
+        "compare": (RecallCompare, None),
+        "analyze": (RecallEngrams, analyze),
+    },
     models=model_table(*MODELS),
     default_models=[model.key for model in MODELS if model.ablation != "working_memory_only_trained"],
     baseline="memoria:erased_at_eval",

@@ -1,4 +1,4 @@
-"""`analyze sorting` and `analyze language-modeling` end to end: a tiny Memoria Transformer trained for 2 steps, read in both modes."""
+"""`analyze sorting`, `analyze language-modeling` and `analyze recall` end to end on tiny Memoria Transformers."""
 
 import json
 
@@ -8,6 +8,7 @@ import torch
 from experiment.__main__ import main
 from experiment.recipes.engrams import MODES
 from memoria import HistoryManager
+from tests.experiment.tiny import TINY_RECALL
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
@@ -197,3 +198,79 @@ def test_mean_pairwise_cosine_against_every_pair_by_hand():
     torch.testing.assert_close(mean_pairwise_cosine(torch.eye(4)[None]), torch.zeros(1))
     with pytest.raises(ValueError, match="at least 2"):
         mean_pairwise_cosine(memories[:, :1])
+
+
+@pytest.fixture
+def tiny_recall_model(tiny_memoria_config, tmp_path):
+    """A tiny Memoria Transformer with an Abstractor as a recall run directory: model/ and results.json (seed 5)."""
+    from experiment.data.recall import RecallSpec
+    from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
+    from experiment.recipes.recall import RecallData
+
+    data = RecallData.create(**TINY_RECALL).to_dict()
+    spec = RecallSpec(**RecallData.create(**TINY_RECALL).spec_fields(8))
+    run = tmp_path / "recall-run"
+    torch.manual_seed(0)
+    GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=spec.vocab_size)).save_pretrained(run / "model")
+    (run / "results.json").write_text(json.dumps({"settings": {**data, "segment_length": 8, "seed": 5}}))
+    return run / "model"
+
+
+def recall_samples(model, seed, count):
+    """The first ``count`` test samples of the tiny recall data's stream ``seed``: input_ids and labels."""
+    from experiment.data.recall import RecallDataset, RecallSpec
+    from experiment.recipes.recall import RecallData
+
+    dataset = RecallDataset(RecallSpec(**RecallData.create(**TINY_RECALL).spec_fields(8)), "test", count, seed)
+    return [torch.stack([dataset[i][key] for i in range(count)]) for key in ("input_ids", "labels")]
+
+
+def test_recall_episodes_are_the_runs_own_test_samples_and_the_abstractor_is_measured(
+    tiny_recall_model, tmp_path, capsys
+):
+    from experiment.recipes.recall import RecallEngrams
+
+    settings = RecallEngrams.create(model=str(tiny_recall_model), num_episodes=3)
+    vocab_size = json.loads((tiny_recall_model / "config.json").read_text())["vocab_size"]
+    for episodes, expected in zip(settings.episodes(vocab_size), recall_samples(tiny_recall_model, 5, 3)):
+        torch.testing.assert_close(episodes, expected)  # the run's seed: its own test set
+    other = RecallEngrams.create(model=str(tiny_recall_model), num_episodes=3, data_seed=6).episodes(vocab_size)
+    torch.testing.assert_close(other[0], recall_samples(tiny_recall_model, 6, 3)[0])
+    assert not torch.equal(other[0], settings.episodes(vocab_size)[0])
+    with pytest.raises(ValueError, match="give 12 token ids but --model"):
+        settings.episodes(vocab_size + 1)
+
+    output_dir = tmp_path / "engrams"
+    main(
+        [
+            "analyze",
+            "recall",
+            f"--model={tiny_recall_model}",
+            "--num-episodes=6",
+            "--batch-size=3",
+            "--bootstrap-samples=20",
+            "--modes",
+            "reference",
+            f"--output-dir={output_dir}",
+        ]
+    )
+    results = json.loads((output_dir / "effects.json").read_text())
+    assert results["episodes"] == 6 and results["settings"]["segment_length"] == 8  # read from results.json
+    assert 0 <= results["accuracy_memory_erased"] <= 1 and 0 <= results["reference"]["accuracy"] <= 1
+    assert -1 <= results["reference"]["working_memory_cosine"] <= 1
+    out = capsys.readouterr().out
+    assert "6/6 episodes" in out and "mean pairwise cosine of the Abstractor's outputs" in out
+
+
+def test_untrained_reads_the_architecture_freshly_initialised_from_the_seed(tiny_recall_model):
+    from experiment.recipes.engrams import load_model
+    from experiment.recipes.recall import RecallEngrams
+
+    def weights(**changes):
+        model = load_model(RecallEngrams.create(model=str(tiny_recall_model), **changes), None)
+        return torch.cat([parameter.detach().flatten() for parameter in model.parameters()])
+
+    trained, fresh = weights(), weights(untrained=True, seed=1)
+    assert trained.shape == fresh.shape and not torch.equal(trained, fresh)
+    torch.testing.assert_close(weights(untrained=True, seed=1), fresh)
+    assert not torch.equal(weights(untrained=True, seed=2), fresh)
