@@ -46,7 +46,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..settings import Settings, option
 
@@ -82,7 +82,7 @@ class EngramSettings(Settings):
         """The episodes' score: "accuracy" (of the scored tokens' argmax) or "ppl" (language modelling)."""
         return "accuracy" if self.corpus is None else "ppl"
 
-    def episodes(self, vocab_size: int):
+    def episodes(self, vocab_size: int) -> Tuple[Any, Any]:
         """The test episodes: input_ids and labels, int64 [NumEpisodes, Length] (a task's settings may read others)."""
         if self.corpus is None:
             return sorting_episodes(self)

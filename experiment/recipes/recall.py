@@ -135,7 +135,7 @@ class RecallEngrams(EngramSettings):
 
     data_seed: Optional[int] = option(None, "the data stream (None: the run's --seed, its own test set)")
 
-    def episodes(self, vocab_size: int):
+    def episodes(self, vocab_size: int) -> Tuple[Any, Any]:
         """The first --num-episodes test samples of the run's data: input_ids and labels, int64 [NumEpisodes, L].
 
         Raises:
