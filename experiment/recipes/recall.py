@@ -462,12 +462,12 @@ QUICK_ONE_SEED = ["transformer", "transfo-xl"]
 TASK = Task(
     name="recall",
     summary="answer queries about key-value pairs given 0-8 segments back",
-    verbs={
-        "train": (RecallTrain, train),
-        "eval": (RecallEval, evaluate),
-        "compare": (RecallCompare, None),
-        "analyze": (RecallEngrams, analyze),
-    },
+    verbs=dict(
+        train=(RecallTrain, train),
+        eval=(RecallEval, evaluate),
+        compare=(RecallCompare, None),
+        analyze=(RecallEngrams, analyze),
+    ),
     models=model_table(*MODELS),
     default_models=[model.key for model in MODELS if model.ablation != "working_memory_only_trained"],
     baseline="memoria:erased_at_eval",
