@@ -454,9 +454,8 @@ def report(rows: List[Dict[str, Any]], settings: ClassificationCompare, referenc
             point = ours[1].sum() / ours[0].sum() - theirs[1].sum() / theirs[0].sum()
             low, high, text = interval(resampled_accuracy(ours, draws) - resampled_accuracy(theirs, draws), True)
             verdict = "level" if low <= 0 <= high else (f"{reference} higher" if low > 0 else f"{key} higher")
-            differences.append(
-                f"{reference} minus {key}: {point:+.3f}, 95% interval {text} ({len(shared)} seed{'s' if len(shared) != 1 else ''}): {verdict}."
-            )
+            seeds = f"{len(shared)} seed{'s' if len(shared) != 1 else ''}"
+            differences.append(f"{reference} minus {key}: {point:+.3f}, 95% interval {text} ({seeds}): {verdict}.")
         sections.append(
             "\n".join(
                 [

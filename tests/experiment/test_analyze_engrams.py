@@ -207,16 +207,16 @@ def tiny_recall_model(tiny_memoria_config, tmp_path):
     from experiment.models.gpt2_with_memoria import GPT2WithMemoriaLMHeadModel
     from experiment.recipes.recall import RecallData
 
-    data = RecallData.create(**TINY_RECALL).to_dict()
-    spec = RecallSpec(**RecallData.create(**TINY_RECALL).spec_fields(8))
+    data = RecallData.create(**TINY_RECALL)
+    spec = RecallSpec(**data.spec_fields(8))
     run = tmp_path / "recall-run"
     torch.manual_seed(0)
     GPT2WithMemoriaLMHeadModel(tiny_memoria_config(vocab_size=spec.vocab_size)).save_pretrained(run / "model")
-    (run / "results.json").write_text(json.dumps({"settings": {**data, "segment_length": 8, "seed": 5}}))
+    (run / "results.json").write_text(json.dumps({"settings": {**data.to_dict(), "segment_length": 8, "seed": 5}}))
     return run / "model"
 
 
-def recall_samples(model, seed, count):
+def recall_samples(seed, count):
     """The first ``count`` test samples of the tiny recall data's stream ``seed``: input_ids and labels."""
     from experiment.data.recall import RecallDataset, RecallSpec
     from experiment.recipes.recall import RecallData
@@ -232,10 +232,10 @@ def test_recall_episodes_are_the_runs_own_test_samples_and_the_abstractor_is_mea
 
     settings = RecallEngrams.create(model=str(tiny_recall_model), num_episodes=3)
     vocab_size = json.loads((tiny_recall_model / "config.json").read_text())["vocab_size"]
-    for episodes, expected in zip(settings.episodes(vocab_size), recall_samples(tiny_recall_model, 5, 3)):
+    for episodes, expected in zip(settings.episodes(vocab_size), recall_samples(5, 3)):
         torch.testing.assert_close(episodes, expected)  # the run's seed: its own test set
     other = RecallEngrams.create(model=str(tiny_recall_model), num_episodes=3, data_seed=6).episodes(vocab_size)
-    torch.testing.assert_close(other[0], recall_samples(tiny_recall_model, 6, 3)[0])
+    torch.testing.assert_close(other[0], recall_samples(6, 3)[0])
     assert not torch.equal(other[0], settings.episodes(vocab_size)[0])
     with pytest.raises(ValueError, match="give 12 token ids but --model"):
         settings.episodes(vocab_size + 1)
